@@ -1,0 +1,33 @@
+# Two commands do all set-up: `make bench` and `make test` create .venv and install the
+# project on first use (and again whenever pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test lint bench microbench faults clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[bench,test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/slotrush bench $(BENCH_ARGS)
+
+microbench: $(STAMP)
+	$(BIN)/pytest bench --benchmark-only --benchmark-json=results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

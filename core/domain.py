@@ -1,0 +1,127 @@
+"""Domain values shared by every layer. Plain frozen dataclasses: cheap to build, safe to share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Period(StrEnum):
+    AM = "am"
+    PM = "pm"
+    NIGHT = "night"
+
+
+class BookingStatus(StrEnum):
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+
+
+class Code(StrEnum):
+    """Stable error codes of API.md. Clients branch on these, never on titles."""
+
+    INVALID_REQUEST = "invalid_request"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    BLACKLISTED = "blacklisted"
+    SCHEDULE_NOT_FOUND = "schedule_not_found"
+    BOOKING_NOT_FOUND = "booking_not_found"
+    SOLD_OUT = "sold_out"
+    ALREADY_BOOKED = "already_booked"
+    DAILY_LIMIT = "daily_limit"
+    DEPARTMENT_LIMIT = "department_limit"
+    NOT_OPEN = "not_open"
+    CANCEL_WINDOW_CLOSED = "cancel_window_closed"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    RATE_LIMITED = "rate_limited"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    max_per_day: int = 2
+    max_per_department_per_day: int = 1
+    cancel_cutoff_minutes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleIn:
+    hospital_id: str
+    department_id: str
+    doctor_id: str
+    visit_date: dt.date
+    period: Period
+    capacity: int
+    fee_cents: int = 0
+    opens_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A schedule's immutable facts: safe to cache in a process for its whole life."""
+
+    id: int
+    hospital_id: str
+    department_id: str
+    doctor_id: str
+    visit_date: dt.date
+    period: Period
+    capacity: int
+    fee_cents: int
+    opens_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    id: int
+    schedule_id: int
+    patient_id: str
+    hospital_id: str
+    department_id: str
+    visit_date: dt.date
+    number: int
+    verification_code: str
+    status: BookingStatus
+    created_at: dt.datetime
+    cancelled_at: dt.datetime | None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    """One attempt to book. request_id makes the attempt idempotent inside the stores."""
+
+    schedule: Schedule
+    patient_id: str
+    request_id: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A conflict as a value: strategies return it, the core turns it into an error at the edge."""
+
+    code: Code
+
+
+BookResult = Booking | Rejected
+
+
+class ScheduleStatus(StrEnum):
+    OPEN = "open"
+    SOLD_OUT = "sold_out"
+    NOT_OPEN = "not_open"
+
+
+# When each session starts, in UTC: the cancel cutoff counts back from here.
+PERIOD_STARTS: dict[Period, dt.time] = {
+    Period.AM: dt.time(8, 0),
+    Period.PM: dt.time(13, 0),
+    Period.NIGHT: dt.time(18, 0),
+}
+
+
+def visit_starts_at(visit_date: dt.date, period: Period) -> dt.datetime:
+    return dt.datetime.combine(visit_date, PERIOD_STARTS[period], tzinfo=dt.UTC)

@@ -1,0 +1,296 @@
+"""The ledger of record in PostgreSQL: every read and write of bookings goes through here.
+
+Strategies call the connection-level helpers inside their own transactions; the core and the
+HTTP layer use the pool-level methods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from core.domain import (
+    Booking,
+    BookingRequest,
+    BookingStatus,
+    Code,
+    Period,
+    Rejected,
+    Rules,
+    Schedule,
+    ScheduleIn,
+)
+from core.queries import query as q
+from core.verification import new_verification_code
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleAudit:
+    id: int
+    capacity: int
+    booked: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.capacity - self.booked, 0)
+
+    @property
+    def oversold(self) -> bool:
+        return self.booked > self.capacity
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    schedules: list[ScheduleAudit]
+    duplicate_numbers: int
+    duplicate_patients: int
+    limit_violations: int
+
+    @property
+    def oversold(self) -> int:
+        return sum(1 for s in self.schedules if s.oversold)
+
+
+def schedule_from_row(row: asyncpg.Record | dict[str, Any]) -> Schedule:
+    return Schedule(
+        id=row["id"],
+        hospital_id=row["hospital_id"],
+        department_id=row["department_id"],
+        doctor_id=row["doctor_id"],
+        visit_date=row["visit_date"],
+        period=Period(row["period"]),
+        capacity=row["capacity"],
+        fee_cents=row["fee_cents"],
+        opens_at=row["opens_at"],
+    )
+
+
+def booking_from_row(row: asyncpg.Record | dict[str, Any]) -> Booking:
+    return Booking(
+        id=row["id"],
+        schedule_id=row["schedule_id"],
+        patient_id=row["patient_id"],
+        hospital_id=row["hospital_id"],
+        department_id=row["department_id"],
+        visit_date=row["visit_date"],
+        number=row["number"],
+        verification_code=row["verification_code"],
+        status=BookingStatus(row["status"]),
+        created_at=row["created_at"],
+        cancelled_at=row["cancelled_at"],
+        idempotency_key=row["idempotency_key"],
+    )
+
+
+# --- inside a strategy's transaction -------------------------------------------------------
+
+
+async def check_patient_day(conn: asyncpg.Connection, req: BookingRequest) -> Rejected | None:
+    """Lock the patient's day at this hospital and check every per-patient rule.
+
+    The lock makes the check and the following insert one step for this patient: two
+    concurrent bookings of one patient on different schedules cannot both pass.
+    """
+    s = req.schedule
+    await conn.execute(q("lock_patient_day"), req.patient_id, s.hospital_id, s.visit_date)
+    row = await conn.fetchrow(
+        q("patient_day_check"), req.patient_id, s.hospital_id, s.visit_date, s.department_id, s.id
+    )
+    assert row is not None
+    if row["blacklisted"]:
+        return Rejected(Code.BLACKLISTED)
+    if row["already_booked"]:
+        return Rejected(Code.ALREADY_BOOKED)
+    if row["day_count"] >= row["max_per_day"]:
+        return Rejected(Code.DAILY_LIMIT)
+    if row["dept_count"] >= row["max_per_department_per_day"]:
+        return Rejected(Code.DEPARTMENT_LIMIT)
+    return None
+
+
+async def lock_patient_day(conn: asyncpg.Connection, booking: Booking) -> None:
+    await conn.execute(
+        q("lock_patient_day"), booking.patient_id, booking.hospital_id, booking.visit_date
+    )
+
+
+async def insert_booking(
+    conn: asyncpg.Connection, req: BookingRequest, number: int
+) -> Booking | None:
+    """Write the booking holding `number`; None if a unique rule of the ledger refused it."""
+    s = req.schedule
+    row = await conn.fetchrow(
+        q("insert_booking"),
+        s.id,
+        req.patient_id,
+        s.hospital_id,
+        s.department_id,
+        s.visit_date,
+        number,
+        new_verification_code(),
+        uuid.UUID(req.request_id),
+        req.idempotency_key,
+    )
+    return booking_from_row(row) if row is not None else None
+
+
+async def insert_bookings(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    items: Sequence[tuple[BookingRequest, int]],
+    deadline: dt.datetime,
+) -> dict[str, Booking]:
+    """Write many (request, number) pairs in one statement, only before `deadline`.
+
+    Returns the written bookings by request id; a request missing from the answer was refused
+    by a unique rule of the ledger or came too late.
+    """
+    rows = [
+        (
+            req.schedule.id,
+            req.patient_id,
+            req.schedule.hospital_id,
+            req.schedule.department_id,
+            req.schedule.visit_date,
+            number,
+            new_verification_code(),
+            uuid.UUID(req.request_id),
+            req.idempotency_key,
+        )
+        for req, number in items
+    ]
+    written = await conn.fetch(q("insert_bookings"), *_columns(rows, 9), deadline)
+    return {str(r["request_id"]): booking_from_row(r) for r in written}
+
+
+async def cancel_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+    """Cancel and free the number; None if the booking was not active any more."""
+    row = await conn.fetchrow(q("cancel_booking"), booking_id)
+    return booking_from_row(row) if row is not None else None
+
+
+# --- pool-level reads and admin writes -----------------------------------------------------
+
+
+class Ledger:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create_schedules(
+        self, items: Sequence[ScheduleIn], now: dt.datetime
+    ) -> list[Schedule]:
+        hospitals = sorted({i.hospital_id for i in items})
+        departments = sorted({(i.hospital_id, i.department_id) for i in items})
+        doctors = sorted({(i.hospital_id, i.doctor_id) for i in items})
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(q("upsert_hospitals"), hospitals)
+            await conn.execute(q("upsert_departments"), *_columns(departments, 2))
+            await conn.execute(q("upsert_doctors"), *_columns(doctors, 2))
+            rows = await conn.fetch(
+                q("insert_schedules"),
+                [i.hospital_id for i in items],
+                [i.department_id for i in items],
+                [i.doctor_id for i in items],
+                [i.visit_date for i in items],
+                [i.period.value for i in items],
+                [i.capacity for i in items],
+                [i.fee_cents for i in items],
+                [i.opens_at or now for i in items],
+            )
+            schedules = [schedule_from_row(r) for r in rows]
+            await conn.execute(
+                q("insert_schedule_numbers"),
+                [s.id for s in schedules],
+                [s.capacity for s in schedules],
+            )
+        return schedules
+
+    async def get_schedule(self, schedule_id: int) -> Schedule | None:
+        row = await self.pool.fetchrow(q("get_schedule"), schedule_id)
+        return schedule_from_row(row) if row is not None else None
+
+    async def list_schedules(
+        self,
+        *,
+        hospital_id: str | None = None,
+        department_id: str | None = None,
+        doctor_id: str | None = None,
+        visit_date: dt.date | None = None,
+        limit: int = 500,
+    ) -> list[tuple[Schedule, int]]:
+        rows = await self.pool.fetch(
+            q("list_schedules"), hospital_id, department_id, doctor_id, visit_date, limit
+        )
+        return [(schedule_from_row(r), r["remaining"]) for r in rows]
+
+    async def remaining(self, schedule_id: int) -> int:
+        return int(await self.pool.fetchval(q("remaining"), schedule_id))
+
+    async def get_rules(self, hospital_id: str) -> Rules:
+        row = await self.pool.fetchrow(q("get_rules"), hospital_id)
+        return Rules(**dict(row)) if row is not None else Rules()
+
+    async def put_rules(self, hospital_id: str, rules: Rules) -> None:
+        await self.pool.execute(
+            q("put_rules"),
+            hospital_id,
+            rules.max_per_day,
+            rules.max_per_department_per_day,
+            rules.cancel_cutoff_minutes,
+        )
+
+    async def put_blacklist(self, hospital_id: str, patient_id: str, until: dt.datetime) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(q("upsert_hospitals"), [hospital_id])
+            await conn.execute(q("put_blacklist"), hospital_id, patient_id, until)
+
+    async def delete_blacklist(self, hospital_id: str, patient_id: str) -> None:
+        await self.pool.execute(q("delete_blacklist"), hospital_id, patient_id)
+
+    async def get_booking(self, booking_id: int) -> Booking | None:
+        row = await self.pool.fetchrow(q("get_booking"), booking_id)
+        return booking_from_row(row) if row is not None else None
+
+    async def booking_by_request(self, request_id: str) -> Booking | None:
+        row = await self.pool.fetchrow(q("get_booking_by_request"), uuid.UUID(request_id))
+        return booking_from_row(row) if row is not None else None
+
+    async def booking_by_idempotency_key(self, patient_id: str, key: str) -> Booking | None:
+        row = await self.pool.fetchrow(q("get_booking_by_idempotency_key"), patient_id, key)
+        return booking_from_row(row) if row is not None else None
+
+    async def patient_bookings(self, patient_id: str) -> list[Booking]:
+        return [
+            booking_from_row(r)
+            for r in await self.pool.fetch(q("list_patient_bookings"), patient_id)
+        ]
+
+    async def audit(self) -> Audit:
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            schedules = [
+                ScheduleAudit(r["id"], r["capacity"], r["booked"])
+                for r in await conn.fetch(q("audit_schedules"))
+            ]
+            dup = await conn.fetchrow(q("audit_duplicates"))
+        assert dup is not None
+        return Audit(
+            schedules=schedules,
+            duplicate_numbers=dup["duplicate_numbers"],
+            duplicate_patients=dup["duplicate_patients"],
+            limit_violations=dup["limit_violations"],
+        )
+
+
+def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    return cols

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the core. The server exports them (multiprocess-safe with workers)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+BOOKING_OUTCOMES = Counter(
+    "slotrush_booking_outcomes_total",
+    "Booking attempts that reached a strategy, by outcome code ('booked' on success).",
+    ["strategy", "code"],
+)
+BOOKING_SECONDS = Histogram(
+    "slotrush_booking_seconds",
+    "Time a strategy took to answer one booking attempt.",
+    ["strategy"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+)
+CANCELLATIONS = Counter(
+    "slotrush_cancellations_total", "Bookings cancelled, by strategy.", ["strategy"]
+)
+RECONCILER_ACTIONS = Counter(
+    "slotrush_reconciler_actions_total",
+    "What the Redis reconciler did: numbers given back, leases confirmed, slots rebuilt.",
+    ["strategy", "action"],
+)
+BUSY_RETRIES = Counter(
+    "slotrush_strategy_retries_total",
+    "Retries inside a strategy (optimistic version conflicts, Redis/ledger divergence).",
+    ["strategy", "reason"],
+)

@@ -1,0 +1,173 @@
+-- Named ledger queries shared by every strategy. Each block starts with "-- name: NAME".
+-- Strategy-specific SQL lives in its own file beside this one.
+
+-- name: upsert_hospitals
+INSERT INTO hospitals (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING;
+
+-- name: upsert_departments
+INSERT INTO departments (hospital_id, id)
+SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING;
+
+-- name: upsert_doctors
+INSERT INTO doctors (hospital_id, id)
+SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING;
+
+-- name: insert_schedules
+INSERT INTO schedules (hospital_id, department_id, doctor_id, visit_date, period, capacity,
+                       fee_cents, opens_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::int[],
+                     $7::bigint[], $8::timestamptz[])
+RETURNING id, hospital_id, department_id, doctor_id, visit_date, period, capacity, fee_cents,
+          opens_at;
+
+-- name: insert_schedule_numbers
+INSERT INTO schedule_numbers (schedule_id, number)
+SELECT s.id, n FROM unnest($1::bigint[], $2::int[]) AS s(id, capacity),
+     generate_series(1, s.capacity) AS n;
+
+-- name: get_schedule
+SELECT id, hospital_id, department_id, doctor_id, visit_date, period, capacity, fee_cents, opens_at
+FROM schedules WHERE id = $1;
+
+-- name: list_schedules
+SELECT s.id, s.hospital_id, s.department_id, s.doctor_id, s.visit_date, s.period, s.capacity,
+       s.fee_cents, s.opens_at,
+       (SELECT count(*) FROM schedule_numbers n
+         WHERE n.schedule_id = s.id AND n.booking_id IS NULL) AS remaining
+FROM schedules s
+WHERE ($1::text IS NULL OR s.hospital_id = $1)
+  AND ($2::text IS NULL OR s.department_id = $2)
+  AND ($3::text IS NULL OR s.doctor_id = $3)
+  AND ($4::date IS NULL OR s.visit_date = $4)
+ORDER BY s.id
+LIMIT $5;
+
+-- name: remaining
+SELECT count(*) FROM schedule_numbers WHERE schedule_id = $1 AND booking_id IS NULL;
+
+-- name: get_rules
+SELECT max_per_day, max_per_department_per_day, cancel_cutoff_minutes
+FROM hospitals WHERE id = $1;
+
+-- name: put_rules
+INSERT INTO hospitals (id, max_per_day, max_per_department_per_day, cancel_cutoff_minutes)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET max_per_day = EXCLUDED.max_per_day,
+    max_per_department_per_day = EXCLUDED.max_per_department_per_day,
+    cancel_cutoff_minutes = EXCLUDED.cancel_cutoff_minutes;
+
+-- name: put_blacklist
+INSERT INTO blacklist (hospital_id, patient_id, until) VALUES ($1, $2, $3)
+ON CONFLICT (hospital_id, patient_id) DO UPDATE SET until = EXCLUDED.until;
+
+-- name: delete_blacklist
+DELETE FROM blacklist WHERE hospital_id = $1 AND patient_id = $2;
+
+-- name: is_blacklisted
+SELECT EXISTS (SELECT 1 FROM blacklist
+               WHERE hospital_id = $1 AND patient_id = $2 AND until > now());
+
+-- name: lock_patient_day
+-- Serialises one patient's bookings and cancellations at one hospital on one date, so the
+-- per-day rules are checked and applied in one step. Always taken before any schedule lock.
+SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3::date::text, 0));
+
+-- name: patient_day_check
+-- The whole rule check of one booking in one round trip, under lock_patient_day.
+SELECT
+    EXISTS (SELECT 1 FROM blacklist bl WHERE bl.hospital_id = $2 AND bl.patient_id = $1
+            AND bl.until > now()) AS blacklisted,
+    EXISTS (SELECT 1 FROM bookings b WHERE b.schedule_id = $5 AND b.patient_id = $1
+            AND b.status = 'booked') AS already_booked,
+    (SELECT count(*) FROM bookings b WHERE b.patient_id = $1 AND b.hospital_id = $2
+            AND b.visit_date = $3 AND b.status = 'booked') AS day_count,
+    (SELECT count(*) FROM bookings b WHERE b.patient_id = $1 AND b.hospital_id = $2
+            AND b.visit_date = $3 AND b.department_id = $4 AND b.status = 'booked') AS dept_count,
+    coalesce(h.max_per_day, 2) AS max_per_day,
+    coalesce(h.max_per_department_per_day, 1) AS max_per_department_per_day
+FROM (SELECT 1) AS one LEFT JOIN hospitals h ON h.id = $2;
+
+-- name: insert_booking
+-- Writes one booking and marks its number held, in one statement. Returns no row when the
+-- number is held already or the (patient, schedule) or idempotency key is taken.
+WITH b AS (
+    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
+                          number, verification_code, request_id, idempotency_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), n AS (
+    UPDATE schedule_numbers n SET booking_id = b.id FROM b
+    WHERE n.schedule_id = b.schedule_id AND n.number = b.number
+)
+SELECT * FROM b;
+
+-- name: insert_bookings
+-- The batched form of insert_booking for the Redis strategies: one row per element of the
+-- arrays, written only while the taker's lease ($10) has not run out, so the reconciler can
+-- safely give back a number whose row did not appear in time.
+WITH b AS (
+    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
+                          number, verification_code, request_id, idempotency_key)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[],
+                         $6::int[], $7::text[], $8::uuid[], $9::text[]) AS r
+    WHERE clock_timestamp() < $10::timestamptz
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), n AS (
+    UPDATE schedule_numbers n SET booking_id = b.id FROM b
+    WHERE n.schedule_id = b.schedule_id AND n.number = b.number
+)
+SELECT * FROM b;
+
+-- name: get_booking
+SELECT * FROM bookings WHERE id = $1;
+
+-- name: get_booking_by_request
+SELECT * FROM bookings WHERE request_id = $1;
+
+-- name: get_booking_by_idempotency_key
+SELECT * FROM bookings WHERE patient_id = $1 AND idempotency_key = $2;
+
+-- name: list_patient_bookings
+SELECT * FROM bookings WHERE patient_id = $1 ORDER BY id DESC LIMIT 1000;
+
+-- name: lock_booking
+SELECT * FROM bookings WHERE id = $1 FOR UPDATE;
+
+-- name: cancel_booking
+-- Marks the booking cancelled and frees its number, in one statement.
+WITH b AS (
+    UPDATE bookings SET status = 'cancelled', cancelled_at = now()
+    WHERE id = $1 AND status = 'booked'
+    RETURNING *
+), n AS (
+    UPDATE schedule_numbers n SET booking_id = NULL FROM b WHERE n.booking_id = b.id
+)
+SELECT * FROM b;
+
+-- name: audit_schedules
+SELECT s.id, s.capacity,
+       count(b.id) AS booked
+FROM schedules s
+LEFT JOIN bookings b ON b.schedule_id = s.id AND b.status = 'booked'
+GROUP BY s.id
+ORDER BY s.id;
+
+-- name: audit_duplicates
+SELECT
+    (SELECT count(*) FROM (SELECT 1 FROM bookings WHERE status = 'booked'
+        GROUP BY schedule_id, number HAVING count(*) > 1) d) AS duplicate_numbers,
+    (SELECT count(*) FROM (SELECT 1 FROM bookings WHERE status = 'booked'
+        GROUP BY schedule_id, patient_id HAVING count(*) > 1) d) AS duplicate_patients,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM bookings b LEFT JOIN hospitals h ON h.id = b.hospital_id
+        WHERE b.status = 'booked'
+        GROUP BY b.patient_id, b.hospital_id, b.visit_date, h.max_per_day
+        HAVING count(*) > coalesce(h.max_per_day, 2)) d)
+    + (SELECT count(*) FROM (
+        SELECT 1 FROM bookings b LEFT JOIN hospitals h ON h.id = b.hospital_id
+        WHERE b.status = 'booked'
+        GROUP BY b.patient_id, b.hospital_id, b.visit_date, b.department_id,
+                 h.max_per_department_per_day
+        HAVING count(*) > coalesce(h.max_per_department_per_day, 1)) d) AS limit_violations;

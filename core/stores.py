@@ -1,0 +1,69 @@
+"""The two stores every strategy may use, opened and closed together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from core.db import create_pool, migrate
+from core.ledger import Ledger
+from core.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    settings: Settings
+    pg: asyncpg.Pool
+    redis: aioredis.Redis
+    ledger: Ledger
+
+    async def ping(self) -> dict[str, bool]:
+        """Which dependency answers now; used by /healthz."""
+        return {
+            "redis": await _answers(self.redis.ping()),
+            "postgres": await _answers(self.pg.fetchval("SELECT 1")),
+        }
+
+
+async def _answers(probe: object) -> bool:
+    try:
+        await probe  # type: ignore[misc]
+    except Exception:
+        return False
+    return True
+
+
+def redis_client(url: str, *, max_connections: int = 64) -> aioredis.Redis:
+    # No automatic retries: a resent take script could take a second number. Scripts that
+    # must survive a resend are idempotent by request id instead (see core/lua/).
+    return aioredis.Redis.from_url(
+        url,
+        max_connections=max_connections,
+        retry=Retry(NoBackoff(), 0),
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=0,
+    )
+
+
+@asynccontextmanager
+async def open_stores(
+    settings: Settings, *, redis_url: str, database_url: str, migrate_schema: bool = True
+) -> AsyncIterator[Stores]:
+    pool = await create_pool(
+        database_url, min_size=settings.pg_pool_min, max_size=settings.pg_pool_max
+    )
+    client = redis_client(redis_url)
+    try:
+        if migrate_schema:
+            await migrate(pool)
+        yield Stores(settings=settings, pg=pool, redis=client, ledger=Ledger(pool))
+    finally:
+        await client.aclose()
+        await pool.close()

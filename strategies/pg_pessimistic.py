@@ -1,0 +1,39 @@
+"""pg-pessimistic: lock the schedule row with SELECT … FOR UPDATE, then take a number.
+
+Simple and obviously correct; every booking of one schedule waits in line for one row lock,
+so a hot schedule runs at the speed of one transaction at a time.
+"""
+
+from __future__ import annotations
+
+from core import ledger
+from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
+from core.queries import query as q
+from strategies.base import InventoryStrategy
+
+
+class PgPessimistic(InventoryStrategy):
+    name = "pg-pessimistic"
+
+    async def _book(self, req: BookingRequest) -> BookResult:
+        async with self.stores.pg.acquire() as conn, conn.transaction():
+            # Patient lock first, schedule lock second: the order every path keeps.
+            rejected = await ledger.check_patient_day(conn, req)
+            if rejected is not None:
+                return rejected
+            await conn.execute(q("lock_schedule"), req.schedule.id)
+            number = await conn.fetchval(q("take_lowest_free"), req.schedule.id, None)
+            if number is None:
+                return Rejected(Code.SOLD_OUT)
+            booking = await ledger.insert_booking(conn, req, number)
+            # Patient and number are settled under the locks: only a reused key can refuse.
+            return booking if booking is not None else Rejected(Code.IDEMPOTENCY_CONFLICT)
+
+    async def _cancel(self, booking: Booking) -> Booking | None:
+        async with self.stores.pg.acquire() as conn, conn.transaction():
+            await ledger.lock_patient_day(conn, booking)
+            await conn.execute(q("lock_schedule"), booking.schedule_id)
+            cancelled = await ledger.cancel_booking(conn, booking.id)
+            if cancelled is not None:
+                await conn.execute(q("bump_version"), booking.schedule_id)
+            return cancelled

@@ -1,0 +1,35 @@
+"""pg-skip-locked: one row per number; FOR UPDATE SKIP LOCKED LIMIT 1 claims one.
+
+Concurrent bookings of one schedule claim different numbers instead of queueing on one row,
+so a hot schedule scales with connections until the numbers run out.
+"""
+
+from __future__ import annotations
+
+from core import ledger
+from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
+from core.queries import query as q
+from strategies.base import InventoryStrategy
+
+
+class PgSkipLocked(InventoryStrategy):
+    name = "pg-skip-locked"
+
+    async def _book(self, req: BookingRequest) -> BookResult:
+        async with self.stores.pg.acquire() as conn, conn.transaction():
+            rejected = await ledger.check_patient_day(conn, req)
+            if rejected is not None:
+                return rejected
+            number = await conn.fetchval(q("claim_free_number"), req.schedule.id)
+            if number is None:
+                # Skipped rows may be claims about to roll back: "sold out" only once they end.
+                number = await conn.fetchval(q("claim_free_number_waiting"), req.schedule.id)
+            if number is None:
+                return Rejected(Code.SOLD_OUT)
+            booking = await ledger.insert_booking(conn, req, number)
+            return booking if booking is not None else Rejected(Code.IDEMPOTENCY_CONFLICT)
+
+    async def _cancel(self, booking: Booking) -> Booking | None:
+        async with self.stores.pg.acquire() as conn, conn.transaction():
+            await ledger.lock_patient_day(conn, booking)
+            return await ledger.cancel_booking(conn, booking.id)
