@@ -26,6 +26,9 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/slotrush bench $(BENCH_ARGS)
 
+faults: $(STAMP)
+	$(BIN)/slotrush faults $(FAULTS_ARGS)
+
 microbench: $(STAMP)
 	$(BIN)/pytest bench --benchmark-only --benchmark-json=results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
 
