@@ -129,8 +129,9 @@ class BookingService:
         result = await self.strategy.book(request)
         if isinstance(result, Booking):
             return BookingOutcome(result, replayed=False)
-        if result.code is Code.IDEMPOTENCY_CONFLICT and idempotency_key is not None:
-            # A concurrent request with the same key won the race to the ledger.
+        if idempotency_key is not None:
+            # A concurrent request with the same key may have won the race to the ledger; the
+            # strategy then refused this one (already_booked, idempotency_conflict, ...).
             replay = await self._replay(patient_id, schedule_id, idempotency_key)
             if replay is not None:
                 return replay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -125,3 +126,8 @@ PERIOD_STARTS: dict[Period, dt.time] = {
 
 def visit_starts_at(visit_date: dt.date, period: Period) -> dt.datetime:
     return dt.datetime.combine(visit_date, PERIOD_STARTS[period], tzinfo=dt.UTC)
+
+
+# Hospital, department, doctor and patient ids are the hospital information system's own;
+# this is all the ledger (and every Redis key built from them) accepts. Use with fullmatch.
+ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -8,6 +8,8 @@ from strategies.base import InventoryStrategy
 from strategies.pg_optimistic import PgOptimistic
 from strategies.pg_pessimistic import PgPessimistic
 from strategies.pg_skip_locked import PgSkipLocked
+from strategies.redis_lua import RedisLua
+from strategies.redis_queue import RedisQueue
 
 STRATEGIES: dict[str, type[InventoryStrategy]] = {
     cls.name: cls
@@ -15,6 +17,8 @@ STRATEGIES: dict[str, type[InventoryStrategy]] = {
         PgPessimistic,
         PgOptimistic,
         PgSkipLocked,
+        RedisLua,
+        RedisQueue,
     )
 }
 

@@ -1,0 +1,53 @@
+"""Fixtures of the micro-benchmarks: the test suite's real servers, databases and prefixes
+(tests/conftest.py), with the stores opened on an event loop of the benchmark's own.
+
+pytest-benchmark times plain calls, so each benchmark drives its coroutine to completion on
+that loop; it cannot share pytest-asyncio's loop, which is running while a test runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from core.services import ServiceUrls
+from core.settings import Settings
+from core.stores import Stores, open_stores
+
+# The suite's fixtures, registered here by being imported (hence the noqa marks below).
+from tests.conftest import (  # noqa: F401
+    redis_prefix,
+    service_urls,
+    template_database,
+    test_database_url,
+)
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    with asyncio.Runner() as runner:
+        yield runner.get_loop()
+
+
+@pytest.fixture
+def bench_stores(
+    loop: asyncio.AbstractEventLoop,
+    service_urls: ServiceUrls,  # noqa: F811
+    test_database_url: str,  # noqa: F811
+    redis_prefix: str,  # noqa: F811
+) -> Iterator[Stores]:
+    settings = replace(Settings(), redis_prefix=redis_prefix)
+    opened = open_stores(
+        settings,
+        redis_url=service_urls.redis_url,
+        database_url=test_database_url,
+        migrate_schema=False,
+    )
+    stores = loop.run_until_complete(opened.__aenter__())
+    try:
+        yield stores
+    finally:
+        loop.run_until_complete(opened.__aexit__(None, None, None))

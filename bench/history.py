@@ -1,0 +1,192 @@
+"""The clients' side of a fault run, kept the way Jepsen keeps it.
+
+Every booking request is recorded with its outcome as the client saw it:
+- ok: a 201 with a booking;
+- failed: a definite answer that this request booked nothing (a 4xx, or a connection that
+  was refused, so nothing was sent);
+- unknown (Jepsen's :info): a timeout, a dropped connection or a 5xx. The booking may or may
+  not have been made; only a retry with the same Idempotency-Key, or the ledger, can tell.
+
+A 503 counts as unknown on purpose: a dependency can fail after the ledger row committed
+(say, while the commit's reply was on its way), so "busy" does not prove nothing was booked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import aiohttp
+import orjson
+
+# The answer a same-key retry gets while the first request is still in flight somewhere (a
+# paused worker, say): the patient does hold a booking, but the replay is not ready yet.
+IN_PROGRESS_CODES = frozenset({"already_booked"})
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One patient's wish for one booking, sent (and resent) under one Idempotency-Key."""
+
+    patient_id: str
+    schedule_id: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    intent: Intent
+    phase: str
+    started: float
+    ended: float
+    outcome: Outcome
+    # None when no HTTP answer came back.
+    status: int | None
+    # The problem's code, or the name of the exception that ended the request.
+    detail: str
+    booking_id: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Whether this answer tells the fate of its intent, ending the retries. A refused
+        connection does not: it says nothing about the attempts before it."""
+        if self.outcome is Outcome.OK:
+            return True
+        return (
+            self.outcome is Outcome.FAILED
+            and self.status is not None
+            and self.detail not in IN_PROGRESS_CODES
+        )
+
+    def overlaps(self, start: float, end: float) -> bool:
+        return self.started <= end and self.ended >= start
+
+
+class History:
+    def __init__(self) -> None:
+        self.attempts: list[Attempt] = []
+        self._last: dict[Intent, Attempt] = {}
+
+    def add(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+        self._last[attempt.intent] = attempt
+
+    def last(self, intent: Intent) -> Attempt | None:
+        return self._last.get(intent)
+
+    def of(self, intent: Intent) -> list[Attempt]:
+        return [a for a in self.attempts if a.intent == intent]
+
+    def unsettled(self, intents: Iterable[Intent]) -> list[Intent]:
+        """Intents whose last answer leaves open whether they booked."""
+        return [i for i in intents if (last := self.last(i)) is None or not last.settled]
+
+    def outcome_counts(self) -> Counter[Outcome]:
+        return Counter(a.outcome for a in self.attempts)
+
+    def booking_ids(self, intent: Intent) -> set[str]:
+        """Every booking id a 201 for this intent carried: one, if replays behave."""
+        return {a.booking_id for a in self.of(intent) if a.booking_id is not None}
+
+
+def classify(status: int, body: bytes) -> tuple[Outcome, str, str | None]:
+    """(outcome, detail, booking id) of an HTTP answer to a booking request."""
+    document = _json(body)
+    if status == 201:
+        booking = document.get("booking")
+        booking_id = booking.get("id") if isinstance(booking, dict) else None
+        if booking_id is None:
+            # Booked, but the client cannot tell which booking: as good as no answer.
+            return Outcome.UNKNOWN, "unreadable-201", None
+        return Outcome.OK, "booked", str(booking_id)
+    detail = str(document.get("code", f"http-{status}"))
+    if 400 <= status < 500:
+        return Outcome.FAILED, detail, None
+    return Outcome.UNKNOWN, detail, None
+
+
+def _json(body: bytes) -> dict[str, object]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+class BookingClient:
+    """Sends booking requests and records every one of them in a History."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: Callable[[str], str],
+        history: History,
+        *,
+        timeout: float,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.history = history
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def send(self, intent: Intent, phase: str) -> Attempt:
+        url = f"{self.base_url}/v1/schedules/{intent.schedule_id}/bookings"
+        headers = {
+            "Authorization": f"Bearer {self.token(intent.patient_id)}",
+            "Idempotency-Key": intent.key,
+        }
+        started = time.monotonic()
+        booking_id = None
+        status: int | None = None
+        try:
+            async with self.session.post(
+                url, json={}, headers=headers, timeout=self.timeout
+            ) as response:
+                status = response.status
+                body = await response.read()
+            outcome, detail, booking_id = classify(status, body)
+        except aiohttp.ClientConnectorError as exc:
+            # Refused before a byte was sent: this request certainly booked nothing.
+            outcome, detail = Outcome.FAILED, type(exc).__name__
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            outcome, detail = Outcome.UNKNOWN, type(exc).__name__
+        attempt = Attempt(
+            intent, phase, started, time.monotonic(), outcome, status, detail, booking_id
+        )
+        self.history.add(attempt)
+        return attempt
+
+    async def send_until_settled(
+        self,
+        intent: Intent,
+        phase: str,
+        *,
+        attempts: int | None,
+        deadline: float,
+        max_pause: float = 1.0,
+    ) -> Attempt:
+        """Send, and resend with the same key while the answer leaves the outcome open: up to
+        `attempts` times (None: no limit) and never after `deadline` (time.monotonic())."""
+        pause = 0.1
+        attempt = await self.send(intent, phase)
+        sent = 1
+        while not attempt.settled and (attempts is None or sent < attempts):
+            if time.monotonic() + pause > deadline:
+                break
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, max_pause)
+            attempt = await self.send(intent, phase)
+            sent += 1
+        return attempt

@@ -1,0 +1,169 @@
+"""Seeding a run: the schedules it books, the tokens its patients carry, the admin calls.
+
+Shared by the Locust scenarios and the benchmark harness. Plain blocking HTTP (urllib), so it
+works the same in a gevent-patched Locust process and in the harness before the load starts.
+Every run names its own hospital, so runs against a shared server never see each other's
+schedules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from core.tokens import issue_token
+
+# API.md accepts up to 10,000 schedules in one admin call.
+_SCHEDULES_PER_CALL = 10_000
+_PERIODS = ("am", "pm", "night")
+# Long enough for the slowest run to finish on one set of tokens.
+TOKEN_TTL_SECONDS = 6 * 3600
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def patient_token(secret: str, patient_id: str) -> str:
+    return issue_token(secret, subject=patient_id, ttl=TOKEN_TTL_SECONDS)
+
+
+def admin_token(secret: str) -> str:
+    return issue_token(secret, admin=True, ttl=TOKEN_TTL_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class SeededSchedule:
+    id: str
+    hospital_id: str
+    department_id: str
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePlan:
+    """What a run asks the server to create: `count` schedules of `capacity` numbers each.
+
+    Schedules spread over `departments` departments of one hospital on one date, so a patient
+    who books several of them meets the department and daily limits.
+    """
+
+    run_id: str
+    count: int
+    capacity: int
+    opens_at: dt.datetime
+    departments: int = 4
+    label: str = "s"
+
+    @property
+    def hospital_id(self) -> str:
+        return f"h-{self.run_id}"
+
+    def bodies(self) -> list[dict[str, Any]]:
+        visit_date = (self.opens_at + dt.timedelta(days=1)).date().isoformat()
+        return [
+            {
+                "hospital_id": self.hospital_id,
+                "department_id": f"dept-{k % self.departments}",
+                "doctor_id": f"doc-{self.label}-{k}",
+                "visit_date": visit_date,
+                "period": _PERIODS[k % len(_PERIODS)],
+                "capacity": self.capacity,
+                "opens_at": self.opens_at.isoformat().replace("+00:00", "Z"),
+            }
+            for k in range(self.count)
+        ]
+
+
+class ApiError(RuntimeError):
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} {path} answered {status}: {body[:300]}")
+        self.status = status
+
+
+class AdminClient:
+    """The few admin and owner calls a run needs, blocking, with a generous timeout."""
+
+    def __init__(self, base_url: str, secret: str, *, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.secret = secret
+        self.timeout = timeout
+        self._admin = admin_token(secret)
+
+    def create_schedules(self, plan: SchedulePlan) -> list[SeededSchedule]:
+        bodies = plan.bodies()
+        created: list[SeededSchedule] = []
+        for start in range(0, len(bodies), _SCHEDULES_PER_CALL):
+            chunk = bodies[start : start + _SCHEDULES_PER_CALL]
+            answer = self.request("POST", "/v1/admin/schedules", {"schedules": chunk})
+            created += [
+                SeededSchedule(
+                    str(s["id"]), s["hospital_id"], s["department_id"], int(s["capacity"])
+                )
+                for s in answer["schedules"]
+            ]
+        return created
+
+    def audit(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/admin/audit")
+
+    def booking(self, patient_id: str, booking_id: str) -> dict[str, Any] | None:
+        """The booking as its owner sees it; None when the server says it does not exist."""
+        try:
+            answer = self.request(
+                "GET", f"/v1/bookings/{booking_id}", token=patient_token(self.secret, patient_id)
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        booking: dict[str, Any] = answer["booking"]
+        return booking
+
+    def wait_healthy(self, deadline_seconds: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            try:
+                return self.request("GET", "/healthz", token=None)
+            except (OSError, ApiError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def request(
+        self, method: str, path: str, body: object = None, *, token: str | None = ""
+    ) -> dict[str, Any]:
+        """One JSON call; token "" means the admin token, None means no Authorization."""
+        headers = {"Accept": "application/json"}
+        bearer = self._admin if token == "" else token
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(
+            self.base_url + path, data=data, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                payload: dict[str, Any] = json.loads(answer.read() or b"{}")
+                return payload
+        except urllib.error.HTTPError as exc:
+            raise ApiError(method, path, exc.code, exc.read().decode(errors="replace")) from None
+
+
+def opening_in(seconds: float) -> dt.datetime:
+    """An opening time `seconds` from now, so a crowd that gathers first meets the opening."""
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)

@@ -1,0 +1,333 @@
+"""What a benchmark runs against: a fresh database and Redis key prefix per strategy, the
+server as a subprocess, the CPU meter, and the description of the machine and versions.
+
+Only what this module created is ever removed or stopped: its own database (dropped), the
+keys under its own prefix (deleted by SCAN, never FLUSHDB), its own server process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psutil
+import redis
+
+from bench.seed import AdminClient
+
+PACKAGES = (
+    "aiohttp",
+    "uvloop",
+    "orjson",
+    "redis",
+    "asyncpg",
+    "PyJWT",
+    "locust",
+    "hdrhistogram",
+    "psutil",
+)
+
+
+# --- per-strategy data stores --------------------------------------------------------------
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str, label: str) -> Iterator[str]:
+    """A new, empty database on the server of `server_url`, dropped afterwards."""
+    name = f"slotrush_bench_{label.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def fresh_prefix(redis_url: str, label: str) -> Iterator[str]:
+    """A Redis key prefix of our own; its keys are deleted afterwards."""
+    prefix = f"slotrush-bench-{label}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            batch = []
+            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    client.delete(*batch)
+                    batch.clear()
+            if batch:
+                client.delete(*batch)
+        finally:
+            client.close()
+
+
+# --- the server under test -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def slotrush_command() -> list[str]:
+    """The `slotrush` entry point of this interpreter's environment."""
+    script = Path(sys.executable).with_name("slotrush")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("slotrush")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from server.cli import main; main()"]
+
+
+class ServerProcess:
+    """`slotrush serve` in its own process group, so it and its workers stop together."""
+
+    def __init__(self, strategy: str, workers: int, env: dict[str, str], log: Path) -> None:
+        self.strategy = strategy
+        self.workers = workers
+        self.env = env
+        self.log_path = log
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, secret: str, timeout: float = 60.0) -> None:
+        self.port = free_port()
+        command = [
+            *slotrush_command(),
+            "serve",
+            "--strategy",
+            self.strategy,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            command,
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            AdminClient(self.url, secret, timeout=5.0).wait_healthy(timeout)
+        except Exception as exc:
+            self.stop()
+            raise RuntimeError(
+                f"slotrush serve --strategy {self.strategy} did not become healthy: {exc}\n"
+                f"{self.log_tail()}"
+            ) from exc
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def processes(self) -> list[psutil.Process]:
+        if not self.alive():
+            return []
+        assert self._proc is not None
+        return _tree(self._proc.pid)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on a loopback TCP port (the embedded or local server)."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn.pid
+    return None
+
+
+# --- CPU -----------------------------------------------------------------------------------
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of each party, sampled before and after a phase. Server and PostgreSQL
+    count their children (workers, backends); a backend that exits mid-phase takes its
+    share with it, so PostgreSQL's figure is a lower bound."""
+
+    groups: dict[str, Callable[[], list[psutil.Process]]]
+
+    @classmethod
+    def for_stack(cls, server: ServerProcess, redis_url: str, database_url: str) -> CpuMeter:
+        redis_pid = listening_pid(urlsplit(redis_url).port or 6379)
+        pg_pid = listening_pid(urlsplit(database_url).port or 5432)
+        me = psutil.Process()
+        return cls(
+            {
+                "server": server.processes,
+                "redis": lambda: _tree(redis_pid) if redis_pid else [],
+                "postgres": lambda: _tree(pg_pid) if pg_pid else [],
+                "generator": lambda: [me],
+            }
+        )
+
+    def sample(self) -> dict[str, float]:
+        found = {name: _cpu(find()) for name, find in self.groups.items()}
+        return {**found, "machine": _busy_seconds()}
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        """CPU seconds per party, plus "others": what the rest of the machine used meanwhile
+        (a benchmark on a shared machine must say how shared it was)."""
+        spent = {name: max(after[name] - before.get(name, 0.0), 0.0) for name in after}
+        machine = spent.pop("machine")
+        return {**spent, "others": max(machine - sum(spent.values()), 0.0)}
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent not idle, over every core."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+# --- what the numbers were measured on -----------------------------------------------------
+
+
+def describe_machine(redis_url: str, database_url: str) -> dict[str, Any]:
+    return {
+        "host": socket.gethostname(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu_model": _cpu_model(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "redis": _redis_version(redis_url),
+        "postgresql": _postgres_version(database_url),
+        "packages": {name: _package_version(name) for name in PACKAGES},
+        "commit": _git(["rev-parse", "HEAD"]),
+        "dirty": bool(_git(["status", "--porcelain"])),
+    }
+
+
+def _cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def _redis_version(url: str) -> str | None:
+    client = redis.Redis.from_url(url)
+    try:
+        return str(client.info("server").get("redis_version"))
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+
+
+def _postgres_version(url: str) -> str | None:
+    async def version() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            return str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(version())
+    except (OSError, asyncpg.PostgresError):
+        return None
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git(args: list[str]) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()

@@ -1,0 +1,78 @@
+"""Every Redis key slotrush uses, in one module.
+
+Keys live under `<redis_prefix>:<strategy>:`, so two strategies never read each other's state
+(one keeps free numbers in a zset, the other in a list). Inventory keys carry a hash tag
+`{<hospital_id>|<YYYY-MM-DD>}`: everything one booking touches (the schedule's free numbers,
+the patient's counters, the rules, the leases) lives in one Redis Cluster slot, so each Lua
+script stays inside one slot. Ids are `[A-Za-z0-9._-]`, so they never contain the braces or
+the `|` the tag is made of.
+
+A slot holds:
+- `slot`          hash {loaded, max_per_day, max_per_department}; present once loaded
+- `schedules`     set of the schedule ids whose free numbers are loaded
+- `free:<id>`     the free numbers of one schedule (a zset for redis-lua, a list for redis-queue)
+- `blacklist`     hash patient -> blacklisted until (epoch ms)
+- `patient:<id>`  hash of one patient's active bookings that day: `day` (count), `d:<dept>`
+                  (count per department), `s:<schedule>` (1 while booked there)
+- `leases`        zset request id -> lease deadline (epoch ms): numbers taken, ledger unwritten
+- `lease_records` hash request id -> "schedule|number|patient|department"
+- `in_flight`     hash schedule id -> leases not yet settled (sold out is certain only at 0)
+
+Two keys outside any slot help find the slots: `pending_slots` (zset slot tag -> when a
+number was last taken there, so the reconciler knows where leases may be) and
+`loaded_dates:<hospital>` (dates loaded for a hospital, for rule and blacklist changes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+def slot_tag(hospital_id: str, visit_date: dt.date) -> str:
+    """The slot's name inside the hash tag braces, also what `pending_slots` stores."""
+    return f"{hospital_id}|{visit_date.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class SlotKeys:
+    tag: str
+    slot: str
+    schedules: str
+    blacklist: str
+    leases: str
+    lease_records: str
+    in_flight: str
+    free_prefix: str
+    patient_prefix: str
+
+    def free(self, schedule_id: int | str) -> str:
+        return f"{self.free_prefix}{schedule_id}"
+
+    def patient(self, patient_id: str) -> str:
+        return self.patient_prefix + patient_id
+
+
+class KeySpace:
+    """The keys of one strategy under one prefix (settings.redis_prefix: a tenant, a test)."""
+
+    def __init__(self, prefix: str, strategy: str) -> None:
+        self.prefix = f"{prefix}:{strategy}"
+        self.pending_slots = f"{self.prefix}:pending_slots"
+
+    def slot(self, tag: str) -> SlotKeys:
+        base = f"{self.prefix}:{{{tag}}}:"
+        return SlotKeys(
+            tag=tag,
+            slot=base + "slot",
+            schedules=base + "schedules",
+            blacklist=base + "blacklist",
+            leases=base + "leases",
+            lease_records=base + "lease_records",
+            in_flight=base + "in_flight",
+            free_prefix=base + "free:",
+            patient_prefix=base + "patient:",
+        )
+
+    def loaded_dates(self, hospital_id: str) -> str:
+        return f"{self.prefix}:loaded_dates:{hospital_id}"

@@ -1,0 +1,43 @@
+-- admit.lua (redis-queue): admit one booking by popping a number token off the schedule's
+-- queue; the booking rules are checked afterwards, in the ledger transaction.
+--
+-- KEYS[1] slot           hash; absent until the slot is loaded
+-- KEYS[2] schedules      set of loaded schedule ids
+-- KEYS[3] free           list of the schedule's free numbers
+-- KEYS[4] leases         zset request id -> lease deadline (epoch ms)
+-- KEYS[5] lease_records  hash request id -> "schedule|number|patient|department"
+-- KEYS[6] in_flight      hash schedule id -> leases not yet settled
+-- ARGV[1] schedule id, ARGV[2] patient id, ARGV[3] department id, ARGV[4] request id,
+-- ARGV[5] lease deadline (epoch ms)
+--
+-- Returns the number admitted (>= 1), or a code of take.lua: 0 not loaded, -5 sold out, -6
+-- no number free but some are out on leases.
+-- Idempotent by request id: a resent call answers the number its first call took.
+local schedule = ARGV[1]
+local patient = ARGV[2]
+local department = ARGV[3]
+local request_id = ARGV[4]
+local deadline = tonumber(ARGV[5])
+
+local record = redis.call('HGET', KEYS[5], request_id)
+if record then
+    return tonumber(string.match(record, '^[^|]*|([^|]*)|'))
+end
+
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('SISMEMBER', KEYS[2], schedule) == 0 then
+    return 0
+end
+
+local number = redis.call('LPOP', KEYS[3])
+if not number then
+    if redis.call('HEXISTS', KEYS[6], schedule) == 1 then
+        return -6
+    end
+    return -5
+end
+
+redis.call('HINCRBY', KEYS[6], schedule, 1)
+redis.call('ZADD', KEYS[4], deadline, request_id)
+redis.call('HSET', KEYS[5], request_id,
+    schedule .. '|' .. number .. '|' .. patient .. '|' .. department)
+return tonumber(number)

@@ -1,0 +1,170 @@
+"""slotrush flash-crowd load tests:
+
+    locust -f loadtest/locustfile.py --host http://127.0.0.1:8080 [--scenario hot] [--crowd 5000]
+
+with SLOTRUSH_SECRET set (or --secret). Headless (`--headless`) or with the web UI, local or
+distributed (`--master` / `--worker`). At test start the master seeds the run's schedules
+through the admin API, opening a moment later so the crowd meets the opening; at test stop it
+gathers every worker's tally and checks the invariants against `GET /v1/admin/audit`. A
+violation prints the verdict and makes Locust exit with status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from bench.seed import AdminClient, SchedulePlan, new_run_id, opening_in
+from loadtest.invariants import Verdict, check
+from loadtest.shapes import SHAPES, ScenarioShape
+from loadtest.tally import Tally
+from loadtest.users import Crowd, Patient, crowd_of
+
+__all__ = ["Patient", "ScenarioShape"]
+
+log = logging.getLogger("slotrush.loadtest")
+
+PLAN_MESSAGE = "slotrush_plan"
+TALLY_REQUEST = "slotrush_tally_request"
+TALLY_MESSAGE = "slotrush_tally"
+TALLY_WAIT_SECONDS = 60.0
+
+# What the master has heard from its workers in the current test: their tallies by id.
+_worker_tallies: dict[str, Tally] = {}
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument(
+        "--scenario",
+        choices=sorted(SHAPES),
+        default="flash",
+        help="slotrush: flash, hot (90%% on one schedule), churn, sustained, smoke",
+    )
+    parser.add_argument("--crowd", type=int, default=1000, help="slotrush: patients at the peak")
+    parser.add_argument("--schedules", type=int, default=10, help="slotrush: schedules to seed")
+    parser.add_argument("--capacity", type=int, default=100, help="slotrush: numbers per schedule")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("SLOTRUSH_SECRET", ""),
+        is_secret=True,
+        help="slotrush: the server's SLOTRUSH_SECRET (default: from the env)",
+    )
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(PLAN_MESSAGE, _adopt_plan)
+        runner.register_message(TALLY_REQUEST, _send_tally)
+    elif isinstance(runner, MasterRunner):
+        runner.register_message(TALLY_MESSAGE, _receive_tally)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    crowd = crowd_of(environment)
+    crowd.tally = Tally()
+    if isinstance(environment.runner, WorkerRunner):
+        return  # the plan comes from the master
+    _worker_tallies.clear()
+    _seed(environment, crowd)
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.send_message(PLAN_MESSAGE, crowd.plan())
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return  # the master asks for the tally when it is ready to check
+    crowd = crowd_of(environment)
+    if not crowd.ready:
+        return
+    tally, complete = crowd.tally, True
+    if isinstance(environment.runner, MasterRunner):
+        tally, complete = _gather_worker_tallies(environment.runner)
+    verdict = _check(environment, crowd, tally)
+    print(verdict.report(), flush=True)
+    if not verdict.ok or not complete:
+        environment.process_exit_code = 1
+
+
+def _seed(environment: Environment, crowd: Crowd) -> None:
+    options = environment.parsed_options
+    if not crowd.secret or environment.host is None:
+        raise RuntimeError("slotrush load tests need --host and SLOTRUSH_SECRET (or --secret)")
+    shape = SHAPES[options.scenario]
+    plan = SchedulePlan(
+        new_run_id(), options.schedules, options.capacity, opening_in(shape.opens_after)
+    )
+    seeded = AdminClient(environment.host, crowd.secret).create_schedules(plan)
+    crowd.adopt(
+        {
+            "scenario": options.scenario,
+            "schedules": [[s.id, s.department_id] for s in seeded],
+            "opens_at": plan.opens_at.timestamp(),
+            "arrival_window": shape.arrival_window,
+        }
+    )
+    crowd.verdict = None
+    log.info(
+        "seeded %d schedules of %d numbers, opening in %.1fs",
+        len(seeded),
+        options.capacity,
+        plan.opens_at.timestamp() - time.time(),
+    )
+
+
+def _check(environment: Environment, crowd: Crowd, tally: Tally) -> Verdict:
+    assert environment.host is not None
+    verdict = check(AdminClient(environment.host, crowd.secret), tally)
+    crowd.verdict = verdict
+    return verdict
+
+
+# --- distributed: plans down, tallies up ---------------------------------------------------
+
+
+def _adopt_plan(environment: Environment, msg: Any, **_: Any) -> None:
+    crowd_of(environment).adopt(msg.data)
+
+
+def _send_tally(environment: Environment, msg: Any, **_: Any) -> None:
+    # Users still running would keep booking after the tally left: stop them first.
+    environment.runner.stop()
+    environment.runner.send_message(
+        TALLY_MESSAGE,
+        {
+            "worker": environment.runner.client_id,
+            "tally": crowd_of(environment).tally.to_dict(),
+        },
+    )
+
+
+def _receive_tally(environment: Environment, msg: Any, **_: Any) -> None:
+    _worker_tallies[msg.data["worker"]] = Tally.from_dict(msg.data["tally"])
+
+
+def _gather_worker_tallies(runner: MasterRunner) -> tuple[Tally, bool]:
+    """Every worker's tally, merged; False when a worker never sent one (the check is then
+    incomplete, and the run fails rather than pass on part of the evidence)."""
+    workers = {client.id for client in runner.clients.values()}
+    runner.send_message(TALLY_REQUEST)
+    deadline = time.monotonic() + TALLY_WAIT_SECONDS
+    while not workers <= set(_worker_tallies) and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    missing = workers - set(_worker_tallies)
+    if missing:
+        log.error("no tally from workers %s: the check misses their requests", sorted(missing))
+    merged = Tally()
+    for tally in _worker_tallies.values():
+        merged.merge(tally)
+    return merged, not missing

@@ -1,0 +1,1 @@
+"""The HTTP server of slotrush: aiohttp on uvloop, the contract of API.md."""

@@ -1,0 +1,102 @@
+"""The application factory: settings in, a ready-to-run aiohttp Application out.
+
+Nothing here does I/O: stores, the strategy and the booking service are opened in one
+cleanup context each, in that order, when the application starts, and closed in reverse
+when it stops (after in-flight requests have finished).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from aiohttp import web
+
+from core.booking import BookingService
+from core.settings import Settings
+from core.stores import open_stores
+from core.tokens import TokenVerifier
+from server.appkeys import (
+    ADDRESS_LIMIT,
+    METRICS_REGISTRY,
+    OPENAPI_JSON,
+    PATIENT_LIMIT,
+    SERVICE,
+    SETTINGS,
+    SOLD_OUT,
+    STORES,
+    STRATEGY,
+    STRATEGY_CLASS,
+    VERIFIER,
+)
+from server.encoding import dumps
+from server.fastpath import SoldOutMemory
+from server.metrics import HttpMetrics, exposition_registry
+from server.middlewares import problems_and_metrics
+from server.openapi import build_document
+from server.ratelimit import RateLimit
+from server.routes import ROUTES
+from server.validation import MAX_BODY_BYTES
+from strategies import strategy_class
+from strategies.base import InventoryStrategy
+
+
+def create_app(
+    settings: Settings, *, strategy: type[InventoryStrategy] | None = None
+) -> web.Application:
+    """An application serving API.md. `settings` must name both stores and the secret;
+    `strategy` defaults to `settings.strategy` looked up in the registry."""
+    if settings.redis_url is None or settings.database_url is None:
+        raise ValueError("create_app needs redis_url and database_url (see core.services)")
+    if settings.secret is None:
+        raise ValueError("create_app needs the token secret (SLOTRUSH_SECRET)")
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[problems_and_metrics(HttpMetrics(), retry_after=settings.busy_retry_after)],
+    )
+    app[SETTINGS] = settings
+    app[STRATEGY_CLASS] = strategy or strategy_class(settings.strategy)
+    app[VERIFIER] = TokenVerifier(settings.secret)
+    app[SOLD_OUT] = SoldOutMemory(settings.sold_out_ttl)
+    app[PATIENT_LIMIT] = RateLimit.parse(settings.rate_limit_patient)
+    app[ADDRESS_LIMIT] = RateLimit.parse(settings.rate_limit_address)
+    app[METRICS_REGISTRY] = exposition_registry()
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+    app[OPENAPI_JSON] = dumps(build_document(served_routes(app)))
+    app.cleanup_ctx.extend([_stores, _strategy, _service])
+    return app
+
+
+def served_routes(app: web.Application) -> Iterator[tuple[str, str, str]]:
+    """(method, path template, name) of every route the router serves."""
+    for route in app.router.routes():
+        assert route.resource is not None and route.name is not None
+        yield route.method, route.resource.canonical, route.name
+
+
+async def _stores(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.redis_url is not None and settings.database_url is not None
+    async with open_stores(
+        settings,
+        redis_url=settings.redis_url,
+        database_url=settings.database_url,
+        migrate_schema=True,
+    ) as stores:
+        app[STORES] = stores
+        yield
+
+
+async def _strategy(app: web.Application) -> AsyncIterator[None]:
+    strategy = app[STRATEGY_CLASS](app[STORES])
+    await strategy.start()
+    app[STRATEGY] = strategy
+    try:
+        yield
+    finally:
+        await strategy.close()
+
+
+async def _service(app: web.Application) -> AsyncIterator[None]:
+    app[SERVICE] = BookingService(app[STRATEGY], app[STORES].ledger)
+    yield

@@ -1,0 +1,26 @@
+"""Typed keys of the application's state, shared by the app factory and the handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from core.booking import BookingService
+from core.settings import Settings
+from core.stores import Stores
+from core.tokens import TokenVerifier
+from server.fastpath import SoldOutMemory
+from server.ratelimit import RateLimit
+from strategies.base import InventoryStrategy
+
+SETTINGS = web.AppKey("settings", Settings)
+STRATEGY_CLASS: web.AppKey[type[InventoryStrategy]] = web.AppKey("strategy_class")
+STORES = web.AppKey("stores", Stores)
+STRATEGY = web.AppKey("strategy", InventoryStrategy)
+SERVICE = web.AppKey("service", BookingService)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
+PATIENT_LIMIT: web.AppKey[RateLimit | None] = web.AppKey("patient_limit")
+ADDRESS_LIMIT: web.AppKey[RateLimit | None] = web.AppKey("address_limit")
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+OPENAPI_JSON = web.AppKey("openapi_json", bytes)

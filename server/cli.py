@@ -1,0 +1,232 @@
+"""The `slotrush` command: serve, token, services, and the bench and faults harnesses.
+
+Each subcommand imports what it needs when it runs, so `slotrush token` is quick and the
+harnesses (bench.harness, bench.faults) are only needed by the commands that run them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from types import FrameType
+
+from core.settings import Settings
+
+# Subcommands whose arguments and behaviour belong to another module:
+# add_arguments(parser) -> None and run(args) -> int.
+_DELEGATED = {"bench": "bench.harness", "faults": "bench.faults"}
+_SECRET_ENV = "SLOTRUSH_SECRET"
+
+
+class CliError(Exception):
+    """A mistake of the caller's: printed as one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    try:
+        if args.command in _DELEGATED:
+            return _delegate(args.command, rest)
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        command: Callable[[argparse.Namespace], int] = args.run
+        return command(args)
+    except CliError as exc:
+        print(f"slotrush: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slotrush", description="Booking core for hospital appointment flash crowds."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument(
+        "--strategy",
+        default=os.environ.get("SLOTRUSH_STRATEGY", Settings.strategy),
+        help="a registered strategy name, or module:Class (default: %(default)s)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    serve.add_argument(
+        "--port", type=_port, default=8080, help="0 picks a free one (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--workers", type=_positive, default=1, help="processes (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help=f"generate and print {_SECRET_ENV} if it is not set (never in production)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request as JSON")
+    serve.set_defaults(run=_serve)
+
+    token = commands.add_parser("token", help=f"print a JWT signed with {_SECRET_ENV}")
+    token.add_argument("patient_id", nargs="?", metavar="PATIENT_ID")
+    token.add_argument("--admin", action="store_true", help="an admin token")
+    token.add_argument(
+        "--ttl",
+        type=_positive,
+        default=3600,
+        help="seconds until it expires (default: %(default)s)",
+    )
+    token.set_defaults(run=_token)
+
+    services = commands.add_parser(
+        "services", help="start embedded Redis and PostgreSQL, print their URLs, wait"
+    )
+    services.set_defaults(run=_services)
+
+    for name, module in _DELEGATED.items():
+        # add_help=False: `slotrush bench --help` is the harness's own help.
+        commands.add_parser(name, help=f"run {module} (see slotrush {name} --help)", add_help=False)
+    return parser
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not in 0..65535")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from core.services import running_services
+    from core.tokens import check_secret
+    from server.ratelimit import RateLimit
+    from server.runner import ServeOptions, serve
+    from strategies import strategy_class
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(strategy=args.strategy)
+    try:
+        strategy_class(settings.strategy)
+        RateLimit.parse(settings.rate_limit_patient)
+        RateLimit.parse(settings.rate_limit_address)
+    except (ValueError, ImportError) as exc:
+        raise CliError(str(exc)) from None
+    secret = settings.secret
+    if secret is None:
+        if not args.dev:
+            raise CliError(f"{_SECRET_ENV} is not set: export one of 32+ bytes, or use --dev")
+        secret = secrets.token_urlsafe(32)
+        print(f"{_SECRET_ENV}={secret}", flush=True)
+    try:
+        check_secret(secret)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    options = ServeOptions(
+        host=args.host, port=args.port, workers=args.workers, access_log=args.access_log
+    )
+    with running_services(settings.redis_url, settings.database_url) as urls:
+        settings = replace(
+            settings, secret=secret, redis_url=urls.redis_url, database_url=urls.database_url
+        )
+        return serve(settings, options)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as exc:
+        raise CliError(f"bad setting in the environment: {exc}") from None
+
+
+# --- token --------------------------------------------------------------------------------
+
+
+def _token(args: argparse.Namespace) -> int:
+    from core.tokens import issue_token
+
+    if args.patient_id is None and not args.admin:
+        raise CliError("give a PATIENT_ID, or --admin for an admin token")
+    secret = os.environ.get(_SECRET_ENV)
+    if not secret:
+        raise CliError(f"{_SECRET_ENV} is not set")
+    try:
+        token = issue_token(secret, subject=args.patient_id, admin=args.admin, ttl=args.ttl)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(token)
+    return 0
+
+
+# --- services -----------------------------------------------------------------------------
+
+
+def _services(args: argparse.Namespace) -> int:
+    from core.services import running_services
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings()
+    with (
+        _until_signalled() as stopped,
+        running_services(settings.redis_url, settings.database_url) as urls,
+    ):
+        print(f"REDIS_URL={urls.redis_url}")
+        print(f"DATABASE_URL={urls.database_url}", flush=True)
+        stopped.wait()
+    return 0
+
+
+@contextmanager
+def _until_signalled() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT while inside; the handlers before are restored."""
+    stopped = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    for sig in signals:
+        signal.signal(sig, on_signal)
+    try:
+        yield stopped
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --- bench and faults ---------------------------------------------------------------------
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    module_name = _DELEGATED[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the harness itself missing is the caller's problem; a missing import inside
+        # it is a bug and keeps its traceback.
+        if exc.name not in (module_name, module_name.partition(".")[0]):
+            raise
+        raise CliError(f"slotrush {command} needs {module_name}, which is not installed") from None
+    parser = argparse.ArgumentParser(prog=f"slotrush {command}")
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""redis-queue: each schedule's free numbers sit in a Redis list, like tokens in a queue.
+
+LPOP admits a booking (in a tiny script that also records the lease), RPUSH returns a
+number. Redis only counts numbers; every rule is checked afterwards in the ledger
+transaction, under the patient's lock, and a refused booking returns its token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from core import ledger
+from core.domain import Booking, BookingRequest, BookResult, Rejected
+from core.keys import SlotKeys
+from core.redis_scripts import ADMIT, ScriptCall
+from core.stores import Stores
+from strategies.redis_common import Lease, RedisGate
+
+
+@dataclass
+class _Turns:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
+
+
+class RedisQueue(RedisGate):
+    name = "redis-queue"
+    free_store = "list"
+    rules_in_redis = False
+
+    def __init__(self, stores: Stores) -> None:
+        super().__init__(stores)
+        self._turns: dict[tuple[str, str, dt.date], _Turns] = {}
+
+    async def _book(self, req: BookingRequest) -> BookResult:
+        async with self._patient_turn(req):
+            return await super()._book(req)
+
+    @contextlib.asynccontextmanager
+    async def _patient_turn(self, req: BookingRequest) -> AsyncIterator[None]:
+        """One attempt at a time per patient and day in this process.
+
+        The ledger serialises a patient's day anyway; without this, a patient pressing
+        "book" ten times would hold ten tokens while waiting there, tokens other patients
+        are waiting for.
+        """
+        key = (req.patient_id, req.schedule.hospital_id, req.schedule.visit_date)
+        turns = self._turns.setdefault(key, _Turns())
+        turns.waiting += 1
+        try:
+            async with turns.lock:
+                yield
+        finally:
+            turns.waiting -= 1
+            if not turns.waiting:
+                del self._turns[key]
+
+    def _take_call(
+        self, req: BookingRequest, slot: SlotKeys, free: str, now_ms: int, deadline_ms: int
+    ) -> ScriptCall:
+        schedule = req.schedule
+        return ScriptCall(
+            ADMIT,
+            (
+                6,
+                slot.slot,
+                slot.schedules,
+                free,
+                slot.leases,
+                slot.lease_records,
+                slot.in_flight,
+                schedule.id,
+                req.patient_id,
+                schedule.department_id,
+                req.request_id,
+                deadline_ms,
+            ),
+        )
+
+    async def _write(self, lease: Lease) -> Booking | Rejected | None:
+        deadline = dt.datetime.fromtimestamp(lease.deadline_ms / 1000, dt.UTC)
+        async with self.stores.pg.acquire() as conn, conn.transaction():
+            rejected = await ledger.check_patient_day(conn, lease.req)
+            if rejected is not None:
+                return rejected
+            written = await ledger.insert_bookings(conn, [(lease.req, lease.number)], deadline)
+        return written.get(lease.req.request_id)

@@ -1,0 +1,151 @@
+"""The `slotrush` command: tokens, refusals to start, --dev, services, and delegation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import aiohttp
+import jwt
+import pytest
+
+from core.services import ServiceUrls
+from core.tokens import Principal, TokenVerifier
+from server import cli
+from tests.http.conftest import REPO, SECRET, Client, ServeFn, patient_token, unique
+
+
+def slotrush(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "SLOTRUSH_SECRET": SECRET, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_token_prints_a_patient_or_an_admin_token() -> None:
+    patient = slotrush("token", "p-42", "--ttl", "120")
+    assert patient.returncode == 0, patient.stderr
+    token = patient.stdout.strip()
+    assert TokenVerifier(SECRET).verify(token) == Principal("p-42", admin=False)
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert abs(claims["exp"] - (time.time() + 120)) < 10
+
+    admin = slotrush("token", "--admin")
+    assert admin.returncode == 0, admin.stderr
+    assert TokenVerifier(SECRET).verify(admin.stdout.strip()) == Principal(None, admin=True)
+
+
+def test_token_refusals_are_one_line_on_stderr() -> None:
+    done = slotrush("token", "p1", SLOTRUSH_SECRET="")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "slotrush: error: SLOTRUSH_SECRET is not set\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["token"], {}, "PATIENT_ID"),
+        (["token", "not an id"], {}, "'not an id'"),
+        (["token", "p1"], {"SLOTRUSH_SECRET": "short"}, "at least 32 bytes"),
+        (["serve"], {"SLOTRUSH_SECRET": ""}, "SLOTRUSH_SECRET is not set"),
+        (["serve"], {"SLOTRUSH_SECRET": "short"}, "at least 32 bytes"),
+        (["serve", "--strategy", "bogus-strategy"], {}, "'bogus-strategy'"),
+        (["serve", "--strategy", "no_such_module:Thing"], {}, "no_such_module"),
+        (["serve"], {"SLOTRUSH_RATE_LIMIT_PATIENT": "lots"}, "'lots'"),
+        (["serve"], {"SLOTRUSH_PG_POOL_MAX": "many"}, "many"),
+    ],
+)
+def test_mistakes_are_named_and_start_nothing(
+    service_urls: ServiceUrls,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    # Real URLs: were a mistake missed, the server would start on them, not on embedded ones.
+    env = {"REDIS_URL": service_urls.redis_url, "DATABASE_URL": service_urls.database_url, **env}
+    for name, value in {"SLOTRUSH_SECRET": SECRET, **env}.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [["serve", "--workers", "0"], ["serve", "--port", "70000"]])
+def test_bad_arguments_are_usage_errors(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(args)
+    assert exited.value.code == 2
+    assert args[-1] in capsys.readouterr().err
+
+
+async def test_dev_mode_makes_up_a_secret_and_prints_it(
+    serve: ServeFn, session: aiohttp.ClientSession
+) -> None:
+    served = await serve("--strategy", "pg-pessimistic", "--dev", env={"SLOTRUSH_SECRET": ""})
+    (line,) = [line for line in served.stdout if line.startswith("SLOTRUSH_SECRET=")]
+    secret = line.strip().split("=", 1)[1]
+    assert len(secret) >= 32 and secret != SECRET
+    api = Client(session, served.url)
+    token = jwt.encode({"sub": unique("p"), "exp": int(time.time()) + 60}, secret, "HS256")
+    assert (await api.call("GET", "/v1/me/bookings", token=token)).status == 200
+    wrong = await api.call("GET", "/v1/me/bookings", token=patient_token(unique("p")))
+    wrong.problem(401, "unauthorized")
+
+
+async def test_services_prints_the_urls_it_uses_and_stops_on_sigterm(
+    service_urls: ServiceUrls,
+) -> None:
+    env = {
+        **os.environ,
+        "REDIS_URL": service_urls.redis_url,
+        "DATABASE_URL": service_urls.database_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "services",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+    )
+    assert process.stdout is not None
+    async with asyncio.timeout(30):
+        lines = [(await process.stdout.readline()).decode().strip() for _ in range(2)]
+        assert lines == [
+            f"REDIS_URL={service_urls.redis_url}",
+            f"DATABASE_URL={service_urls.database_url}",
+        ]
+        process.send_signal(signal.SIGTERM)
+        assert await process.wait() == 0
+
+
+def test_bench_and_faults_belong_to_their_harnesses(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("bench", "faults"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([command, "--help"])
+        assert exited.value.code == 0
+        assert f"usage: slotrush {command}" in capsys.readouterr().out
+
+
+def test_a_missing_harness_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(cli._DELEGATED, "faults", "bench.no_such_harness")
+    assert cli.main(["faults", "--quick"]) == 2
+    assert "bench.no_such_harness" in capsys.readouterr().err

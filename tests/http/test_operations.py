@@ -1,0 +1,120 @@
+"""Operations endpoints: health, metrics, the OpenAPI document (which cannot drift from the
+routes served) and the constant ceiling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.domain import Code
+from core.services import free_port
+from core.settings import Settings
+from server.app import create_app, served_routes
+from server.openapi import OPERATIONS, DocumentDrift, build_document
+from server.problems import HttpCode
+from strategies.pg_pessimistic import PgPessimistic
+from tests.http.conftest import SECRET, Client, ServeFn, metric, unique
+
+
+async def test_healthz_names_the_strategy(api: Client) -> None:
+    answer = await api.call("GET", "/healthz")
+    assert answer.status == 200
+    assert answer.json == {"status": "ok", "strategy": "pg-pessimistic"}
+
+
+async def test_healthz_is_503_while_a_dependency_is_unreachable(
+    serve: ServeFn, session: aiohttp.ClientSession
+) -> None:
+    nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
+    served = await serve("--strategy", "pg-pessimistic", env={"REDIS_URL": nobody_listens})
+    answer = await Client(session, served.url).call("GET", "/healthz")
+    problem = answer.problem(503, "busy", frozenset({"strategy", "dependencies"}))
+    assert int(answer.headers["Retry-After"]) >= 1
+    assert problem["dependencies"] == {"redis": False, "postgres": True}
+    assert "redis" in problem["detail"]
+
+
+async def test_metrics_count_requests_outcomes_and_latency(api: Client) -> None:
+    schedule = await api.create_schedule(capacity=1)
+    before = await metric(api, "slotrush_http_requests_total", route="book", status="201")
+    assert (await api.book(schedule["id"], unique("p"))).status == 201
+    assert (await api.book(schedule["id"], unique("p"))).status == 409
+
+    answer = await api.call("GET", "/metrics")
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    families = {f.name for f in text_string_to_metric_families(answer.body.decode())}
+    assert families >= {
+        "slotrush_http_requests",
+        "slotrush_http_request_seconds",
+        "slotrush_booking_outcomes",
+        "slotrush_booking_seconds",
+        "slotrush_sold_out_fast_path",
+        "slotrush_reconciler_actions",
+    }
+    after = await metric(api, "slotrush_http_requests_total", route="book", status="201")
+    assert after == before + 1
+    assert await metric(api, "slotrush_http_requests_total", route="book", status="409") >= 1
+    assert await metric(api, "slotrush_http_request_seconds_count", route="book") >= 2
+    booked = await metric(api, "slotrush_booking_outcomes_total", code="booked")
+    assert booked >= 1
+
+
+async def test_paths_that_match_no_route_share_one_label(api: Client) -> None:
+    for i in range(3):
+        await api.call("GET", f"/scan-{unique(str(i))}")
+    assert await metric(api, "slotrush_http_requests_total", route="unmatched", status="404") >= 3
+    answer = await api.call("GET", "/metrics")
+    assert b"/scan-" not in answer.body
+
+
+async def test_the_ceiling_is_a_constant(api: Client) -> None:
+    answers = [await api.call("GET", "/ceiling") for _ in range(3)]
+    assert {(a.status, a.body) for a in answers} == {(200, b"ok")}
+
+
+# --- the OpenAPI document -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def document(api: Client) -> dict[str, Any]:
+    answer = await api.call("GET", "/openapi.json")
+    assert answer.status == 200 and answer.headers["Content-Type"] == "application/json"
+    served: dict[str, Any] = orjson.loads(answer.body)
+    return served
+
+
+async def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+async def test_the_document_lists_exactly_the_routes_served(document: dict[str, Any]) -> None:
+    # The application as the server builds it; creating it does no I/O.
+    settings = Settings(
+        redis_url="redis://unused", database_url="postgresql://unused", secret=SECRET
+    )
+    app = create_app(settings, strategy=PgPessimistic)
+    served = {(method.lower(), path) for method, path, _ in served_routes(app)}
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert documented == served
+
+
+def test_a_route_without_a_description_or_the_reverse_stops_the_server() -> None:
+    routes = [("GET", "/healthz", "healthz")]
+    with pytest.raises(DocumentDrift, match="descriptions without a route"):
+        build_document(routes)
+    everything = [("GET", f"/{name}", name) for name in OPERATIONS]
+    build_document(everything)
+    with pytest.raises(DocumentDrift, match="routes without a description"):
+        build_document([*everything, ("GET", "/new", "brandNew")])
+
+
+async def test_every_error_code_is_documented(document: dict[str, Any]) -> None:
+    text = orjson.dumps(document).decode()
+    for code in [*Code, *HttpCode]:
+        assert f'"{code.value}"' in text, code

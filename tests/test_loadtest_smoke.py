@@ -1,0 +1,207 @@
+"""A bounded flash crowd through Locust (as a library) against every strategy's real server:
+the invariant check at test stop must pass. And it must be able to fail: the racy strategy,
+on a ledger without its last-line constraints, is caught overselling.
+
+Locust monkey-patches the process for gevent when imported, so each run is a subprocess
+(`python -m loadtest.library`); the server is one too, on this test's own database and
+Redis prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bench.seed import new_secret
+from bench.stack import ServerProcess
+from core.services import ServiceUrls
+from loadtest.invariants import evaluate
+from loadtest.tally import Tally
+from strategies import STRATEGIES
+
+REPO = Path(__file__).resolve().parent.parent
+RACY = "tests.racy_strategy:RacyStrategy"
+# The last-line constraints that would refuse the racy strategy's duplicates.
+LAST_LINE_INDEXES = ("bookings_active_number", "bookings_active_patient")
+# 150 patients on 2 schedules of 20 numbers, all pressing within a second of the opening.
+SMOKE = ["--scenario", "smoke", "--crowd", "150", "--schedules", "2", "--capacity", "20"]
+
+
+@pytest.fixture
+def secret() -> str:
+    return new_secret()
+
+
+@pytest.fixture
+def serve(
+    service_urls: ServiceUrls,
+    test_database_url: str,
+    redis_prefix: str,
+    secret: str,
+    tmp_path: Path,
+) -> Iterator[Any]:
+    started: list[ServerProcess] = []
+
+    def start(strategy: str) -> ServerProcess:
+        env = {
+            "REDIS_URL": service_urls.redis_url,
+            "DATABASE_URL": test_database_url,
+            "SLOTRUSH_SECRET": secret,
+            "SLOTRUSH_REDIS_PREFIX": redis_prefix,
+            # The racy strategy lives in tests/, which the installed package does not cover.
+            "PYTHONPATH": str(REPO),
+        }
+        server = ServerProcess(strategy, 1, env, tmp_path / "serve.log")
+        started.append(server)
+        server.start(secret)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def locust_smoke(server: ServerProcess, secret: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest.library",
+            "scenario",
+            "--host",
+            server.url,
+            f"--secret={secret}",
+            *SMOKE,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"no result from Locust (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_flash_crowd_keeps_every_invariant(strategy: str, serve: Any, secret: str) -> None:
+    result = locust_smoke(serve(strategy), secret)
+
+    verdict = result["verdict"]
+    assert result["ok"], verdict["details"]
+    assert result["failures"] == 0, result["errors"]
+    # The crowd outnumbered the numbers and bought every one of them.
+    assert verdict["confirmed"] == 40
+    assert result["answers"].get("book 409 sold_out", 0) > 0
+
+
+async def test_the_check_catches_the_racy_strategy(
+    test_database_url: str, serve: Any, secret: str
+) -> None:
+    conn = await asyncpg.connect(test_database_url)
+    try:
+        for index in LAST_LINE_INDEXES:
+            await conn.execute(f"DROP INDEX {index}")
+    finally:
+        await conn.close()
+
+    result = locust_smoke(serve(RACY), secret)
+
+    verdict = result["verdict"]
+    assert not result["ok"]
+    assert verdict["oversold"] > 0 and verdict["duplicate_numbers"] > 0, verdict
+
+
+# --- the check itself, on hand-made evidence ----------------------------------------------
+
+
+def _booking(booking_id: str, number: int, patient: str, schedule: str = "7") -> dict[str, Any]:
+    return {
+        "id": booking_id,
+        "schedule_id": schedule,
+        "patient_id": patient,
+        "number": number,
+        "hospital_id": "h",
+        "department_id": "d",
+        "visit_date": "2030-01-02",
+        "status": "booked",
+    }
+
+
+def _audit(booked: int, capacity: int = 2, **counts: int) -> dict[str, Any]:
+    return {
+        "schedules": [
+            {
+                "id": "7",
+                "capacity": capacity,
+                "booked": booked,
+                "remaining": max(capacity - booked, 0),
+                "oversold": booked > capacity,
+            }
+        ],
+        "oversold": int(booked > capacity),
+        "duplicate_numbers": counts.get("duplicate_numbers", 0),
+        "duplicate_patients": counts.get("duplicate_patients", 0),
+        "limit_violations": counts.get("limit_violations", 0),
+    }
+
+
+def _sold_out_crowd() -> tuple[Tally, dict[str, dict[str, Any] | None]]:
+    """Two numbers, two winners, one patient told sold_out."""
+    tally = Tally()
+    first, second = _booking("1", 1, "a"), _booking("2", 2, "b")
+    for booking in (first, second):
+        tally.attempt_started("7")
+        tally.booked(booking)
+    tally.attempt_started("7")
+    tally.rejected("7", 409, "sold_out", "c")
+    return tally, {"1": first, "2": second}
+
+
+def test_a_clean_crowd_passes() -> None:
+    tally, seen = _sold_out_crowd()
+    verdict = evaluate(tally, _audit(booked=2), seen)
+    assert verdict.ok, verdict.details
+
+
+def test_a_confirmed_booking_the_server_forgot_is_lost() -> None:
+    tally, seen = _sold_out_crowd()
+    verdict = evaluate(tally, _audit(booked=1), {**seen, "2": None})
+    assert verdict.lost == 1 and not verdict.ok
+
+
+def test_a_free_number_after_sold_out_is_undersold_unless_explained() -> None:
+    tally, seen = _sold_out_crowd()
+    assert evaluate(tally, _audit(booked=2, capacity=3), seen).undersold == 1
+    tally.attempt_started("7")  # an attempt that never got its answer may explain it
+    assert evaluate(tally, _audit(booked=2, capacity=3), seen).ok
+
+
+def test_one_number_confirmed_twice_is_caught_from_the_client_side() -> None:
+    tally, seen = _sold_out_crowd()
+    twin = _booking("3", 1, "z")
+    tally.attempt_started("7")
+    tally.booked(twin)
+    verdict = evaluate(tally, _audit(booked=3, capacity=3), {**seen, "3": twin})
+    assert verdict.duplicate_numbers == 1 and not verdict.ok
+
+
+def test_worker_tallies_merge_without_counting_a_replay_twice() -> None:
+    one, _ = _sold_out_crowd()
+    other = Tally.from_dict(one.to_dict())
+    other.attempt_started("7")
+    other.booked(_booking("1", 1, "a"))  # an Idempotency-Key replay of booking 1
+    one.merge(other)
+    assert len(one.confirmed) == 2
+    assert one.started["7"] == 7 and one.total_unknown() == 0

@@ -1,0 +1,368 @@
+"""Crash safety of the Redis strategies, against real servers: leases of writers that died are
+settled by the reconciler, lost Redis state is rebuilt from the ledger without overselling,
+and Redis follows the ledger when rules, blacklists or schedules change."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from core.booking import BookingService
+from core.domain import Booking, BookingRequest, Code, Rejected, Rules, Schedule, ScheduleIn
+from core.services import EmbeddedRedis
+from core.settings import Settings
+from core.stores import Stores, open_stores
+from strategies.redis_common import GRACE_SECONDS, Lease, RedisGate
+from strategies.redis_lua import RedisLua
+from strategies.redis_queue import RedisQueue
+from tests.conftest import StrategyFactory
+from tests.invariants import Observed, violations
+from tests.scenarios import HOSPITAL, numbers, schedule_in
+
+GATES = [RedisLua, RedisQueue]
+
+
+@pytest.fixture(params=GATES, ids=[cls.name for cls in GATES])
+def gate_class(request: pytest.FixtureRequest) -> type[RedisGate]:
+    cls: type[RedisGate] = request.param
+    return cls
+
+
+@pytest.fixture
+async def gate(gate_class: type[RedisGate], make_strategy: StrategyFactory) -> RedisGate:
+    strategy = await make_strategy(gate_class)
+    assert isinstance(strategy, RedisGate)
+    return strategy
+
+
+@pytest.fixture
+def booking_service(gate: RedisGate, stores: Stores) -> BookingService:
+    return BookingService(gate, stores.ledger)
+
+
+async def create(service: BookingService, *items: ScheduleIn) -> list[Schedule]:
+    return [view.schedule for view in await service.create_schedules(items)]
+
+
+def attempt(schedule: Schedule, patient_id: str, key: str | None = None) -> BookingRequest:
+    return BookingRequest(schedule, patient_id, str(uuid.uuid4()), key)
+
+
+def reconciler_actions(gate: RedisGate, action: str) -> float:
+    labels = {"strategy": gate.name, "action": action}
+    return REGISTRY.get_sample_value("slotrush_reconciler_actions_total", labels) or 0.0
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, f"not within {within:.1f}s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def settled(gate: RedisGate, lease: Lease) -> None:
+    """Wait until a reconciler has settled the lease (it first has to expire)."""
+
+    async def gone() -> bool:
+        return not await gate.stores.redis.hexists(lease.slot.lease_records, lease.req.request_id)
+
+    within = gate.settings.lease_seconds + GRACE_SECONDS + 10 * gate.settings.reconcile_interval
+    await eventually(gone, within, f"lease of {lease.req.request_id} settled")
+
+
+async def free_numbers(gate: RedisGate, lease: Lease) -> int:
+    redis = gate.stores.redis
+    if gate.free_store == "zset":
+        return int(await redis.zcard(lease.free))
+    return int(await redis.llen(lease.free))  # type: ignore[misc]
+
+
+async def forget_redis_state(stores: Stores) -> None:
+    """Lose everything this test keeps in Redis (its own prefix only: the server is shared)."""
+    pattern = f"{stores.settings.redis_prefix}:*"
+    keys = [key async for key in stores.redis.scan_iter(match=pattern, count=1000)]
+    if keys:
+        await stores.redis.delete(*keys)
+
+
+async def book_until_sold_out(
+    service: BookingService, observed: Observed, schedule: Schedule, *, tries: int
+) -> None:
+    """Newcomers book one by one until the schedule answers sold out (a busy is retried)."""
+    for newcomer in range(tries):
+        answer = await observed.book(service, f"late{newcomer}", schedule.id)
+        if answer is Code.SOLD_OUT:
+            return
+    pytest.fail(f"{schedule.id} did not sell out within {tries} attempts")
+
+
+# --- leases of writers that died ---------------------------------------------------------
+
+
+async def test_take_without_ledger_write_is_given_back(
+    gate: RedisGate, booking_service: BookingService, stores: Stores
+) -> None:
+    first, other_department = await create(
+        booking_service,
+        schedule_in(capacity=2),
+        schedule_in(department_id="d2", doctor_id="doc2", capacity=1),
+    )
+    given_back = reconciler_actions(gate, "given_back")
+
+    # The writer "dies" between the take and the ledger write.
+    lease = await gate.take(attempt(first, "ghost"))
+    assert isinstance(lease, Lease)
+    await settled(gate, lease)
+
+    assert reconciler_actions(gate, "given_back") == given_back + 1
+    assert await stores.ledger.booking_by_request(lease.req.request_id) is None
+    # The number and the ghost's counters are back: the ghost books this schedule and one
+    # more department (2 a day), and the numbers fill the schedule exactly.
+    ghost = await gate.book(attempt(first, "ghost"))
+    other = await gate.book(attempt(first, "other"))
+    assert isinstance(ghost, Booking)
+    assert isinstance(other, Booking)
+    assert {ghost.number, other.number} == {1, 2}
+    assert await gate.book(attempt(first, "late")) == Rejected(Code.SOLD_OUT)
+    assert isinstance(await gate.book(attempt(other_department, "ghost")), Booking)
+
+
+async def test_lease_whose_row_was_written_is_confirmed_not_given_back(
+    gate: RedisGate, booking_service: BookingService
+) -> None:
+    (schedule,) = await create(booking_service, schedule_in(capacity=2))
+    confirmed = reconciler_actions(gate, "confirmed")
+
+    # The writer "dies" after the ledger write, before settling the lease in Redis.
+    lease = await gate.take(attempt(schedule, "ghost"))
+    assert isinstance(lease, Lease)
+    assert isinstance(await gate._write(lease), Booking)
+    await settled(gate, lease)
+
+    assert reconciler_actions(gate, "confirmed") == confirmed + 1
+    other = await gate.book(attempt(schedule, "other"))
+    assert isinstance(other, Booking)
+    assert other.number != lease.number
+    assert await gate.book(attempt(schedule, "late")) == Rejected(Code.SOLD_OUT)
+
+
+async def test_reconcilers_of_two_processes_give_a_number_back_once(
+    gate_class: type[RedisGate], make_strategy: StrategyFactory, stores: Stores
+) -> None:
+    one, two = [await make_strategy(gate_class) for _ in range(2)]
+    assert isinstance(one, RedisGate)
+    assert isinstance(two, RedisGate)
+    (schedule,) = await create(BookingService(one, stores.ledger), schedule_in(capacity=3))
+    given_back = reconciler_actions(one, "given_back")
+
+    lease = await one.take(attempt(schedule, "ghost"))
+    assert isinstance(lease, Lease)
+    await settled(two, lease)
+
+    assert reconciler_actions(one, "given_back") == given_back + 1
+    assert await free_numbers(one, lease) == 3
+
+
+async def test_a_resent_take_takes_one_number(
+    gate: RedisGate, booking_service: BookingService
+) -> None:
+    (schedule,) = await create(booking_service, schedule_in(capacity=3))
+    req = attempt(schedule, "alice")
+
+    first = await gate.take(req)
+    again = await gate.take(req)
+    booked = await gate.book(req)  # the same request once more, now through to the ledger
+
+    assert isinstance(first, Lease)
+    assert isinstance(again, Lease)
+    assert isinstance(booked, Booking)
+    assert first.number == again.number == booked.number
+    others = [await gate.book(attempt(schedule, p)) for p in ("bob", "carol")]
+    assert sorted(b.number for b in others if isinstance(b, Booking)) == sorted(
+        {1, 2, 3} - {booked.number}
+    )
+    assert await gate.book(attempt(schedule, "dave")) == Rejected(Code.SOLD_OUT)
+
+
+# --- the ledger refuses or the Redis copy diverged -----------------------------------------
+
+
+async def test_a_refused_ledger_write_gives_the_number_back(
+    gate: RedisGate, booking_service: BookingService
+) -> None:
+    first, second, third = await create(
+        booking_service,
+        schedule_in(capacity=5),
+        schedule_in(department_id="d2", doctor_id="doc2", capacity=1),
+        schedule_in(department_id="d3", doctor_id="doc3", capacity=1),
+    )
+    await booking_service.book("alice", first.id, "key-1")
+
+    # Past the core's replay check: the ledger refuses the reused key after the take.
+    reused = await gate.book(attempt(second, "alice", "key-1"))
+
+    assert reused == Rejected(Code.IDEMPOTENCY_CONFLICT)
+    # The number is back, and alice's day count too (she may still book a second one).
+    bob = await gate.book(attempt(second, "bob"))
+    assert isinstance(bob, Booking)
+    assert bob.number == 1
+    assert isinstance(await gate.book(attempt(third, "alice")), Booking)
+
+
+async def test_a_number_redis_offers_but_the_ledger_holds_is_dropped(
+    gate: RedisGate, booking_service: BookingService
+) -> None:
+    (schedule,) = await create(booking_service, schedule_in(capacity=2))
+    held = await gate.book(attempt(schedule, "alice"))
+    assert isinstance(held, Booking)
+    diverged = REGISTRY.get_sample_value(
+        "slotrush_strategy_retries_total", {"strategy": gate.name, "reason": "redis_diverged"}
+    )
+
+    # Redis gets the held number back although the ledger did not cancel: it diverged.
+    await gate._release(held)
+    bob = await gate.book(attempt(schedule, "bob"))
+
+    assert isinstance(bob, Booking)
+    assert bob.number != held.number
+    assert REGISTRY.get_sample_value(
+        "slotrush_strategy_retries_total", {"strategy": gate.name, "reason": "redis_diverged"}
+    ) == (diverged or 0.0) + 1
+    assert await gate.book(attempt(schedule, "carol")) == Rejected(Code.SOLD_OUT)
+
+
+# --- lost Redis state ----------------------------------------------------------------------
+
+
+async def test_redis_state_lost_during_a_crowd_is_rebuilt_without_overselling(
+    booking_service: BookingService, stores: Stores
+) -> None:
+    capacity = 40
+    (schedule,) = await create(booking_service, schedule_in(capacity=capacity))
+    observed = Observed()
+
+    async def wave(start: int) -> None:
+        await asyncio.sleep(start / 1000)  # a wave every 10 ms
+        await asyncio.gather(
+            *(observed.book(booking_service, f"p{start}-{i}", schedule.id) for i in range(20))
+        )
+
+    async def lose_state_after_some_bookings() -> None:
+        while len(observed.confirmed) < 10:
+            await asyncio.sleep(0.001)
+        await forget_redis_state(stores)
+
+    await asyncio.gather(
+        lose_state_after_some_bookings(), *(wave(start) for start in range(0, 60, 10))
+    )
+
+    assert await violations(stores.ledger, observed, allowed={Code.SOLD_OUT.value}) == []
+    await book_until_sold_out(booking_service, observed, schedule, tries=capacity + 1)
+    assert numbers(observed.held, schedule.id) == list(range(1, capacity + 1))
+    assert await violations(stores.ledger, observed) == []
+
+
+@pytest.fixture
+def embedded_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def restartable_stores(
+    settings: Settings, embedded_redis: EmbeddedRedis, test_database_url: str
+) -> AsyncIterator[Stores]:
+    async with open_stores(
+        settings,
+        redis_url=embedded_redis.url,
+        database_url=test_database_url,
+        migrate_schema=False,
+    ) as opened:
+        yield opened
+
+
+async def test_a_redis_restarted_empty_during_a_crowd_is_rebuilt(
+    gate_class: type[RedisGate], restartable_stores: Stores, embedded_redis: EmbeddedRedis
+) -> None:
+    capacity = 30
+    gate = gate_class(restartable_stores)
+    await gate.start()
+    try:
+        service = BookingService(gate, restartable_stores.ledger)
+        (schedule,) = await create(service, schedule_in(capacity=capacity))
+        observed = Observed()
+
+        async def restart_after_some_bookings() -> None:
+            while len(observed.confirmed) < 5:
+                await asyncio.sleep(0.001)
+            # Without persistence: the data and the loaded scripts are gone.
+            await asyncio.to_thread(embedded_redis.restart)
+
+        crowd = [observed.book(service, f"p{i}", schedule.id) for i in range(60)]
+        await asyncio.gather(restart_after_some_bookings(), *crowd)
+
+        allowed = {Code.SOLD_OUT.value, Code.BUSY.value}
+        assert await violations(restartable_stores.ledger, observed, allowed=allowed) == []
+        # Stale pooled connections answer busy once each; then booking goes on.
+        await book_until_sold_out(service, observed, schedule, tries=capacity + 20)
+        assert numbers(observed.held, schedule.id) == list(range(1, capacity + 1))
+        assert await violations(restartable_stores.ledger, observed, allowed=allowed) == []
+    finally:
+        await gate.close()
+
+
+# --- Redis follows the ledger --------------------------------------------------------------
+
+
+async def test_rule_and_blacklist_changes_reach_a_loaded_slot(
+    gate: RedisGate, booking_service: BookingService
+) -> None:
+    first, second, third = await create(
+        booking_service,
+        *(
+            schedule_in(department_id=f"d{i}", doctor_id=f"doc{i}", capacity=5)
+            for i in range(3)
+        ),
+    )
+    await booking_service.book("alice", first.id)  # loads the slot
+
+    await booking_service.put_rules(HOSPITAL, Rules(max_per_day=1))
+    await booking_service.put_blacklist(
+        HOSPITAL, "mallory", dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    )
+
+    assert await gate.book(attempt(second, "alice")) == Rejected(Code.DAILY_LIMIT)
+    assert await gate.book(attempt(second, "mallory")) == Rejected(Code.BLACKLISTED)
+    await booking_service.put_rules(HOSPITAL, Rules(max_per_day=2))
+    await booking_service.delete_blacklist(HOSPITAL, "mallory")
+    assert isinstance(await gate.book(attempt(second, "alice")), Booking)
+    assert isinstance(await gate.book(attempt(third, "mallory")), Booking)
+
+
+async def test_a_schedule_created_in_a_loaded_slot_is_added_to_it(
+    gate: RedisGate, booking_service: BookingService
+) -> None:
+    (first,) = await create(booking_service, schedule_in(capacity=1))
+    await booking_service.book("alice", first.id)  # loads the slot
+    rebuilt = reconciler_actions(gate, "rebuilt")
+
+    (second,) = await create(booking_service, schedule_in(doctor_id="doc2", capacity=2))
+
+    taken = [await gate.book(attempt(second, p)) for p in ("bob", "carol", "dave")]
+    assert [b.number if isinstance(b, Booking) else b for b in taken] == [
+        1,
+        2,
+        Rejected(Code.SOLD_OUT),
+    ]
+    assert reconciler_actions(gate, "rebuilt") == rebuilt  # no reload was needed

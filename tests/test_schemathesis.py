@@ -1,0 +1,130 @@
+"""The server against its own contract: schemathesis reads GET /openapi.json of a running
+pg-pessimistic server and sends every operation generated requests, schema-valid and not,
+validating each answer with every check it has (all are on by default in schemathesis 4);
+then it walks the API's links statefully (create a schedule, book it, read the booking, ...).
+
+The schema is loaded from a fixture, since the server starts there; schemathesis' lazy pytest
+loader (`from_fixture`) does not run under pytest 9, so each operation gets its Hypothesis
+test from `APIOperation.as_strategy` instead. A patient token authenticates every request;
+admin paths get an admin token instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import APIOperation, AuthContext, BaseSchema, Case, GenerationMode
+
+from bench.seed import admin_token, new_secret, patient_token
+from bench.stack import ServerProcess, fresh_database, fresh_prefix
+from core.services import ServiceUrls
+
+EXAMPLES_PER_OPERATION = 100
+# Against a live server generated data is slow to produce and shrink; every example still
+# runs. No example database: nothing is written into the work tree.
+_COMMON = {
+    "deadline": None,
+    "database": None,
+    "suppress_health_check": [
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+}
+SETTINGS = settings(max_examples=EXAMPLES_PER_OPERATION, **_COMMON)
+STATEFUL_SETTINGS = settings(max_examples=EXAMPLES_PER_OPERATION, stateful_step_count=6, **_COMMON)
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    patient_token: str
+    admin_token: str
+
+    def token_for(self, path: str) -> str:
+        return self.admin_token if path.startswith("/v1/admin/") else self.patient_token
+
+
+@pytest.fixture(scope="module")
+def served(service_urls: ServiceUrls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    secret = new_secret()
+    log = Path(tmp_path_factory.mktemp("schemathesis")) / "serve.log"
+    with (
+        fresh_database(service_urls.database_url, "schemathesis") as database_url,
+        fresh_prefix(service_urls.redis_url, "schemathesis") as prefix,
+    ):
+        env = {
+            "REDIS_URL": service_urls.redis_url,
+            "DATABASE_URL": database_url,
+            "SLOTRUSH_SECRET": secret,
+            "SLOTRUSH_REDIS_PREFIX": prefix,
+        }
+        server = ServerProcess("pg-pessimistic", 1, env, log)
+        server.start(secret)
+        try:
+            yield Served(server.url, patient_token(secret, "st-patient"), admin_token(secret))
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def api_schema(served: Served) -> BaseSchema:
+    schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json")
+
+    class TokenByPath:
+        """The admin token on admin operations, the patient's everywhere else."""
+
+        def get(self, case: Case, ctx: AuthContext) -> str:
+            return served.token_for(case.path)
+
+        def set(self, case: Case, data: str, ctx: AuthContext) -> None:
+            case.headers["Authorization"] = f"Bearer {data}"
+
+    schema.auth(refresh_interval=None)(TokenByPath)
+    return schema
+
+
+def _exercise(
+    operation: APIOperation, mode: GenerationMode, schema: BaseSchema, seen: Counter[str]
+) -> None:
+    @SETTINGS
+    @given(case=operation.as_strategy(mode, auth_storage=schema.auth))
+    def check(case: Case) -> None:
+        response = case.call_and_validate()
+        seen[f"{operation.label} {response.status_code}"] += 1
+
+    check()
+
+
+def test_every_operation_keeps_its_contract(api_schema: BaseSchema) -> None:
+    failures: dict[str, BaseException] = {}
+    seen: Counter[str] = Counter()
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            try:
+                _exercise(operation, mode, api_schema, seen)
+            except Unsatisfiable:
+                # No invalid request exists for an operation that takes no input at all.
+                if mode is not GenerationMode.NEGATIVE:
+                    raise
+            # Gathered, so one run reports every broken operation. schemathesis raises its
+            # findings as a FailureGroup, which is a BaseExceptionGroup.
+            except (Exception, BaseExceptionGroup) as exc:
+                failures[f"{operation.label} ({mode.value} data)"] = exc
+    assert not failures, "\n\n".join(f"{label}:\n{exc}" for label, exc in failures.items())
+    # Both tokens were accepted: the checks saw real answers, not only 401s.
+    assert seen["GET /v1/me/bookings 200"] > 0
+    assert seen["POST /v1/admin/schedules 201"] > 0
+
+
+def test_linked_operations_keep_their_contract(api_schema: BaseSchema) -> None:
+    api_schema.as_state_machine().run(settings=STATEFUL_SETTINGS)
