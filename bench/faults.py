@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
+import psutil
 import redis.asyncio as aioredis
 
 from bench.chaos_proxy import ChaosProxy
@@ -65,6 +66,8 @@ WINDOW_GRACE = 1.0
 RESOLVE_SECONDS = 30.0
 PROBE_CAPACITY = 1000
 _READ_CONCURRENCY = 64
+_RESOLVE_CONCURRENCY = 16
+_EXAMPLES_LISTED = 25
 _T = TypeVar("_T")
 
 
@@ -150,12 +153,15 @@ def worker_pids(server: ServerProcess) -> list[int]:
     tree = server.processes()
     if not tree:
         raise RuntimeError(f"slotrush serve is not running; log:\n{server.log_tail()}")
-    # A supervisor spawning workers also runs multiprocessing's resource tracker.
-    workers = [
-        child.pid
-        for child in tree[0].children()
-        if "resource_tracker" not in " ".join(child.cmdline())
-    ]
+    workers = []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in tree[0].children():
+            # A supervisor spawning workers also runs multiprocessing's resource tracker; a
+            # killed worker is a zombie until its supervisor reaps it.
+            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(
+                child.cmdline()
+            ):
+                workers.append(child.pid)
     return workers or [tree[0].pid]
 
 
@@ -243,17 +249,22 @@ class WorkerPause(Fault):
 
 
 class WorkerKill(Fault):
-    """SIGKILL one of several workers. If the supervisor then stops the whole server (it
-    does, by design: a process manager restarts it cleanly), restart it as one would."""
+    """SIGKILL one of several workers. A supervisor may replace it, or stop the whole server
+    (slotrush's does, by design: a process manager restarts it cleanly); then restart it as
+    a process manager would."""
 
     name = "worker-kill"
     min_workers = 2
+
+    def __init__(self) -> None:
+        self._killed: int | None = None
 
     async def inject(self, stage: Stage) -> None:
         workers = worker_pids(stage.server)
         if len(workers) < 2:
             raise RuntimeError(f"worker-kill needs several workers; serve runs {workers}")
-        os.kill(workers[0], signal.SIGKILL)
+        self._killed = workers[0]
+        os.kill(self._killed, signal.SIGKILL)
 
     async def recover(self, stage: Stage) -> None:
         deadline = time.monotonic() + _SUPERVISOR_VERDICT_SECONDS
@@ -261,11 +272,19 @@ class WorkerKill(Fault):
             if not stage.server.alive():
                 await stage.restart_server()
                 return
+            workers = worker_pids(stage.server)
+            if self._killed not in workers and len(workers) >= stage.server.workers:
+                return
             await asyncio.sleep(0.1)
+        raise RuntimeError(
+            f"{_SUPERVISOR_VERDICT_SECONDS:.0f} s after worker {self._killed} was killed, serve "
+            f"neither exited nor replaced it; it runs {worker_pids(stage.server)}"
+        )
 
 
-# How long a supervisor may take to stop its other workers after one died.
-_SUPERVISOR_VERDICT_SECONDS = 5.0
+# A supervisor gives its other workers this long to finish their requests (server.runner's
+# shutdown timeout is 30 s) before it exits.
+_SUPERVISOR_VERDICT_SECONDS = 35.0
 
 
 @dataclass(frozen=True)
@@ -292,7 +311,7 @@ FAULT_NAMES: tuple[str, ...] = (*TIMED_FAULTS, *PROXY_FAULTS)
 FULL = SuiteConfig(
     strategies=tuple(sorted(STRATEGIES)),
     faults=FAULT_NAMES,
-    crowd=CrowdPlan(patients=800, schedules=4, capacity=160, duration=8.0),
+    crowd=CrowdPlan(patients=600, schedules=4, capacity=120, duration=6.0),
 )
 # Sized for `make test`: a small crowd, one strike, one worker unless the fault needs more.
 QUICK = replace(
@@ -352,6 +371,7 @@ class ScenarioResult:
     uncertain: int = 0
     unknown_resolved_booked: int = 0
     unknown_resolved_none: int = 0
+    # Patients without a definite answer even after the resends.
     unresolved: int = 0
     lost: int = 0
     double_booked: int = 0
@@ -432,10 +452,9 @@ async def run_scenario(
             wiring.proxy.stats.dropped if wiring.proxy is not None else len(strikes)
         )
 
-        uncertain = {a.intent for a in run.history.attempts if a.outcome is Outcome.UNKNOWN}
         await _resolve(direct, run)
         await _await_leases(run)
-        _count_outcomes(result, run, uncertain)
+        _count_outcomes(result, run)
         # The server's address may have changed with a restart.
         admin = AdminClient(wiring.server.url, run.secret)
         checker = _Checker(result, run, session, wiring.server.url)
@@ -480,9 +499,10 @@ async def _wire(
     """Start the proxy the fault needs and the server, on a database and key prefix of their
     own; `stack` stops and removes them all."""
     config = run.config
-    label = f"{run.strategy}-{run.fault}"
-    database_url = await _enter_in_thread(stack, fresh_database(services.postgres.url, label))
-    run.prefix = await _enter_in_thread(stack, fresh_prefix(services.redis.url, label))
+    # The fault names the database and the key prefix: a strategy given as module:Class
+    # would make the database name too long for PostgreSQL.
+    database_url = await _enter_in_thread(stack, fresh_database(services.postgres.url, run.fault))
+    run.prefix = await _enter_in_thread(stack, fresh_prefix(services.redis.url, run.fault))
     proxy = None
     redis_url = services.redis.url
     if run.proxy_fault is not None:
@@ -502,7 +522,8 @@ async def _wire(
     }
     fault = TIMED_FAULTS.get(run.fault)
     workers = max(config.workers, fault.min_workers if fault is not None else 1)
-    server = ServerProcess(run.strategy, workers, env, workdir / f"serve-{label}.log")
+    log = workdir / f"serve-{run.strategy.replace(':', '.')}-{run.fault}.log"
+    server = ServerProcess(run.strategy, workers, env, log)
     stack.push_async_callback(asyncio.to_thread, server.stop)
     await asyncio.to_thread(server.start, run.secret)
     crowd_url = server.url
@@ -589,13 +610,15 @@ async def _strike(
 
 
 async def _resolve(client: BookingClient, run: _Run) -> None:
-    """Resend every intent whose outcome is still open with its key, until it is settled."""
+    """Resend every intent whose outcome is still open with its key, until it is settled; a
+    few at a time, so that the resends do not become a second crowd."""
     deadline = time.monotonic() + RESOLVE_SECONDS
-    await asyncio.gather(
-        *(
+    await _bounded(
+        [
             client.send_until_settled(intent, "resolve", attempts=None, deadline=deadline)
             for intent in run.history.unsettled(run.intents)
-        )
+        ],
+        _RESOLVE_CONCURRENCY,
     )
 
 
@@ -609,21 +632,23 @@ async def _await_leases(run: _Run) -> None:
     await asyncio.sleep(max(0.0, last + settle - time.monotonic()))
 
 
-def _count_outcomes(result: ScenarioResult, run: _Run, uncertain: set[Intent]) -> None:
-    counts = run.history.outcome_counts()
-    result.requests = len(run.history.attempts)
+def _count_outcomes(result: ScenarioResult, run: _Run) -> None:
+    history = run.history
+    counts = history.outcome_counts()
+    result.requests = len(history.attempts)
     result.ok, result.failed = counts[Outcome.OK], counts[Outcome.FAILED]
     result.unknown = counts[Outcome.UNKNOWN]
     result.patients = len(run.intents)
+    uncertain = {a.intent for a in history.attempts if a.outcome is Outcome.UNKNOWN}
     result.uncertain = len(uncertain)
+    result.unresolved = len(history.unsettled(run.intents))
     for intent in uncertain:
-        last = run.history.last(intent)
-        if last is None or not last.settled:
-            result.unresolved += 1
-        elif last.outcome is Outcome.OK:
-            result.unknown_resolved_booked += 1
-        else:
-            result.unknown_resolved_none += 1
+        last = history.last(intent)
+        if last is not None and last.settled:
+            if last.outcome is Outcome.OK:
+                result.unknown_resolved_booked += 1
+            else:
+                result.unknown_resolved_none += 1
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -639,9 +664,18 @@ class _Checker:
         self.run = run
         self.session = session
         self.base_url = base_url
+        self.listed = self.unlisted = 0
 
     def problem(self, text: str) -> None:
         self.result.problems.append(text)
+
+    def example(self, text: str) -> None:
+        """A problem of one patient: the figures count every one, a few are listed."""
+        if self.listed < _EXAMPLES_LISTED:
+            self.listed += 1
+            self.problem(text)
+        else:
+            self.unlisted += 1
 
     async def check(
         self,
@@ -656,24 +690,32 @@ class _Checker:
         if uses_redis_state(self.run.strategy):
             await self.check_redis(services.redis.url, audit)
         self.check_server_errors(windows)
-        history = self.run.history
+        self.check_recoveries(strikes)
+        self.check_answers()
+
+    def check_recoveries(self, strikes: Sequence[Strike]) -> None:
         for n, strike in enumerate(strikes):
             seconds = strike.first_success
             if seconds is None or seconds > FIRST_SUCCESS_LIMIT:
+                probe = f"probe-{n}"
                 answers = _answers(
-                    a for a in history.attempts if a.intent.patient_id == f"probe-{n}"
+                    a for a in self.run.history.attempts if a.intent.patient_id == probe
                 )
                 self.problem(
                     f"strike {n}: the first booking after recovery took {seconds} s; "
                     f"the probe was answered {answers}"
                 )
+
+    def check_answers(self) -> None:
+        """Every outcome ended definite, and every 201 named its booking."""
+        history = self.run.history
         if self.result.unresolved:
             last = _answers(history.last(i) for i in history.unsettled(self.run.intents))
             self.problem(
                 f"{self.result.unresolved} unknown outcomes never got a definite answer; "
                 f"last answers: {last}"
             )
-        if any(a.detail == "unreadable-201" for a in self.run.history.attempts):
+        if any(a.detail == "unreadable-201" for a in history.attempts):
             self.problem("some 201 answers carried no booking id")
 
     async def check_patients(self) -> dict[str, int]:
@@ -689,21 +731,23 @@ class _Checker:
             confirmed = history.booking_ids(intent)
             if len(confirmed) > 1 or len(held) > 1:
                 result.double_booked += 1
-                self.problem(
+                self.example(
                     f"{intent.patient_id}: one key, 201s for {sorted(confirmed)}, holds {held}"
                 )
             for booking_id in confirmed:
                 view = views.get(booking_id)
                 if booking_id not in held or view is None or view.get("status") != "booked":
                     result.lost += 1
-                    self.problem(f"LOST: 201 {booking_id} to {intent.patient_id}, owner: {view}")
+                    self.example(f"LOST: 201 {booking_id} to {intent.patient_id}, owner: {view}")
             last = history.last(intent)
             if held and not confirmed and last is not None and last.settled:
                 result.told_no_but_booked += 1
-                self.problem(
+                self.example(
                     f"{intent.patient_id} was last answered {last.status} {last.detail} "
                     f"({last.phase}) but holds {held}"
                 )
+        if self.unlisted:
+            self.problem(f"... and {self.unlisted} more patients' problems like those above")
         return booked
 
     async def holdings(self) -> dict[str, list[str]]:
@@ -813,9 +857,11 @@ async def _free_numbers(client: aioredis.Redis, key: str) -> int:
     return 0
 
 
-async def _bounded(calls: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:
-    """Await `calls` with at most _READ_CONCURRENCY at a time."""
-    gate = asyncio.Semaphore(_READ_CONCURRENCY)
+async def _bounded(
+    calls: Sequence[Coroutine[Any, Any, _T]], limit: int = _READ_CONCURRENCY
+) -> list[_T]:
+    """Await `calls`, at most `limit` at a time."""
+    gate = asyncio.Semaphore(limit)
 
     async def one(call: Coroutine[Any, Any, _T]) -> _T:
         async with gate:

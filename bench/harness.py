@@ -26,38 +26,33 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from bench import loadgen, phases, report
-from bench.fairness import Fairness, fairness
+from bench import loadgen, phases
+from bench.fairness import fairness
 from bench.phases import Call, Encoder, PhaseResult, Workload
-from bench.reference import References, measure_references
+from bench.reference import measure_references
 from bench.seed import AdminClient, SchedulePlan, SeededSchedule, new_run_id, new_secret, opening_in
 from bench.stack import CpuMeter, ServerProcess, describe_machine, fresh_database, fresh_prefix
+from bench.summary import StrategyResult, build_record, render_tables, write_results
 from core.services import running_services
-from loadtest.invariants import Verdict, evaluate
+from loadtest.invariants import evaluate
 from loadtest.tally import Tally
 from strategies import STRATEGIES
 
 SCENARIOS = ("flash", "hot", "churn", "sustained")
 HOT_SHARE = 0.9
-# Ratios the project promises (see results/README.md).
-TARGETS = {
-    "sold_out_vs_ceiling": 0.90,
-    "redis_lua_bookings_vs_ceiling": 0.60,
-    "pg_pessimistic_vs_pgbench": 0.90,
-    "hot_loss_max": 0.20,
-}
-HOT_LOSS_STRATEGIES = ("pg-skip-locked", "redis-lua", "redis-queue")
 
 
 @dataclass(frozen=True)
@@ -72,8 +67,12 @@ class BenchConfig:
     connections: int
     throughput_requests: int
     booking_requests: int
-    # Flat-out phases send for this long; a crowd phase may take up to the maximum.
+    # The ceiling phase sends for `phase_seconds`; the phases measured against it alternate
+    # `slices` slices of `slice_seconds` with slices of the ceiling. Nothing runs longer
+    # than `max_phase_seconds`.
     phase_seconds: float
+    slice_seconds: float
+    slices: int
     max_phase_seconds: float
     reference: bool
     quick: bool
@@ -141,53 +140,16 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         duration=args.duration or default_duration,
         workers=args.workers,
         connections=args.connections,
-        throughput_requests=5000 if quick else 20_000,
+        throughput_requests=6000 if quick else 30_000,
         booking_requests=2000 if quick else 10_000,
         phase_seconds=1.5 if quick else 3.0,
+        slice_seconds=0.5 if quick else 1.0,
+        slices=3,
         max_phase_seconds=120.0,
         reference=bool(args.reference),
         quick=quick,
         results=args.results,
     )
-
-
-@dataclass
-class StrategyResult:
-    strategy: str
-    phases: dict[str, PhaseResult] = field(default_factory=dict)
-    verdict: Verdict | None = None
-    fairness: Fairness | None = None
-    sold: int = 0
-    numbers: int = 0
-    failure: str | None = None
-    driver: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None and self.verdict is not None and self.verdict.ok
-
-    def ratio(self, phase: str) -> float | None:
-        found = self.phases.get(phase)
-        return found.ratio_to_ceiling if found else None
-
-    def hot_loss(self) -> float | None:
-        spread, hot = self.phases.get("spread"), self.phases.get("hot")
-        if not spread or not hot or not spread.throughput:
-            return None
-        return 1 - hot.throughput / spread.throughput
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "strategy": self.strategy,
-            "ok": self.ok,
-            "failure": self.failure,
-            "verdict": self.verdict.to_dict() if self.verdict else None,
-            "fairness": self.fairness.to_dict() if self.fairness else None,
-            "numbers": self.numbers,
-            "sold": self.sold,
-            "hot_loss": self.hot_loss(),
-            "phases": {name: p.to_dict() for name, p in self.phases.items()},
-        }
 
 
 # --- one strategy --------------------------------------------------------------------------
@@ -222,7 +184,7 @@ class StrategyBench:
         self.measure(phases.ceiling(self.encoder, config.throughput_requests), flat_out=True)
         if self.probe_driver:
             self.result.driver = compare_drivers(self.server.url, self.result.phases["ceiling"])
-        self.measure(self.sold_out_workload(), book=True, flat_out=True)
+        self.measure_against_ceiling(self.sold_out_workload())
         count = config.booking_requests
         # Capacity to spare everywhere, so every answer is a booking: 1/10 of the bookings
         # plus half again for each spread schedule; all of them for the hot one.
@@ -236,11 +198,12 @@ class StrategyBench:
             workload = phases.crowd(
                 self.encoder, name, _ids(plan), count, loadgen.burst(count), hot_share=hot_share
             )
-            self.measure(workload, book=True, flat_out=True)
+            self.measure_against_ceiling(workload)
         self.crowd()
         ceiling = self.result.phases["ceiling"].throughput
         for phase in self.result.phases.values():
-            phase.ratio_to_ceiling = phase.throughput / ceiling if ceiling else None
+            if phase.ratio_to_ceiling is None and ceiling:
+                phase.ratio_to_ceiling = phase.throughput / ceiling
         self.verify()
         return self.result
 
@@ -335,10 +298,37 @@ class StrategyBench:
         before = self.meter.sample()
         send_for = self.config.phase_seconds if flat_out else None
         shot = self.run_shot(workload, book=book, send_for=send_for)
-        result = phases.summarise(workload, shot)
+        result = phases.summarise(workload.name, shot)
         result.cpu_seconds = CpuMeter.delta(before, self.meter.sample())
         self.result.phases[workload.name] = result
         return shot
+
+    def measure_against_ceiling(self, workload: Workload) -> None:
+        """A flat-out phase in slices, each right after a slice of GET /ceiling: other load on
+        the machine then weighs on both sides of each ratio alike. The phase's ratio is the
+        median of its slices' ratios."""
+        self._advance(workload.name)
+        ceiling = phases.ceiling(self.encoder, self.config.throughput_requests)
+        seconds = self.config.slice_seconds
+        shots: list[loadgen.Shot] = []
+        ceilings: list[float] = []
+        ratios: list[float] = []
+        cpu: Counter[str] = Counter()
+        start = 0
+        for _ in range(self.config.slices):
+            ceilings.append(self.run_shot(ceiling, book=False, send_for=seconds).throughput)
+            before = self.meter.sample()
+            shot = self.run_shot(workload.tail(start), book=True, send_for=seconds)
+            cpu.update(CpuMeter.delta(before, self.meter.sample()))
+            start += shot.consumed
+            shots.append(shot)
+            if ceilings[-1]:
+                ratios.append(shot.throughput / ceilings[-1])
+        result = phases.summarise(workload.name, loadgen.Shot.joined(shots))
+        result.cpu_seconds = dict(cpu)
+        result.ceiling_slices = ceilings
+        result.ratio_to_ceiling = statistics.median(ratios) if ratios else None
+        self.result.phases[workload.name] = result
 
     def run_shot(
         self, workload: Workload, *, book: bool, send_for: float | None = None
@@ -373,21 +363,19 @@ def compare_drivers(url: str, ceiling: PhaseResult) -> dict[str, Any]:
     if done.returncode != 0 or not lines:
         return {"used": "bench/loadgen.py", "why": f"the Locust probe failed: {done.stderr[-300:]}"}
     locust = json.loads(lines[-1])
-    generator_cpu = ceiling.cpu_seconds.get("generator", 0.0)
+    loadgen_us = 1e6 * ceiling.cpu_seconds.get("generator", 0.0) / max(ceiling.answered, 1)
     loadgen = {
         "rps": ceiling.throughput,
         "cpu_percent": ceiling.cpu_percent().get("generator"),
-        "cpu_us_per_request": 1e6 * generator_cpu / max(ceiling.answered, 1),
+        "cpu_us_per_request": loadgen_us,
     }
-    locust["cpu_us_per_request"] = 1e4 * locust["cpu_percent"] / max(locust["rps"], 1e-9)
-    locust_keeps_up = (
-        locust["rps"] >= 0.9 * loadgen["rps"]
-        and locust["cpu_us_per_request"] <= loadgen["cpu_us_per_request"]
-    )
+    locust_us = 1e4 * locust["cpu_percent"] / max(locust["rps"], 1e-9)
+    locust["cpu_us_per_request"] = locust_us
+    locust_keeps_up = locust["rps"] >= 0.9 * ceiling.throughput and locust_us <= loadgen_us
     why = (
-        f"Locust reached {locust['rps']:,.0f}/s against /ceiling at "
-        f"{locust['cpu_us_per_request']:.0f} µs of its own CPU per request; bench/loadgen.py "
-        f"{loadgen['rps']:,.0f}/s at {loadgen['cpu_us_per_request']:.0f} µs"
+        f"Locust reached {locust['rps']:,.0f}/s against /ceiling at {locust_us:.0f} µs of its "
+        f"own CPU per request; bench/loadgen.py {ceiling.throughput:,.0f}/s at "
+        f"{loadgen_us:.0f} µs"
     )
     return {
         "used": "bench/loadgen.py",
@@ -503,288 +491,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n{result.strategy}: {result.verdict.report()}")
     print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0 if all(r.ok for r in results) else 1
-
-
-# --- results -------------------------------------------------------------------------------
-
-
-def targets(results: list[StrategyResult], references: References | None) -> list[dict[str, Any]]:
-    """Each promised ratio, measured, with whether this run met it."""
-    found: list[dict[str, Any]] = []
-
-    def add(name: str, strategy: str, value: float | None, threshold: float, higher: bool) -> None:
-        met = None if value is None else (value >= threshold if higher else value < threshold)
-        found.append(
-            {
-                "target": name,
-                "strategy": strategy,
-                "value": value,
-                "threshold": threshold,
-                "met": met,
-            }
-        )
-
-    for r in results:
-        add(
-            "sold-out throughput / ceiling",
-            r.strategy,
-            r.ratio("sold_out"),
-            TARGETS["sold_out_vs_ceiling"],
-            True,
-        )
-        if r.strategy == "redis-lua":
-            add(
-                "booking throughput / ceiling",
-                r.strategy,
-                r.ratio("spread"),
-                TARGETS["redis_lua_bookings_vs_ceiling"],
-                True,
-            )
-        if r.strategy in HOT_LOSS_STRATEGIES:
-            add(
-                "throughput lost when 90% target one schedule",
-                r.strategy,
-                r.hot_loss(),
-                TARGETS["hot_loss_max"],
-                False,
-            )
-        if r.strategy == "pg-pessimistic" and references is not None and references.pgbench_tps:
-            single = r.phases.get("hot")
-            value = single.throughput / references.pgbench_tps if single else None
-            add(
-                "hot-schedule bookings / pgbench",
-                r.strategy,
-                value,
-                TARGETS["pg_pessimistic_vs_pgbench"],
-                True,
-            )
-    return found
-
-
-def build_record(
-    config: BenchConfig,
-    machine: dict[str, Any],
-    started: dt.datetime,
-    results: list[StrategyResult],
-    references: References | None,
-) -> dict[str, Any]:
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-    return {
-        "scenario": config.scenario,
-        "started": started.isoformat(),
-        "ok": all(r.ok for r in results),
-        "settings": settings,
-        "machine": machine,
-        "generator": "bench/loadgen.py: open loop, asyncio+uvloop, raw HTTP/1.1 keep-alive",
-        "driver": next((r.driver for r in results if r.driver), None),
-        "strategies": [r.to_dict() for r in results],
-        "references": asdict(references) if references else None,
-        "targets": targets(results, references),
-    }
-
-
-def write_results(
-    config: BenchConfig,
-    record: dict[str, Any],
-    results: list[StrategyResult],
-    host: str,
-    started: dt.datetime,
-) -> list[Path]:
-    stem = f"{started:%Y-%m-%d}-{_safe(host)}-{config.scenario}"
-    base = config.results / stem
-    json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
-    throughput_png = config.results / f"{stem}-throughput.png"
-    cdf_png = config.results / f"{stem}-latency.png"
-    report.write_json(json_path, record)
-    measured = [r for r in results if "crowd" in r.phases and "ceiling" in r.phases]
-    title = (
-        f"{config.scenario}: {config.users} patients, {config.schedules}x{config.capacity} numbers"
-    )
-    report.plot_throughput(
-        throughput_png,
-        [r.strategy for r in measured],
-        [r.phases["crowd"].throughput for r in measured],
-        [r.phases["crowd"].latency_ms["p99"] for r in measured],
-        [r.phases["ceiling"].throughput for r in measured],
-        title,
-    )
-    report.plot_cdfs(
-        cdf_png,
-        {r.strategy: r.phases["crowd"].cdf for r in measured},
-        f"latency from arrival, {title}",
-    )
-    md_path.write_text(render_markdown(record, results, throughput_png.name, cdf_png.name))
-    report.update_index(config.results)
-    return [json_path, md_path, throughput_png, cdf_png]
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)
-
-
-def render_tables(
-    results: list[StrategyResult],
-    references: References | None,
-    found_targets: list[dict[str, Any]],
-) -> str:
-    crowd_rows, throughput_rows = [], []
-    for r in results:
-        crowd = r.phases.get("crowd")
-        fair = r.fairness
-        verdict = (
-            "FAIL (did not run)"
-            if r.failure
-            else (r.verdict.summary().split(":")[0] if r.verdict else "-")
-        )
-        crowd_rows.append(
-            [
-                r.strategy,
-                verdict,
-                f"{r.sold}/{r.numbers}" if r.numbers else None,
-                f"{crowd.answered}/{crowd.requests}" if crowd else None,
-                crowd.throughput if crowd else None,
-                report.percent(r.ratio("crowd")),
-                *(crowd.latency_ms[k] if crowd else None for k in ("p50", "p90", "p99", "p99_9")),
-                crowd.retries if crowd else None,
-                *(_violations(r.verdict)),
-                fair.first_arrivals_share if fair else None,
-                f"{fair.spearman:.2f} ({fair.spearman_fifo:.2f})"
-                if fair and fair.spearman is not None and fair.spearman_fifo is not None
-                else None,
-            ]
-        )
-        throughput_rows.append(
-            [
-                r.strategy,
-                *(_rate(r, name) for name in ("ceiling", "sold_out", "spread", "hot")),
-                report.percent(r.hot_loss()),
-                *(
-                    _cpu(r, "crowd", party)
-                    for party in ("server", "redis", "postgres", "generator", "others")
-                ),
-            ]
-        )
-    parts = [
-        report.table(
-            [
-                "strategy",
-                "invariants",
-                "sold",
-                "answered",
-                "answers/s",
-                "of ceiling",
-                "p50 ms",
-                "p90 ms",
-                "p99 ms",
-                "p99.9 ms",
-                "busy retries",
-                "oversold",
-                "lost",
-                "undersold",
-                "rule breaks",
-                "first-C share",
-                "spearman (fifo)",
-            ],
-            crowd_rows,
-        ),
-        "",
-        report.table(
-            [
-                "strategy",
-                "ceiling/s",
-                "sold-out/s (ceil)",
-                "bookings/s (ceil)",
-                "hot bookings/s (ceil)",
-                "hot loss",
-                "server CPU",
-                "redis CPU",
-                "postgres CPU",
-                "generator CPU",
-                "other processes CPU",
-            ],
-            throughput_rows,
-        ),
-    ]
-    if references is not None:
-        parts += ["", references.describe()]
-    if found_targets:
-        parts += ["", "targets:", *(_target_line(t) for t in found_targets)]
-    return "\n".join(parts)
-
-
-def _target_line(target: dict[str, Any]) -> str:
-    state = {True: "MET ", False: "MISS", None: "n/a "}[target["met"]]
-    value = "-" if target["value"] is None else f"{target['value']:.2f}"
-    relation = ">=" if "lost" not in target["target"] else "<"
-    return (
-        f"  {state} {target['strategy']}: {target['target']} = {value} "
-        f"(target {relation} {target['threshold']:.2f})"
-    )
-
-
-def _violations(verdict: Verdict | None) -> list[int | None]:
-    if verdict is None:
-        return [None] * 4
-    rules = verdict.duplicate_numbers + verdict.duplicate_patients + verdict.limit_violations
-    return [verdict.oversold, verdict.lost, verdict.undersold, rules]
-
-
-def _rate(result: StrategyResult, phase: str) -> str | None:
-    found = result.phases.get(phase)
-    if found is None:
-        return None
-    ratio = report.percent(found.ratio_to_ceiling) if phase != "ceiling" else None
-    return f"{found.throughput:,.0f}" + (f" ({ratio})" if ratio else "")
-
-
-def _cpu(result: StrategyResult, phase: str, party: str) -> str | None:
-    found = result.phases.get(phase)
-    if found is None or party not in found.cpu_seconds:
-        return None
-    return f"{found.cpu_percent()[party]:.0f}%"
-
-
-def render_markdown(
-    record: dict[str, Any], results: list[StrategyResult], throughput_png: str, cdf_png: str
-) -> str:
-    machine, settings = record["machine"], record["settings"]
-    references = record["references"]
-    lines = [
-        f"# {record['scenario']} crowd, {record['started'][:16]} UTC, {machine['host']}",
-        "",
-        f"{settings['users']} patients on {settings['schedules']} schedules of "
-        f"{settings['capacity']} numbers, arriving within {settings['duration']} s; "
-        f"server workers {settings['workers']}; generator connections "
-        f"{settings['connections']}. Invariants: **{'PASS' if record['ok'] else 'FAIL'}**.",
-        "",
-        f"Machine: {machine['cores']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB;"
-        f" Python {machine['python']}, Redis {machine['redis']}, PostgreSQL "
-        f"{machine['postgresql']}; commit {str(machine['commit'])[:12]}"
-        f"{' (uncommitted changes)' if machine['dirty'] else ''}; load average at start "
-        f"{', '.join(str(x) for x in machine['load_average_at_start'])}.",
-        "",
-        "Latencies are from each patient's planned arrival to the final answer (busy answers "
-        "retried after Retry-After), so they include queueing. CPU is per cent of one core "
-        'during the crowd phase; "other processes" is what the rest of the machine used '
-        "meanwhile (the machine's busy time less the four parties).",
-        "",
-        "```",
-        render_tables(results, None, record["targets"]),
-        "```",
-        "",
-        f"Load generator: bench/loadgen.py. {record['driver']['why'] if record['driver'] else ''}",
-        "",
-        f"![throughput and p99]({throughput_png})",
-        f"![latency CDF]({cdf_png})",
-    ]
-    if references:
-        lines += ["", "## References", "", "```", json.dumps(references, indent=2), "```"]
-    lines += ["", "## Answers by code (crowd phase)", ""]
-    for r in results:
-        crowd = r.phases.get("crowd")
-        if crowd:
-            codes = ", ".join(f"{k}: {v}" for k, v in crowd.codes.items())
-            lines.append(f"- **{r.strategy}**: {codes}")
-        if r.failure:
-            lines.append(f"- **{r.strategy}** did not run: `{r.failure.splitlines()[0]}`")
-    return "\n".join(lines) + "\n"

@@ -77,6 +77,28 @@ class Shot:
     def retries(self) -> int:
         return sum(self.attempts) - len(self.attempts)
 
+    @property
+    def consumed(self) -> int:
+        """How many requests from the front were used: sends go out in index order."""
+        return max((i + 1 for i, sent in enumerate(self.sent) if sent), default=0)
+
+    @classmethod
+    def joined(cls, shots: Sequence[Shot]) -> Shot:
+        """Several runs as one: answers side by side, elapsed times added."""
+        whole = cls([], [], [], [], [], [], [])
+        for shot in shots:
+            offset = len(whole.status)
+            whole.arrivals += shot.arrivals
+            whole.status += shot.status
+            whole.body += shot.body
+            whole.latency += shot.latency
+            whole.answered_at += shot.answered_at
+            whole.attempts += shot.attempts
+            whole.sent += shot.sent
+            whole.errors.update({offset + i: e for i, e in shot.errors.items()})
+            whole.elapsed += shot.elapsed
+        return whole
+
 
 class _Connection(asyncio.Protocol):
     def __init__(self, run: _Run) -> None:

@@ -44,6 +44,11 @@ class Workload:
         self.arrivals.append(arrival)
         self.calls.append(call)
 
+    def tail(self, start: int) -> Workload:
+        """The requests from `start` on, arriving at once (for a flat-out slice)."""
+        rest = len(self.requests) - start
+        return Workload(self.name, self.requests[start:], [0.0] * rest, self.calls[start:])
+
     def sorted(self) -> Workload:
         """The same requests in arrival order (the generator's index is the arrival rank)."""
         order = sorted(range(len(self.arrivals)), key=self.arrivals.__getitem__)
@@ -206,6 +211,8 @@ class PhaseResult:
     errors: list[str]
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     ratio_to_ceiling: float | None = None
+    # The ceiling measured in the slices around this phase's own, when it had them.
+    ceiling_slices: list[float] = field(default_factory=list)
     cdf: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -224,6 +231,7 @@ class PhaseResult:
             "elapsed_s": self.elapsed,
             "throughput_rps": self.throughput,
             "ratio_to_ceiling": self.ratio_to_ceiling,
+            "ceiling_slices_rps": self.ceiling_slices,
             "latency_ms": self.latency_ms,
             "codes": self.codes,
             "busy_retries": self.retries,
@@ -233,7 +241,7 @@ class PhaseResult:
         }
 
 
-def summarise(workload: Workload, shot: loadgen.Shot) -> PhaseResult:
+def summarise(name: str, shot: loadgen.Shot) -> PhaseResult:
     hist = report.histogram(shot.latency)
     codes = Counter(
         f"{status} {code_of(status, body)}"
@@ -241,7 +249,7 @@ def summarise(workload: Workload, shot: loadgen.Shot) -> PhaseResult:
         if sent
     )
     return PhaseResult(
-        name=workload.name,
+        name=name,
         requests=shot.requests,
         answered=shot.answered,
         elapsed=shot.elapsed,

@@ -8,19 +8,22 @@ script stays inside one slot. Ids are `[A-Za-z0-9._-]`, so they never contain th
 the `|` the tag is made of.
 
 A slot holds:
-- `slot`          hash {loaded, max_per_day, max_per_department}; present once loaded
+- `slot`          hash {loaded, and for redis-lua max_per_day, max_per_department};
+                  present once the slot is loaded
 - `schedules`     set of the schedule ids whose free numbers are loaded
 - `free:<id>`     the free numbers of one schedule (a zset for redis-lua, a list for redis-queue)
-- `blacklist`     hash patient -> blacklisted until (epoch ms)
+- `blacklist`     hash patient -> blacklisted until (epoch ms); redis-lua only
 - `patient:<id>`  hash of one patient's active bookings that day: `day` (count), `d:<dept>`
-                  (count per department), `s:<schedule>` (1 while booked there)
+                  (count per department), `s:<schedule>` (the request id that booked it, or
+                  1 when loaded from the ledger); redis-lua only
 - `leases`        zset request id -> lease deadline (epoch ms): numbers taken, ledger unwritten
 - `lease_records` hash request id -> "schedule|number|patient|department"
 - `in_flight`     hash schedule id -> leases not yet settled (sold out is certain only at 0)
 
 Two keys outside any slot help find the slots: `pending_slots` (zset slot tag -> when a
 number was last taken there, so the reconciler knows where leases may be) and
-`loaded_dates:<hospital>` (dates loaded for a hospital, for rule and blacklist changes).
+`loaded_dates:<hospital>` (dates loaded for a hospital, so rule and blacklist changes reach
+them; redis-lua only).
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 def _seed(environment: Environment, crowd: Crowd) -> None:
     options = environment.parsed_options
-    if not crowd.secret or environment.host is None:
+    if options is None or not crowd.secret or environment.host is None:
         raise RuntimeError("slotrush load tests need --host and SLOTRUSH_SECRET (or --secret)")
     shape = SHAPES[options.scenario]
     plan = SchedulePlan(
@@ -138,12 +138,14 @@ def _adopt_plan(environment: Environment, msg: Any, **_: Any) -> None:
 
 
 def _send_tally(environment: Environment, msg: Any, **_: Any) -> None:
+    runner = environment.runner
+    assert isinstance(runner, WorkerRunner)
     # Users still running would keep booking after the tally left: stop them first.
-    environment.runner.stop()
-    environment.runner.send_message(
+    runner.stop()
+    runner.send_message(
         TALLY_MESSAGE,
         {
-            "worker": environment.runner.client_id,
+            "worker": runner.client_id,
             "tally": crowd_of(environment).tally.to_dict(),
         },
     )

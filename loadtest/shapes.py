@@ -50,7 +50,7 @@ class FlashCrowd(StagedShape):
     abstract = False
     opens_after = 5.0
     arrival_window = 1.0
-    stages = (
+    stages: ClassVar[tuple[Stage, ...]] = (
         Stage(until=5.0, users=1.0, rate=0.25),  # gathering: all present by the opening
         Stage(until=15.0, users=1.0, rate=1.0),  # the opening and its aftermath
         Stage(until=20.0, users=0.3, rate=0.2),  # decay
@@ -89,13 +89,13 @@ class SustainedMixed(StagedShape):
 
 
 class SmokeFlash(FlashCrowd):
-    """The flash crowd squeezed into five seconds, for CI."""
+    """The flash crowd squeezed into four seconds, for CI."""
 
     opens_after = 1.0
     stages = (
         Stage(until=1.0, users=1.0, rate=1.0),
-        Stage(until=4.0, users=1.0, rate=1.0),
-        Stage(until=5.0, users=0.0, rate=1.0),
+        Stage(until=3.0, users=1.0, rate=1.0),
+        Stage(until=4.0, users=0.0, rate=1.0),
     )
 
 

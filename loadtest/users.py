@@ -193,7 +193,7 @@ class Patient(FastHttpUser):
         path = f"/v1/schedules/{target.id}/bookings"
         for _ in range(MAX_RETRIES):
             with self.client.post(
-                path, data=b"{}", headers=headers, name=BOOK_NAME, catch_response=True
+                path, data="{}", headers=headers, name=BOOK_NAME, catch_response=True
             ) as resp:
                 status, code = resp.status_code, _code(resp)
                 if status == 201:
@@ -225,7 +225,7 @@ class Patient(FastHttpUser):
         booking_id = str(booking["id"])
         with self.client.post(
             f"/v1/bookings/{booking_id}/cancel",
-            data=b"{}",
+            data="{}",
             headers={**self.auth, "Content-Type": "application/json"},
             name="/v1/bookings/[id]/cancel",
             catch_response=True,
@@ -269,8 +269,9 @@ def _code(resp: ResponseContextManager) -> str:
 
 
 def _retry_after(resp: ResponseContextManager) -> float:
+    value = resp.headers.get("Retry-After") if resp.headers else None
     try:
-        return float((resp.headers or {}).get("Retry-After", 1))
+        return float(value) if isinstance(value, str) else 1.0
     except ValueError:
         return 1.0
 

@@ -6,6 +6,7 @@ unauthorized) then cost one Response object and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Final
 
@@ -37,7 +38,9 @@ ALL_PROBLEMS: Final[dict[str, tuple[int, str]]] = {
 _RETRY_STATUSES: Final = frozenset({429, 503})
 
 
-def problem_body(code: str, detail: str | None = None, **extensions: Any) -> bytes:
+def problem_body(
+    code: str, detail: str | None = None, extensions: Mapping[str, Any] | None = None
+) -> bytes:
     status, title = ALL_PROBLEMS[code]
     problem: dict[str, Any] = {
         "type": "about:blank",
@@ -47,7 +50,8 @@ def problem_body(code: str, detail: str | None = None, **extensions: Any) -> byt
     }
     if detail is not None:
         problem["detail"] = detail
-    problem.update(extensions)
+    if extensions:
+        problem.update(extensions)
     return orjson.dumps(problem)
 
 
@@ -64,13 +68,13 @@ def problem_response(
     *,
     retry_after: int | None = None,
     headers: dict[str, str] | None = None,
-    **extensions: Any,
+    extensions: Mapping[str, Any] | None = None,
 ) -> web.Response:
     status = ALL_PROBLEMS[code][0]
     if detail is None and not extensions:
         body = _BODIES[code]
     else:
-        body = problem_body(code, detail, **extensions)
+        body = problem_body(code, detail, extensions)
     base = _UNAUTHORIZED_HEADERS if status == 401 else _HEADERS
     if retry_after is None and headers is None:
         return web.Response(body=body, status=status, headers=base)

@@ -69,11 +69,9 @@ def _limit(request: web.Request, patient_id: str | None) -> None:
         patient_limit.hit(patient_id)
 
 
-def _reader(request: web.Request) -> Principal:
+def _reader(request: web.Request) -> None:
     """Any valid token: schedules are not any one patient's."""
-    principal = _principal(request)
-    _limit(request, principal.subject)
-    return principal
+    _limit(request, _principal(request).subject)
 
 
 def _patient(request: web.Request) -> str:
@@ -204,16 +202,17 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         answers = await asyncio.wait_for(request.app[STORES].ping(), HEALTH_TIMEOUT)
     except TimeoutError:
-        answers = {"redis": False, "postgres": False}
-    if all(answers.values()):
-        return json_response({"status": "ok", "strategy": strategy})
-    down = ", ".join(name for name, up in answers.items() if not up)
+        detail, extensions = f"no answer from the stores in {HEALTH_TIMEOUT} s", {}
+    else:
+        if all(answers.values()):
+            return json_response({"status": "ok", "strategy": strategy})
+        down = ", ".join(name for name, up in answers.items() if not up)
+        detail, extensions = f"unreachable: {down}", {"dependencies": answers}
     return problem_response(
         Code.BUSY,
-        f"unreachable: {down}",
+        detail,
         retry_after=request.app[SETTINGS].busy_retry_after,
-        strategy=strategy,
-        dependencies=answers,
+        extensions={"strategy": strategy, **extensions},
     )
 
 

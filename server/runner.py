@@ -167,8 +167,13 @@ def _signal_handlers_restored() -> Iterator[None]:
 
 
 def _supervise(settings: Settings, options: ServeOptions) -> int:
-    with _reserved_port(options.host, options.port) as port, _signal_handlers_restored():
-        supervisor = _Supervisor(settings, options, port)
+    try:
+        reservation = _reserve_port(options.host, options.port)
+    except OSError as exc:
+        log.error("could not start: %s", exc)
+        return 1
+    with reservation, _signal_handlers_restored():
+        supervisor = _Supervisor(settings, options, reservation.getsockname()[1])
         for sig in _SIGNALS:
             signal.signal(sig, supervisor.on_signal)
         return supervisor.run()
@@ -246,13 +251,17 @@ def _worker_process(
     raise SystemExit(status)
 
 
-@contextlib.contextmanager
-def _reserved_port(host: str, port: int) -> Iterator[int]:
-    """Hold the port (bound, not listening) so that port 0 means one port for every worker
-    and no other program takes it meanwhile; the workers share it through SO_REUSEPORT."""
+def _reserve_port(host: str, port: int) -> socket.socket:
+    """A socket holding the port (bound, not listening) while the workers run, so that port 0
+    means one port for all of them and no other program takes it meanwhile; the workers share
+    it through SO_REUSEPORT."""
     family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, kind) as sock:
+    sock = socket.socket(family, kind)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
-        yield sock.getsockname()[1]
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -111,6 +111,7 @@ def schedule_in(obj: object, where: str) -> ScheduleIn:
         period=period(obj["period"], where + "period"),
         capacity=integer(obj["capacity"], where + "capacity", 1, MAX_CAPACITY),
         fee_cents=integer(obj.get("fee_cents", 0), where + "fee_cents", 0, _MAX_BIGINT),
+        # Absent means "open now"; null is not a time and is refused like any other non-time.
         opens_at=None if "opens_at" not in obj else rfc3339_time(opens_at, where + "opens_at"),
     )
 

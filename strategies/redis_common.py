@@ -28,7 +28,6 @@ import redis.exceptions
 from core import ledger
 from core.batching import Coalescer
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Schedule
-from core.errors import ServiceUnavailable
 from core.keys import KeySpace, SlotKeys, slot_tag
 from core.metrics import BUSY_RETRIES, RECONCILER_ACTIONS
 from core.queries import query as q
@@ -40,9 +39,6 @@ log = logging.getLogger("slotrush.redis")
 
 # Answers of take.lua and admit.lua besides a number (>= 1).
 NOT_LOADED = 0
-# Answers that may change once leases settle: no free number but some on leases; the
-# patient's own booking of this schedule still on its lease.
-ON_LEASE = (-6, -7)
 REFUSALS: dict[int, Rejected] = {
     -1: Rejected(Code.BLACKLISTED),
     -2: Rejected(Code.ALREADY_BOOKED),
@@ -51,6 +47,9 @@ REFUSALS: dict[int, Rejected] = {
     -5: Rejected(Code.SOLD_OUT),
 }
 _BUSY = Rejected(Code.BUSY)
+# Answers that may change once leases settle (no number free but some out on leases; the
+# patient's own booking here still on its lease), with the answer given if they do not.
+ON_LEASE: dict[int, Rejected] = {-6: REFUSALS[-5], -7: REFUSALS[-2]}
 
 # Covers clock skew between hosts and a ledger statement that passed its deadline check just
 # before the deadline: only then is a lease's missing row surely never coming.
@@ -58,9 +57,10 @@ GRACE_SECONDS = 1.0
 # A second take only follows a ledger that held the number Redis offered (Redis diverged).
 _TAKES_PER_BOOKING = 2
 _LOADS_PER_TAKE = 3
-# A taker finding no free number while some are out on leases waits for them to settle (they
-# may come back), pausing in between. A writer settles its lease before the deadline, so a
-# lease still out after a whole lease time belongs to a writer that died: busy, retry later.
+# How long a taker waits for leases to settle, and its pauses in between. Writers settle
+# within milliseconds; a lease still out after this belongs to a stalled or dead writer, and
+# a crowd must not hang on it until the reconciler comes.
+_LEASE_PATIENCE = 2.0
 _FIRST_PAUSE = 0.002
 _MAX_PAUSE = 0.05
 _KEY_CACHE_LIMIT = 100_000
@@ -196,9 +196,9 @@ class RedisGate(InventoryStrategy):
                 await self.loader.load(req.schedule.hospital_id, req.schedule.visit_date)
             elif answer in ON_LEASE:
                 now = time.monotonic()
-                patience_ends = min(patience_ends, now + self.settings.lease_seconds)
+                patience_ends = min(patience_ends, now + _LEASE_PATIENCE)
                 if now >= patience_ends:
-                    return _BUSY
+                    return ON_LEASE[answer]
                 await self._until_settled(req.schedule.id, pause)
                 pause = min(pause * 2, _MAX_PAUSE)
             else:
@@ -221,7 +221,7 @@ class RedisGate(InventoryStrategy):
         assert cause is not None
         if cause["number_held"]:
             self._diverged.inc()
-            await self._scripts.submit(_confirm_call(lease.slot, [req.request_id]))
+            await self.give_back(lease, number=False)
             return None
         if cause["key_used"]:
             await self.give_back(lease)
@@ -234,19 +234,25 @@ class RedisGate(InventoryStrategy):
         # Nothing blocks the row: it came after the deadline. The reconciler settles it.
         return _BUSY
 
-    async def give_back(self, lease: Lease, *, counters: bool = True) -> None:
-        patient = lease.req.patient_id if counters else None
-        await self._scripts.submit(
-            self.give_back_call(lease.slot, lease.free, lease.req.request_id, patient)
+    async def give_back(self, lease: Lease, *, number: bool = True, counters: bool = True) -> None:
+        """Undo the lease's take: its number and the patient's counters, unless the ledger
+        holds them (the number for someone else, or this patient's booking here)."""
+        call = self.give_back_call(
+            lease.slot,
+            lease.free,
+            lease.req.request_id,
+            lease.req.patient_id if counters else None,
+            number=number,
         )
+        await self._scripts.submit(call)
         self._wake(lease.req.schedule.id)
 
-    async def _until_settled(self, schedule_id: int, timeout: float) -> None:
-        """Wait until a lease of this schedule settles here, or `timeout` (other processes
-        settle leases too, unannounced)."""
+    async def _until_settled(self, schedule_id: int, at_most: float) -> None:
+        """Wait until a lease of this schedule settles here, or `at_most` seconds (other
+        processes settle leases too, unannounced)."""
         settled = self._settled.setdefault(schedule_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(settled.wait(), timeout)
+            await asyncio.wait_for(settled.wait(), at_most)
 
     def _wake(self, schedule_id: int) -> None:
         settled = self._settled.pop(schedule_id, None)
@@ -281,6 +287,8 @@ class RedisGate(InventoryStrategy):
             # safe to resend).
             log.warning("%s: release of booking %s deferred: %r", self.name, booking.id, exc)
             self._unreleased.append(call)
+        else:
+            self._wake(booking.schedule_id)
 
     # --- hooks ---------------------------------------------------------------------------
 
@@ -295,17 +303,14 @@ class RedisGate(InventoryStrategy):
         self, hospital_id: str, call_for: Callable[[SlotKeys], ScriptCall]
     ) -> None:
         """Run one call per loaded slot of the hospital from yesterday on."""
-        try:
-            dates = await self.stores.redis.smembers(self.keys.loaded_dates(hospital_id))
-            first = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=_PAST_DAYS_KEPT)
-            slots = [
-                self.slot_keys(slot_tag(hospital_id, day))
-                for day in (dt.date.fromisoformat(text(d)) for d in dates)
-                if day >= first
-            ]
-            await asyncio.gather(*(self._scripts.submit(call_for(slot)) for slot in slots))
-        except STORE_FAILURES as exc:
-            raise ServiceUnavailable(f"{self.name}: {type(exc).__name__}") from exc
+        dates = await self.stores.redis.smembers(self.keys.loaded_dates(hospital_id))
+        first = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=_PAST_DAYS_KEPT)
+        slots = [
+            self.slot_keys(slot_tag(hospital_id, day))
+            for day in (dt.date.fromisoformat(text(d)) for d in dates)
+            if day >= first
+        ]
+        await asyncio.gather(*(self._scripts.submit(call_for(slot)) for slot in slots))
 
     # --- coalesced round trips -----------------------------------------------------------
 
@@ -379,12 +384,19 @@ class RedisGate(InventoryStrategy):
         return found
 
     def give_back_call(
-        self, slot: SlotKeys, free: str, request_id: str, patient_id: str | None
+        self,
+        slot: SlotKeys,
+        free: str,
+        request_id: str,
+        patient_id: str | None,
+        *,
+        number: bool = True,
     ) -> ScriptCall:
         keys = [free, slot.leases, slot.lease_records, slot.in_flight]
         if self.rules_in_redis and patient_id is not None:
             keys.append(slot.patient(patient_id))
-        return ScriptCall(GIVE_BACK, (len(keys), *keys, request_id, self.free_store))
+        store = self.free_store if number else ""
+        return ScriptCall(GIVE_BACK, (len(keys), *keys, request_id, store))
 
     async def submit(self, call: ScriptCall) -> Any:
         return await self._scripts.submit(call)

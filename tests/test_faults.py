@@ -11,6 +11,7 @@ came outside a fault window. The last asserts make sure the fault really struck.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,11 @@ import pytest
 from bench.chaos_proxy import ChaosProxy, ProxyStats
 from bench.faults import QUICK, Services, embedded_services, run_scenario
 from bench.history import Attempt, Intent, Outcome, classify
+from core.domain import Booking, BookingRequest, BookResult
+from core.stores import Stores
+from strategies.pg_pessimistic import PgPessimistic
+
+REPO = Path(__file__).resolve().parents[1]
 
 CASES = [
     ("redis-lua", "redis-kill"),
@@ -47,6 +53,37 @@ async def test_no_confirmed_booking_is_lost(
     assert result.uncertain > 0
     assert result.unknown_resolved_booked + result.unknown_resolved_none == result.uncertain
     assert result.ok > 0
+
+
+class LosesEveryTenthBooking(PgPessimistic):
+    """Confirms every booking, then deletes every tenth from the ledger: the loss the suite
+    exists to catch. Never registered; served as tests.test_faults:LosesEveryTenthBooking."""
+
+    name = "loses-every-tenth"
+
+    def __init__(self, stores: Stores) -> None:
+        super().__init__(stores)
+        self._booked = itertools.count(1)
+
+    async def _book(self, req: BookingRequest) -> BookResult:
+        result = await super()._book(req)
+        if isinstance(result, Booking) and next(self._booked) % 10 == 0:
+            async with self.stores.pg.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "UPDATE schedule_numbers SET booking_id = NULL WHERE booking_id = $1", result.id
+                )
+                await conn.execute("DELETE FROM bookings WHERE id = $1", result.id)
+        return result
+
+
+async def test_the_suite_notices_a_lost_booking(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # so the server can import this module
+    strategy = f"{__name__}:{LosesEveryTenthBooking.__name__}"
+    result = await run_scenario(services, strategy, "response-drop", QUICK, tmp_path)
+    assert result.lost > 0
+    assert any(problem.startswith("LOST: 201") for problem in result.problems)
 
 
 class UppercaseEcho:

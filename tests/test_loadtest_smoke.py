@@ -101,8 +101,9 @@ def test_flash_crowd_keeps_every_invariant(strategy: str, serve: Any, secret: st
     verdict = result["verdict"]
     assert result["ok"], verdict["details"]
     assert result["failures"] == 0, result["errors"]
-    # The crowd outnumbered the numbers and bought every one of them.
-    assert verdict["confirmed"] == 40
+    # The crowd outnumbered the numbers and bought every one of them (a booking whose 201
+    # was still on its way when the crowd left counts as unconfirmed, not as unsold).
+    assert verdict["confirmed"] + verdict["unconfirmed"] == 40
     assert result["answers"].get("book 409 sold_out", 0) > 0
 
 

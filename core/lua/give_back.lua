@@ -1,16 +1,17 @@
--- give_back.lua: return the number of a lease whose ledger row will never be written.
--- Only while the lease record exists, so the writer and any number of reconcilers can race
--- to give one lease back and exactly one of them does.
+-- give_back.lua: undo the take of a lease whose ledger row will never be written: return its
+-- number (unless the ledger holds it for someone else) and the patient's counters (unless
+-- the ledger holds the patient's booking there). Only while the lease record exists, so the
+-- writer and any number of reconcilers can race to give one lease back and one of them does.
 --
 -- KEYS[1] free           the schedule's free numbers (zset or list, see ARGV[2])
 -- KEYS[2] leases         zset request id -> lease deadline
 -- KEYS[3] lease_records  hash request id -> "schedule|number|patient|department"
 -- KEYS[4] in_flight      hash schedule id -> leases not yet settled
 -- KEYS[5] patient        (optional) the patient's counters, to undo the take's increments
--- ARGV[1] request id, ARGV[2] "zset" or "list"
+-- ARGV[1] request id, ARGV[2] "zset" or "list", or "" to keep the number out of Redis
 --
--- Returns 1 if the number went back, 0 if the lease was already settled (a lease left
--- without its record is dropped: there is nothing to give back).
+-- Returns 1 if the lease was undone, 0 if it was already settled (a lease left without its
+-- record is dropped: there is nothing to give back).
 local request_id = ARGV[1]
 local store = ARGV[2]
 
@@ -23,7 +24,7 @@ local schedule, number, _, department = string.match(record, '^([^|]*)|([^|]*)|(
 
 if store == 'zset' then
     redis.call('ZADD', KEYS[1], number, number)
-elseif not redis.call('LPOS', KEYS[1], number) then
+elseif store == 'list' and not redis.call('LPOS', KEYS[1], number) then
     redis.call('RPUSH', KEYS[1], number)
 end
 

@@ -1,0 +1,352 @@
+"""What a benchmark run found, and its forms: the result of each strategy, the promised
+targets met or missed, the JSON record, the tables printed and the Markdown written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench import report
+from bench.fairness import Fairness
+from bench.phases import PhaseResult
+from bench.reference import References
+from loadtest.invariants import Verdict
+
+if TYPE_CHECKING:
+    from bench.harness import BenchConfig
+
+# Ratios the project promises (see results/README.md).
+TARGETS = {
+    "sold_out_vs_ceiling": 0.90,
+    "redis_lua_bookings_vs_ceiling": 0.60,
+    "pg_pessimistic_vs_pgbench": 0.90,
+    "hot_loss_max": 0.20,
+}
+HOT_LOSS_STRATEGIES = ("pg-skip-locked", "redis-lua", "redis-queue")
+
+
+@dataclass
+class StrategyResult:
+    strategy: str
+    phases: dict[str, PhaseResult] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    fairness: Fairness | None = None
+    sold: int = 0
+    numbers: int = 0
+    failure: str | None = None
+    driver: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.verdict is not None and self.verdict.ok
+
+    def ratio(self, phase: str) -> float | None:
+        found = self.phases.get(phase)
+        return found.ratio_to_ceiling if found else None
+
+    def hot_loss(self) -> float | None:
+        spread, hot = self.phases.get("spread"), self.phases.get("hot")
+        if not spread or not hot or not spread.throughput:
+            return None
+        return 1 - hot.throughput / spread.throughput
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "ok": self.ok,
+            "failure": self.failure,
+            "verdict": self.verdict.to_dict() if self.verdict else None,
+            "fairness": self.fairness.to_dict() if self.fairness else None,
+            "numbers": self.numbers,
+            "sold": self.sold,
+            "hot_loss": self.hot_loss(),
+            "phases": {name: p.to_dict() for name, p in self.phases.items()},
+        }
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+def targets(results: list[StrategyResult], references: References | None) -> list[dict[str, Any]]:
+    """Each promised ratio, measured, with whether this run met it."""
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, strategy: str, value: float | None, threshold: float, higher: bool) -> None:
+        met = None if value is None else (value >= threshold if higher else value < threshold)
+        found.append(
+            {
+                "target": name,
+                "strategy": strategy,
+                "value": value,
+                "threshold": threshold,
+                "met": met,
+            }
+        )
+
+    for r in results:
+        add(
+            "sold-out throughput / ceiling",
+            r.strategy,
+            r.ratio("sold_out"),
+            TARGETS["sold_out_vs_ceiling"],
+            True,
+        )
+        if r.strategy == "redis-lua":
+            add(
+                "booking throughput / ceiling",
+                r.strategy,
+                r.ratio("spread"),
+                TARGETS["redis_lua_bookings_vs_ceiling"],
+                True,
+            )
+        if r.strategy in HOT_LOSS_STRATEGIES:
+            add(
+                "throughput lost when 90% target one schedule",
+                r.strategy,
+                r.hot_loss(),
+                TARGETS["hot_loss_max"],
+                False,
+            )
+        if r.strategy == "pg-pessimistic" and references is not None and references.pgbench_tps:
+            single = r.phases.get("hot")
+            value = single.throughput / references.pgbench_tps if single else None
+            add(
+                "hot-schedule bookings / pgbench",
+                r.strategy,
+                value,
+                TARGETS["pg_pessimistic_vs_pgbench"],
+                True,
+            )
+    return found
+
+
+def build_record(
+    config: BenchConfig,
+    machine: dict[str, Any],
+    started: dt.datetime,
+    results: list[StrategyResult],
+    references: References | None,
+) -> dict[str, Any]:
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    return {
+        "scenario": config.scenario,
+        "started": started.isoformat(),
+        "ok": all(r.ok for r in results),
+        "settings": settings,
+        "machine": machine,
+        "generator": "bench/loadgen.py: open loop, asyncio+uvloop, raw HTTP/1.1 keep-alive",
+        "driver": next((r.driver for r in results if r.driver), None),
+        "strategies": [r.to_dict() for r in results],
+        "references": asdict(references) if references else None,
+        "targets": targets(results, references),
+    }
+
+
+def write_results(
+    config: BenchConfig,
+    record: dict[str, Any],
+    results: list[StrategyResult],
+    host: str,
+    started: dt.datetime,
+) -> list[Path]:
+    stem = f"{started:%Y-%m-%d}-{_safe(host)}-{config.scenario}"
+    base = config.results / stem
+    json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
+    throughput_png = config.results / f"{stem}-throughput.png"
+    cdf_png = config.results / f"{stem}-latency.png"
+    report.write_json(json_path, record)
+    measured = [r for r in results if "crowd" in r.phases and "ceiling" in r.phases]
+    title = (
+        f"{config.scenario}: {config.users} patients, {config.schedules}x{config.capacity} numbers"
+    )
+    report.plot_throughput(
+        throughput_png,
+        [r.strategy for r in measured],
+        [r.phases["crowd"].throughput for r in measured],
+        [r.phases["crowd"].latency_ms["p99"] for r in measured],
+        [r.phases["ceiling"].throughput for r in measured],
+        title,
+    )
+    report.plot_cdfs(
+        cdf_png,
+        {r.strategy: r.phases["crowd"].cdf for r in measured},
+        f"latency from arrival, {title}",
+    )
+    md_path.write_text(render_markdown(record, results, throughput_png.name, cdf_png.name))
+    report.update_index(config.results)
+    return [json_path, md_path, throughput_png, cdf_png]
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)
+
+
+def render_tables(
+    results: list[StrategyResult],
+    references: References | None,
+    found_targets: list[dict[str, Any]],
+) -> str:
+    crowd_rows, throughput_rows = [], []
+    for r in results:
+        crowd = r.phases.get("crowd")
+        fair = r.fairness
+        verdict = (
+            "FAIL (did not run)"
+            if r.failure
+            else (r.verdict.summary().split(":")[0] if r.verdict else "-")
+        )
+        crowd_rows.append(
+            [
+                r.strategy,
+                verdict,
+                f"{r.sold}/{r.numbers}" if r.numbers else None,
+                f"{crowd.answered}/{crowd.requests}" if crowd else None,
+                crowd.throughput if crowd else None,
+                report.percent(r.ratio("crowd")),
+                *(crowd.latency_ms[k] if crowd else None for k in ("p50", "p90", "p99", "p99_9")),
+                crowd.retries if crowd else None,
+                *(_violations(r.verdict)),
+                fair.first_arrivals_share if fair else None,
+                f"{fair.spearman:.2f} ({fair.spearman_fifo:.2f})"
+                if fair and fair.spearman is not None and fair.spearman_fifo is not None
+                else None,
+            ]
+        )
+        throughput_rows.append(
+            [
+                r.strategy,
+                *(_rate(r, name) for name in ("ceiling", "sold_out", "spread", "hot")),
+                report.percent(r.hot_loss()),
+                *(
+                    _cpu(r, "crowd", party)
+                    for party in ("server", "redis", "postgres", "generator", "others")
+                ),
+            ]
+        )
+    parts = [
+        report.table(
+            [
+                "strategy",
+                "invariants",
+                "sold",
+                "answered",
+                "answers/s",
+                "of ceiling",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "busy retries",
+                "oversold",
+                "lost",
+                "undersold",
+                "rule breaks",
+                "first-C share",
+                "spearman (fifo)",
+            ],
+            crowd_rows,
+        ),
+        "",
+        report.table(
+            [
+                "strategy",
+                "ceiling/s",
+                "sold-out/s (ceil)",
+                "bookings/s (ceil)",
+                "hot bookings/s (ceil)",
+                "hot loss",
+                "server CPU",
+                "redis CPU",
+                "postgres CPU",
+                "generator CPU",
+                "other processes CPU",
+            ],
+            throughput_rows,
+        ),
+    ]
+    if references is not None:
+        parts += ["", references.describe()]
+    if found_targets:
+        parts += ["", "targets:", *(_target_line(t) for t in found_targets)]
+    return "\n".join(parts)
+
+
+def _target_line(target: dict[str, Any]) -> str:
+    state = {True: "MET ", False: "MISS", None: "n/a "}[target["met"]]
+    value = "-" if target["value"] is None else f"{target['value']:.2f}"
+    relation = ">=" if "lost" not in target["target"] else "<"
+    return (
+        f"  {state} {target['strategy']}: {target['target']} = {value} "
+        f"(target {relation} {target['threshold']:.2f})"
+    )
+
+
+def _violations(verdict: Verdict | None) -> list[int | None]:
+    if verdict is None:
+        return [None] * 4
+    rules = verdict.duplicate_numbers + verdict.duplicate_patients + verdict.limit_violations
+    return [verdict.oversold, verdict.lost, verdict.undersold, rules]
+
+
+def _rate(result: StrategyResult, phase: str) -> str | None:
+    found = result.phases.get(phase)
+    if found is None:
+        return None
+    ratio = report.percent(found.ratio_to_ceiling) if phase != "ceiling" else None
+    return f"{found.throughput:,.0f}" + (f" ({ratio})" if ratio else "")
+
+
+def _cpu(result: StrategyResult, phase: str, party: str) -> str | None:
+    found = result.phases.get(phase)
+    if found is None or party not in found.cpu_seconds:
+        return None
+    return f"{found.cpu_percent()[party]:.0f}%"
+
+
+def render_markdown(
+    record: dict[str, Any], results: list[StrategyResult], throughput_png: str, cdf_png: str
+) -> str:
+    machine, settings = record["machine"], record["settings"]
+    references = record["references"]
+    lines = [
+        f"# {record['scenario']} crowd, {record['started'][:16]} UTC, {machine['host']}",
+        "",
+        f"{settings['users']} patients on {settings['schedules']} schedules of "
+        f"{settings['capacity']} numbers, arriving within {settings['duration']} s; "
+        f"server workers {settings['workers']}; generator connections "
+        f"{settings['connections']}. Invariants: **{'PASS' if record['ok'] else 'FAIL'}**.",
+        "",
+        f"Machine: {machine['cores']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB;"
+        f" Python {machine['python']}, Redis {machine['redis']}, PostgreSQL "
+        f"{machine['postgresql']}; commit {str(machine['commit'])[:12]}"
+        f"{' (uncommitted changes)' if machine['dirty'] else ''}; load average at start "
+        f"{', '.join(str(x) for x in machine['load_average_at_start'])}.",
+        "",
+        "Latencies are from each patient's planned arrival to the final answer (busy answers "
+        "retried after Retry-After), so they include queueing. CPU is per cent of one core "
+        'during the crowd phase; "other processes" is what the rest of the machine used '
+        "meanwhile (the machine's busy time less the four parties).",
+        "",
+        "```",
+        render_tables(results, None, record["targets"]),
+        "```",
+        "",
+        f"Load generator: bench/loadgen.py. {record['driver']['why'] if record['driver'] else ''}",
+        "",
+        f"![throughput and p99]({throughput_png})",
+        f"![latency CDF]({cdf_png})",
+    ]
+    if references:
+        lines += ["", "## References", "", "```", json.dumps(references, indent=2), "```"]
+    lines += ["", "## Answers by code (crowd phase)", ""]
+    for r in results:
+        crowd = r.phases.get("crowd")
+        if crowd:
+            codes = ", ".join(f"{k}: {v}" for k, v in crowd.codes.items())
+            lines.append(f"- **{r.strategy}**: {codes}")
+        if r.failure:
+            lines.append(f"- **{r.strategy}** did not run: `{r.failure.splitlines()[0]}`")
+    return "\n".join(lines) + "\n"
