@@ -46,7 +46,7 @@ def _options(parser: Any) -> None:
         "--scenario",
         choices=sorted(SHAPES),
         default="flash",
-        help="slotrush: flash, hot (90%% on one schedule), churn, sustained, smoke",
+        help="slotrush: flash, hot (nine in ten on one schedule), churn, sustained, smoke",
     )
     parser.add_argument("--crowd", type=int, default=1000, help="slotrush: patients at the peak")
     parser.add_argument("--schedules", type=int, default=10, help="slotrush: schedules to seed")
