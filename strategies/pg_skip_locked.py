@@ -6,6 +6,8 @@ so a hot schedule scales with connections until the numbers run out.
 
 from __future__ import annotations
 
+import asyncpg
+
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
 from core.queries import query as q
@@ -20,7 +22,7 @@ class PgSkipLocked(InventoryStrategy):
             rejected = await ledger.check_patient_day(conn, req)
             if rejected is not None:
                 return rejected
-            number = await conn.fetchval(q("claim_free_number"), req.schedule.id)
+            number = await self._claim_without_waiting(conn, req.schedule.id)
             if number is None:
                 # Skipped rows may be claims about to roll back: "sold out" only once they end.
                 number = await conn.fetchval(q("claim_free_number_waiting"), req.schedule.id)
@@ -28,6 +30,20 @@ class PgSkipLocked(InventoryStrategy):
                 return Rejected(Code.SOLD_OUT)
             booking = await ledger.insert_booking(conn, req, number)
             return booking if booking is not None else Rejected(Code.IDEMPOTENCY_CONFLICT)
+
+    @staticmethod
+    async def _claim_without_waiting(conn: asyncpg.Connection, schedule_id: int) -> int | None:
+        # A FOR UPDATE scan keeps the locks of rows it found already taken. If it comes back
+        # empty, those locks must go before the waiting claim, or two bookers can each hold
+        # a row the other waits for: the savepoint's rollback releases them.
+        attempt = conn.transaction()
+        await attempt.start()
+        number: int | None = await conn.fetchval(q("claim_free_number"), schedule_id)
+        if number is None:
+            await attempt.rollback()
+        else:
+            await attempt.commit()
+        return number
 
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
