@@ -55,6 +55,8 @@ class Attempt:
     # The problem's code, or the name of the exception that ended the request.
     detail: str
     booking_id: str | None = None
+    # The problem's own explanation, if it gave one: which store call failed behind a 503.
+    reason: str | None = None
 
     @property
     def settled(self) -> bool:
@@ -99,20 +101,28 @@ class History:
         return {a.booking_id for a in self.of(intent) if a.booking_id is not None}
 
 
-def classify(status: int, body: bytes) -> tuple[Outcome, str, str | None]:
-    """(outcome, detail, booking id) of an HTTP answer to a booking request."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    outcome: Outcome
+    detail: str
+    booking_id: str | None = None
+    reason: str | None = None
+
+
+def classify(status: int, body: bytes) -> Answer:
+    """What an HTTP answer to a booking request tells the client."""
     document = _json(body)
     if status == 201:
         booking = document.get("booking")
         booking_id = booking.get("id") if isinstance(booking, dict) else None
         if booking_id is None:
             # Booked, but the client cannot tell which booking: as good as no answer.
-            return Outcome.UNKNOWN, "unreadable-201", None
-        return Outcome.OK, "booked", str(booking_id)
-    detail = str(document.get("code", f"http-{status}"))
-    if 400 <= status < 500:
-        return Outcome.FAILED, detail, None
-    return Outcome.UNKNOWN, detail, None
+            return Answer(Outcome.UNKNOWN, "unreadable-201")
+        return Answer(Outcome.OK, "booked", booking_id=str(booking_id))
+    code = str(document.get("code", f"http-{status}"))
+    reason = document.get("detail")
+    outcome = Outcome.FAILED if 400 <= status < 500 else Outcome.UNKNOWN
+    return Answer(outcome, code, reason=str(reason) if reason is not None else None)
 
 
 def _json(body: bytes) -> dict[str, object]:
@@ -148,7 +158,6 @@ class BookingClient:
             "Idempotency-Key": intent.key,
         }
         started = time.monotonic()
-        booking_id = None
         status: int | None = None
         try:
             async with self.session.post(
@@ -156,14 +165,22 @@ class BookingClient:
             ) as response:
                 status = response.status
                 body = await response.read()
-            outcome, detail, booking_id = classify(status, body)
+            answer = classify(status, body)
         except aiohttp.ClientConnectorError as exc:
             # Refused before a byte was sent: this request certainly booked nothing.
-            outcome, detail = Outcome.FAILED, type(exc).__name__
+            answer = Answer(Outcome.FAILED, type(exc).__name__)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            outcome, detail = Outcome.UNKNOWN, type(exc).__name__
+            answer = Answer(Outcome.UNKNOWN, type(exc).__name__)
         attempt = Attempt(
-            intent, phase, started, time.monotonic(), outcome, status, detail, booking_id
+            intent,
+            phase,
+            started,
+            time.monotonic(),
+            answer.outcome,
+            status,
+            answer.detail,
+            answer.booking_id,
+            answer.reason,
         )
         self.history.add(attempt)
         return attempt

@@ -1,8 +1,8 @@
 """The application factory: settings in, a ready-to-run aiohttp Application out.
 
-Nothing here does I/O: stores, the strategy and the booking service are opened in one
-cleanup context each, in that order, when the application starts, and closed in reverse
-when it stops (after in-flight requests have finished).
+Nothing here does I/O: stores, the strategy, the booking service and the sold-out memory
+are opened in one cleanup context each, in that order, when the application starts, and
+closed in reverse when it stops (after in-flight requests have finished).
 """
 
 from __future__ import annotations
@@ -56,14 +56,13 @@ def create_app(
     app[SETTINGS] = settings
     app[STRATEGY_CLASS] = strategy or strategy_class(settings.strategy)
     app[VERIFIER] = TokenVerifier(settings.secret)
-    app[SOLD_OUT] = SoldOutMemory(settings.sold_out_ttl)
     app[PATIENT_LIMIT] = RateLimit.parse(settings.rate_limit_patient)
     app[ADDRESS_LIMIT] = RateLimit.parse(settings.rate_limit_address)
     app[METRICS_REGISTRY] = exposition_registry()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app[OPENAPI_JSON] = dumps(build_document(served_routes(app)))
-    app.cleanup_ctx.extend([_stores, _strategy, _service])
+    app.cleanup_ctx.extend([_stores, _strategy, _service, _sold_out_memory])
     return app
 
 
@@ -100,3 +99,17 @@ async def _strategy(app: web.Application) -> AsyncIterator[None]:
 async def _service(app: web.Application) -> AsyncIterator[None]:
     app[SERVICE] = BookingService(app[STRATEGY], app[STORES].ledger)
     yield
+
+
+async def _sold_out_memory(app: web.Application) -> AsyncIterator[None]:
+    ledger = app[STORES].ledger
+
+    async def still_sold_out(schedule_id: int) -> bool:
+        return await ledger.remaining(schedule_id) == 0
+
+    memory = SoldOutMemory(app[SETTINGS].sold_out_ttl, still_sold_out)
+    app[SOLD_OUT] = memory
+    try:
+        yield
+    finally:
+        await memory.close()

@@ -5,10 +5,19 @@ schedule get the same pre-encoded bytes without touching Redis or PostgreSQL, an
 token being decoded (sold-out status is public). A cancellation in this process forgets the
 schedule at once; other processes forget it when the entry runs out, so a returned number is
 bookable again everywhere within `ttl`.
+
+While a crowd keeps asking, the entry is renewed before it runs out by one question to the
+ledger ("is any number free?") instead of letting every request in flight at that moment
+fall through to the strategy at once. That question is as good as a strategy's answer: the
+ledger frees a number before any strategy can hand it out again (Redis gates take in Redis
+first and write the ledger after; they cancel in the ledger first and give back after).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from time import monotonic
 
 from aiohttp import web
@@ -17,27 +26,44 @@ from core.domain import Code
 from server.metrics import SOLD_OUT_FAST_PATH
 from server.problems import problem_response
 
+log = logging.getLogger("slotrush.server")
+
 # Entries are pruned only when there are this many; a few thousand sold-out schedules is a
 # busy morning, not a leak.
 _PRUNE_AT = 10_000
+# Renewal starts when this share of the entry's life has passed: early enough to finish
+# before it runs out, late enough to ask at most about once per `ttl`.
+_RENEW_AFTER = 0.8
+
+StillSoldOut = Callable[[int], Awaitable[bool]]
 
 
 class SoldOutMemory:
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, still_sold_out: StillSoldOut) -> None:
         self._ttl = ttl
+        self._renew_when_left = ttl * (1 - _RENEW_AFTER)
+        self._still_sold_out = still_sold_out
         # Keyed by the schedule id exactly as it appears in the path: no parsing on a hit.
         self._until: dict[str, float] = {}
+        self._renewing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._hits = SOLD_OUT_FAST_PATH
 
     def answer(self, schedule_id: str) -> web.Response | None:
         """The sold-out answer if this schedule is remembered as sold out, else None."""
         until = self._until.get(schedule_id)
-        if until is None or until < monotonic():
+        if until is None:
             return None
+        left = until - monotonic()
+        if left < 0:
+            return None
+        if left < self._renew_when_left and schedule_id not in self._renewing:
+            self._renew(schedule_id)
         self._hits.inc()
         return sold_out_response()
 
     def remember(self, schedule_id: str) -> None:
+        """Only for ids that name a schedule, in canonical form (renewal parses them)."""
         now = monotonic()
         if len(self._until) >= _PRUNE_AT:
             self._until = {k: t for k, t in self._until.items() if t >= now}
@@ -45,6 +71,31 @@ class SoldOutMemory:
 
     def forget(self, schedule_id: str) -> None:
         self._until.pop(schedule_id, None)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _renew(self, schedule_id: str) -> None:
+        self._renewing.add(schedule_id)
+        task = asyncio.get_running_loop().create_task(self._ask_ledger(schedule_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ask_ledger(self, schedule_id: str) -> None:
+        asked = monotonic()
+        try:
+            sold_out = await self._still_sold_out(int(schedule_id))
+        except Exception as exc:
+            # The entry simply runs out; the next booking request asks the strategy.
+            log.warning("could not renew sold out for schedule %s: %r", schedule_id, exc)
+            return
+        finally:
+            self._renewing.discard(schedule_id)
+        # Counted from the question, not the answer; a cancellation meanwhile has removed it.
+        if sold_out and schedule_id in self._until:
+            self._until[schedule_id] = asked + self._ttl
 
 
 def sold_out_response() -> web.Response:

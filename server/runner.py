@@ -133,7 +133,7 @@ async def _serve_until_signalled(
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(
         app,
-        access_log=log if options.access_log else None,
+        access_log=logging.getLogger("slotrush.access") if options.access_log else None,
         access_log_class=JsonAccessLogger,
         shutdown_timeout=options.shutdown_timeout,
     )

@@ -252,7 +252,8 @@ class RedisGate(InventoryStrategy):
         processes settle leases too, unannounced)."""
         settled = self._settled.setdefault(schedule_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(settled.wait(), at_most)
+            async with asyncio.timeout(at_most):
+                await settled.wait()
 
     def _wake(self, schedule_id: int) -> None:
         settled = self._settled.pop(schedule_id, None)
@@ -530,11 +531,13 @@ class Reconciler:
     def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._confirmed = RECONCILER_ACTIONS.labels(gate.name, "confirmed")
         self._given_back = RECONCILER_ACTIONS.labels(gate.name, "given_back")
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(
                 self._run_forever(), name=f"{self._gate.name} reconciler"
             )
@@ -542,20 +545,21 @@ class Reconciler:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
+            # Cancelling alone is not enough: on Python 3.11, asyncio.wait_for (inside
+            # redis-py) can swallow a cancellation, or it surfaces as a connection error.
+            self._stopping = True
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     async def _run_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self._gate.settings.reconcile_interval)
+            if self._stopping:
+                return
             try:
                 await self.run_once()
             except Exception as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # redis-py can surface a cancellation as a connection error.
-                    raise asyncio.CancelledError from exc
                 log.warning("%s: reconcile pass failed: %r", self._gate.name, exc)
 
     async def run_once(self) -> None:

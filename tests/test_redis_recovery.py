@@ -103,6 +103,24 @@ async def forget_redis_state(stores: Stores) -> None:
         await stores.redis.delete(*keys)
 
 
+async def steady_crowd(
+    service: BookingService,
+    observed: Observed,
+    schedule: Schedule,
+    *,
+    patients: int,
+    seconds: float,
+) -> None:
+    """Distinct patients book one schedule, arriving evenly over `seconds`: bookings are in
+    flight at any moment of it."""
+
+    async def patient(i: int) -> None:
+        await asyncio.sleep(i * seconds / patients)
+        await observed.book(service, f"p{i}", schedule.id)
+
+    await asyncio.gather(*(patient(i) for i in range(patients)))
+
+
 async def book_until_sold_out(
     service: BookingService, observed: Observed, schedule: Schedule, *, tries: int
 ) -> None:
@@ -254,26 +272,24 @@ async def test_a_number_redis_offers_but_the_ledger_holds_is_dropped(
 
 
 async def test_redis_state_lost_during_a_crowd_is_rebuilt_without_overselling(
-    booking_service: BookingService, stores: Stores
+    gate: RedisGate, booking_service: BookingService, stores: Stores
 ) -> None:
     capacity = 40
     (schedule,) = await create(booking_service, schedule_in(capacity=capacity))
     observed = Observed()
-
-    async def wave(start: int) -> None:
-        await asyncio.sleep(start / 1000)  # a wave every 10 ms
-        await asyncio.gather(
-            *(observed.book(booking_service, f"p{start}-{i}", schedule.id) for i in range(20))
-        )
+    rebuilt: list[float] = []
 
     async def lose_state_after_some_bookings() -> None:
         await confirmed(observed, 10)
+        rebuilt.append(reconciler_actions(gate, "rebuilt"))
         await forget_redis_state(stores)
 
     await asyncio.gather(
-        lose_state_after_some_bookings(), *(wave(start) for start in range(0, 60, 10))
+        lose_state_after_some_bookings(),
+        steady_crowd(booking_service, observed, schedule, patients=120, seconds=0.3),
     )
 
+    assert reconciler_actions(gate, "rebuilt") > rebuilt[0], "the crowd never saw the loss"
     assert await violations(stores.ledger, observed, allowed={Code.SOLD_OUT.value}) == []
     await book_until_sold_out(booking_service, observed, schedule, tries=capacity + 1)
     assert numbers(observed.held, schedule.id) == list(range(1, capacity + 1))
@@ -314,14 +330,20 @@ async def test_a_redis_restarted_empty_during_a_crowd_is_rebuilt(
         (schedule,) = await create(service, schedule_in(capacity=capacity))
         observed = Observed()
 
+        rebuilt: list[float] = []
+
         async def restart_after_some_bookings() -> None:
             await confirmed(observed, 5)
+            rebuilt.append(reconciler_actions(gate, "rebuilt"))
             # Without persistence: the data and the loaded scripts are gone.
             await asyncio.to_thread(embedded_redis.restart)
 
-        crowd = [observed.book(service, f"p{i}", schedule.id) for i in range(60)]
-        await asyncio.gather(restart_after_some_bookings(), *crowd)
+        await asyncio.gather(
+            restart_after_some_bookings(),
+            steady_crowd(service, observed, schedule, patients=120, seconds=1.0),
+        )
 
+        assert reconciler_actions(gate, "rebuilt") > rebuilt[0], "the crowd never saw it"
         allowed = {Code.SOLD_OUT.value, Code.BUSY.value}
         assert await violations(restartable_stores.ledger, observed, allowed=allowed) == []
         # Stale pooled connections answer busy once each; then booking goes on.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -95,7 +96,9 @@ def test_bad_arguments_are_usage_errors(
 async def test_dev_mode_makes_up_a_secret_and_prints_it(
     serve: ServeFn, session: aiohttp.ClientSession
 ) -> None:
-    served = await serve("--strategy", "pg-pessimistic", "--dev", env={"SLOTRUSH_SECRET": ""})
+    served = await serve(
+        "--strategy", "pg-pessimistic", "--dev", "--access-log", env={"SLOTRUSH_SECRET": ""}
+    )
     (line,) = [line for line in served.stdout if line.startswith("SLOTRUSH_SECRET=")]
     secret = line.strip().split("=", 1)[1]
     assert len(secret) >= 32 and secret != SECRET
@@ -104,6 +107,18 @@ async def test_dev_mode_makes_up_a_secret_and_prints_it(
     assert (await api.call("GET", "/v1/me/bookings", token=token)).status == 200
     wrong = await api.call("GET", "/v1/me/bookings", token=patient_token(unique("p")))
     wrong.problem(401, "unauthorized")
+
+    # --access-log: one JSON object per request.
+    await served.stop()
+    entries = [
+        json.loads(line.split(" slotrush.access ", 1)[1])
+        for line in served.log_text().splitlines()
+        if " slotrush.access " in line
+    ]
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("GET", "/v1/me/bookings", 200),
+        ("GET", "/v1/me/bookings", 401),
+    ]
 
 
 async def test_services_prints_the_urls_it_uses_and_stops_on_sigterm(

@@ -4,9 +4,12 @@ token or not, without asking the stores; a cancellation reopens the schedule at 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
+import asyncpg
 
+from core import ledger
 from tests.http.conftest import Answer, Client, ServeFn, bearer, metric, patient_token, unique
 
 # Headers a server sets per answer, not per content: Date changes every second.
@@ -83,6 +86,48 @@ async def test_the_memory_lasts_no_longer_than_its_ttl(api: Client) -> None:
     # Forgotten: the request is authenticated again (and a token would reach the strategy).
     (await api.call("POST", path)).problem(401, "unauthorized")
     (await api.book(schedule_id, unique("p"))).problem(409, "sold_out")
+
+
+async def test_a_crowd_that_keeps_asking_is_answered_from_memory(api: Client) -> None:
+    schedule_id, _ = await sell_out(api)
+    asked_strategy = await metric(api, "slotrush_booking_outcomes_total", code="sold_out")
+    path = f"/v1/schedules/{schedule_id}/bookings"
+    # Well past the one second an entry lives: it is renewed from the ledger as it runs out,
+    # so the answer never falls back to authentication (a 401 here) or to the strategy.
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        (await api.call("POST", path)).problem(409, "sold_out")
+        await asyncio.sleep(0.05)
+    assert await metric(api, "slotrush_booking_outcomes_total", code="sold_out") == asked_strategy
+
+
+async def test_a_cancellation_elsewhere_reopens_the_schedule_within_the_ttl(
+    serve: ServeFn, session: aiohttp.ClientSession, test_database_url: str
+) -> None:
+    served = await serve("--strategy", "pg-pessimistic")
+    api = Client(session, served.url)
+    schedule = await api.create_schedule(capacity=1)
+    booking = (await api.book(schedule["id"], unique("p"))).json["booking"]
+    (await api.book(schedule["id"], unique("p"))).problem(409, "sold_out")
+
+    # As another server process would: in the ledger, not through this one.
+    conn = await asyncpg.connect(test_database_url)
+    try:
+        async with conn.transaction():
+            assert await ledger.cancel_booking(conn, int(booking["id"])) is not None
+    finally:
+        await conn.close()
+    cancelled = time.monotonic()
+
+    path = f"/v1/schedules/{schedule['id']}/bookings"
+    for _ in range(150):
+        answer = await api.call("POST", path)
+        if answer.status != 409:
+            break
+        await asyncio.sleep(0.02)
+    answer.problem(401, "unauthorized")
+    assert time.monotonic() - cancelled < 1.5
+    assert (await api.book(schedule["id"], unique("p"))).status == 201
 
 
 async def test_other_schedules_are_not_affected(api: Client) -> None:
