@@ -1,7 +1,8 @@
-"""Per-patient and per-address booking rate limits, shared by every worker through Redis.
+"""Per-patient and per-address rate limits, shared by every worker through Redis.
 
-Built on the `limits` library (sliding-window counters, one Redis script per check). Off
-unless configured, so trusted load generators are never throttled.
+Built on the `limits` library (sliding-window counters, one Redis script per check) over the
+stores' own Redis connection pool. Off unless configured, so trusted load generators are
+never throttled and pay nothing.
 """
 
 from __future__ import annotations
@@ -9,30 +10,47 @@ from __future__ import annotations
 import math
 import time
 
+import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 
+def parse_limit(text: str) -> RateLimitItem | None:
+    """None for "" (no limit); ValueError naming the text unless it reads like "20/second"."""
+    if not text.strip():
+        return None
+    try:
+        return parse(text)
+    except ValueError:
+        raise ValueError(f"rate limit {text!r} is not of the form N/second|minute|hour") from None
+
+
 class RateLimiter:
-    def __init__(self, redis_url: str, *, prefix: str, per_patient: str, per_address: str) -> None:
-        self._storage = RedisStorage(
-            f"async+{redis_url}", implementation="redispy", key_prefix=f"{prefix}:ratelimit"
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str, per_patient: str, per_address: str
+    ) -> None:
+        self._per_patient = parse_limit(per_patient)
+        self._per_address = parse_limit(per_address)
+        storage = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            key_prefix=f"{prefix}:ratelimit",
+            # limits types its options as scalars, but passes them to redis-py as they are.
+            connection_pool=client.connection_pool,  # type: ignore[arg-type]
         )
-        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
-        self._per_patient: RateLimitItem | None = parse(per_patient) if per_patient else None
-        self._per_address: RateLimitItem | None = parse(per_address) if per_address else None
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
 
     @property
     def enabled(self) -> bool:
         return self._per_patient is not None or self._per_address is not None
 
     async def retry_after(self, *, patient_id: str | None, address: str | None) -> int | None:
-        """Count one booking attempt; seconds to wait when over a limit, else None."""
+        """Count one request; the seconds to wait when it is over a limit, else None."""
         for item, who in ((self._per_address, address), (self._per_patient, patient_id)):
             if item is None or who is None:
                 continue
-            if not await self._limiter.hit(item, "booking", who):
-                stats = await self._limiter.get_window_stats(item, "booking", who)
+            if not await self._limiter.hit(item, "requests", who):
+                stats = await self._limiter.get_window_stats(item, "requests", who)
                 return max(1, math.ceil(stats.reset_time - time.time()))
         return None

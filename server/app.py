@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Iterator
 from aiohttp import web
 
 from core.booking import BookingService
+from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
 from core.tokens import TokenVerifier
 from server.appkeys import (
-    ADDRESS_LIMIT,
     METRICS_REGISTRY,
     OPENAPI_JSON,
-    PATIENT_LIMIT,
+    RATE_LIMITER,
     SERVICE,
     SETTINGS,
     SOLD_OUT,
@@ -33,7 +33,6 @@ from server.fastpath import SoldOutMemory
 from server.metrics import HttpMetrics, exposition_registry
 from server.middlewares import problems_and_metrics
 from server.openapi import build_document
-from server.ratelimit import RateLimit
 from server.routes import ROUTES
 from server.validation import MAX_BODY_BYTES
 from strategies import strategy_class
@@ -56,8 +55,6 @@ def create_app(
     app[SETTINGS] = settings
     app[STRATEGY_CLASS] = strategy or strategy_class(settings.strategy)
     app[VERIFIER] = TokenVerifier(settings.secret)
-    app[PATIENT_LIMIT] = RateLimit.parse(settings.rate_limit_patient)
-    app[ADDRESS_LIMIT] = RateLimit.parse(settings.rate_limit_address)
     app[METRICS_REGISTRY] = exposition_registry()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
@@ -83,6 +80,12 @@ async def _stores(app: web.Application) -> AsyncIterator[None]:
         migrate_schema=True,
     ) as stores:
         app[STORES] = stores
+        app[RATE_LIMITER] = RateLimiter(
+            stores.redis,
+            prefix=settings.redis_prefix,
+            per_patient=settings.rate_limit_patient,
+            per_address=settings.rate_limit_address,
+        )
         yield
 
 

@@ -6,11 +6,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from core.booking import BookingService
+from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import Stores
 from core.tokens import TokenVerifier
 from server.fastpath import SoldOutMemory
-from server.ratelimit import RateLimit
 from strategies.base import InventoryStrategy
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,7 +20,6 @@ STRATEGY = web.AppKey("strategy", InventoryStrategy)
 SERVICE = web.AppKey("service", BookingService)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
-PATIENT_LIMIT: web.AppKey[RateLimit | None] = web.AppKey("patient_limit")
-ADDRESS_LIMIT: web.AppKey[RateLimit | None] = web.AppKey("address_limit")
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)

@@ -113,9 +113,9 @@ def _positive(text: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from core.ratelimit import parse_limit
     from core.services import running_services
     from core.tokens import check_secret
-    from server.ratelimit import RateLimit
     from server.runner import ServeOptions, serve
     from strategies import strategy_class
 
@@ -123,8 +123,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(strategy=args.strategy)
     try:
         strategy_class(settings.strategy)
-        RateLimit.parse(settings.rate_limit_patient)
-        RateLimit.parse(settings.rate_limit_address)
+        parse_limit(settings.rate_limit_patient)
+        parse_limit(settings.rate_limit_address)
     except (ValueError, ImportError) as exc:
         raise CliError(str(exc)) from None
     secret = settings.secret

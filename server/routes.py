@@ -18,10 +18,9 @@ from core.errors import SlotrushError
 from core.tokens import Principal
 from server import validation as parse
 from server.appkeys import (
-    ADDRESS_LIMIT,
     METRICS_REGISTRY,
     OPENAPI_JSON,
-    PATIENT_LIMIT,
+    RATE_LIMITER,
     SERVICE,
     SETTINGS,
     SOLD_OUT,
@@ -60,26 +59,26 @@ def _principal(request: web.Request) -> Principal:
     return request.app[VERIFIER].verify(token)
 
 
-def _limit(request: web.Request, patient_id: str | None) -> None:
-    address_limit = request.app[ADDRESS_LIMIT]
-    if address_limit is not None and request.remote is not None:
-        address_limit.hit(request.remote)
-    patient_limit = request.app[PATIENT_LIMIT]
-    if patient_limit is not None and patient_id is not None:
-        patient_limit.hit(patient_id)
+async def _limit(request: web.Request, patient_id: str | None) -> None:
+    limiter = request.app[RATE_LIMITER]
+    if not limiter.enabled:
+        return
+    retry_after = await limiter.retry_after(patient_id=patient_id, address=request.remote)
+    if retry_after is not None:
+        raise SlotrushError(Code.RATE_LIMITED, retry_after=retry_after)
 
 
-def _reader(request: web.Request) -> None:
+async def _reader(request: web.Request) -> None:
     """Any valid token: schedules are not any one patient's."""
-    _limit(request, _principal(request).subject)
+    await _limit(request, _principal(request).subject)
 
 
-def _patient(request: web.Request) -> str:
+async def _patient(request: web.Request) -> str:
     """The patient id of a token that names one."""
     principal = _principal(request)
     if principal.subject is None:
         raise SlotrushError(Code.FORBIDDEN, "this admin token names no patient (sub)")
-    _limit(request, principal.subject)
+    await _limit(request, principal.subject)
     return principal.subject
 
 
@@ -97,14 +96,14 @@ async def _empty_body(request: web.Request) -> None:
 
 
 async def list_schedules(request: web.Request) -> web.Response:
-    _reader(request)
+    await _reader(request)
     filters = parse.schedule_filters(request.query)
     views = await request.app[SERVICE].list_schedules(**filters)
     return json_response({"schedules": [schedule_json(v) for v in views]})
 
 
 async def get_schedule(request: web.Request) -> web.Response:
-    _reader(request)
+    await _reader(request)
     schedule_id = parse.path_id(request.match_info["schedule_id"], Code.SCHEDULE_NOT_FOUND)
     return json_response(schedule_json(await request.app[SERVICE].schedule_view(schedule_id)))
 
@@ -115,7 +114,7 @@ async def book(request: web.Request) -> web.Response:
     remembered = sold_out.answer(raw_id)
     if remembered is not None:
         return remembered
-    patient_id = _patient(request)
+    patient_id = await _patient(request)
     schedule_id = parse.path_id(raw_id, Code.SCHEDULE_NOT_FOUND)
     await _empty_body(request)
     key = parse.idempotency_key(request.headers)
@@ -130,14 +129,14 @@ async def book(request: web.Request) -> web.Response:
 
 
 async def get_booking(request: web.Request) -> web.Response:
-    patient_id = _patient(request)
+    patient_id = await _patient(request)
     booking_id = parse.path_id(request.match_info["booking_id"], Code.BOOKING_NOT_FOUND)
     booking = await request.app[SERVICE].booking(patient_id, booking_id)
     return json_response({"booking": booking_json(booking)})
 
 
 async def cancel_booking(request: web.Request) -> web.Response:
-    patient_id = _patient(request)
+    patient_id = await _patient(request)
     booking_id = parse.path_id(request.match_info["booking_id"], Code.BOOKING_NOT_FOUND)
     await _empty_body(request)
     booking = await request.app[SERVICE].cancel(patient_id, booking_id)
@@ -147,7 +146,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 
 async def my_bookings(request: web.Request) -> web.Response:
-    patient_id = _patient(request)
+    patient_id = await _patient(request)
     bookings = await request.app[SERVICE].patient_bookings(patient_id)
     return json_response({"bookings": [booking_json(b) for b in bookings]})
 

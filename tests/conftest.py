@@ -86,9 +86,7 @@ async def redis_prefix(service_urls: ServiceUrls) -> AsyncIterator[str]:
 @pytest.fixture
 def settings(redis_prefix: str) -> Settings:
     # Short leases so crash-recovery tests finish quickly.
-    return replace(
-        Settings(), redis_prefix=redis_prefix, lease_seconds=2.0, reconcile_interval=0.2
-    )
+    return replace(Settings(), redis_prefix=redis_prefix, lease_seconds=2.0, reconcile_interval=0.2)
 
 
 @pytest.fixture
