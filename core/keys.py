@@ -13,9 +13,10 @@ A slot holds:
 - `schedules`     set of the schedule ids whose free numbers are loaded
 - `free:<id>`     the free numbers of one schedule (a zset for redis-lua, a list for redis-queue)
 - `blacklist`     hash patient -> blacklisted until (epoch ms); redis-lua only
-- `patient:<id>`  hash of one patient's active bookings that day: `day` (count), `d:<dept>`
-                  (count per department), `s:<schedule>` (the request id that booked it, or
-                  1 when loaded from the ledger); redis-lua only
+- `counters`      hash of the patients' active bookings that day: `<patient>:day` (count),
+                  `<patient>:d:<dept>` (count per department), `<patient>:s:<schedule>` (the
+                  request id that booked it, or 1 when loaded from the ledger); redis-lua only.
+                  One hash per slot, so a reload replaces every patient's counts at once
 - `leases`        zset request id -> lease deadline (epoch ms): numbers taken, ledger unwritten
 - `lease_records` hash request id -> "schedule|number|patient|department"
 - `in_flight`     hash schedule id -> leases not yet settled (sold out is certain only at 0)
@@ -46,14 +47,11 @@ class SlotKeys:
     leases: str
     lease_records: str
     in_flight: str
+    counters: str
     free_prefix: str
-    patient_prefix: str
 
     def free(self, schedule_id: int | str) -> str:
         return f"{self.free_prefix}{schedule_id}"
-
-    def patient(self, patient_id: str) -> str:
-        return self.patient_prefix + patient_id
 
 
 class KeySpace:
@@ -73,8 +71,8 @@ class KeySpace:
             leases=base + "leases",
             lease_records=base + "lease_records",
             in_flight=base + "in_flight",
+            counters=base + "counters",
             free_prefix=base + "free:",
-            patient_prefix=base + "patient:",
         )
 
     def loaded_dates(self, hospital_id: str) -> str:

@@ -5,8 +5,8 @@ objects would check SCRIPT EXISTS before every pipeline; here a batch is sent as
 the calls answered NOSCRIPT (a restarted or flushed Redis) are resent after SCRIPT LOAD.
 Resending is safe: a NOSCRIPT call did not run at all.
 
-A batch goes out on one pooled connection without redis-py's pipeline object: packing and
-reading every booking's call through it cost more than the rest of the Redis path together.
+A batch goes out on one pooled connection without redis-py's pipeline object, whose packing
+and per-command bookkeeping cost about a fifth of a booking's CPU time in this process.
 """
 
 from __future__ import annotations

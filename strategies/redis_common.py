@@ -238,11 +238,7 @@ class RedisGate(InventoryStrategy):
         """Undo the lease's take: its number and the patient's counters, unless the ledger
         holds them (the number for someone else, or this patient's booking here)."""
         call = self.give_back_call(
-            lease.slot,
-            lease.free,
-            lease.req.request_id,
-            lease.req.patient_id if counters else None,
-            number=number,
+            lease.slot, lease.free, lease.req.request_id, number=number, counters=counters
         )
         await self._scripts.submit(call)
         self._wake(lease.req.schedule.id)
@@ -278,8 +274,14 @@ class RedisGate(InventoryStrategy):
         slot = self.slot_keys(slot_tag(booking.hospital_id, booking.visit_date))
         keys = [slot.slot, slot.schedules, slot.free(booking.schedule_id)]
         if self.rules_in_redis:
-            keys.append(slot.patient(booking.patient_id))
-        args = (booking.schedule_id, booking.number, booking.department_id, self.free_store)
+            keys.append(slot.counters)
+        args = (
+            booking.schedule_id,
+            booking.number,
+            booking.patient_id,
+            booking.department_id,
+            self.free_store,
+        )
         call = ScriptCall(RELEASE, (len(keys), *keys, *args))
         try:
             await self._scripts.submit(call)
@@ -389,13 +391,13 @@ class RedisGate(InventoryStrategy):
         slot: SlotKeys,
         free: str,
         request_id: str,
-        patient_id: str | None,
         *,
         number: bool = True,
+        counters: bool = True,
     ) -> ScriptCall:
         keys = [free, slot.leases, slot.lease_records, slot.in_flight]
-        if self.rules_in_redis and patient_id is not None:
-            keys.append(slot.patient(patient_id))
+        if self.rules_in_redis and counters:
+            keys.append(slot.counters)
         store = self.free_store if number else ""
         return ScriptCall(GIVE_BACK, (len(keys), *keys, request_id, store))
 
@@ -479,16 +481,19 @@ class SlotLoader:
         only_if_loaded: bool,
         *,
         rules: tuple[int, int] | None = None,
-        counters: dict[str, str] | None = None,
+        counters: Counter[str] | None = None,
         blacklist: Sequence[tuple[str, int]] = (),
     ) -> ScriptCall:
-        counters = counters or {}
+        counters = counters or Counter()
         keys = [
             slot.slot,
             slot.schedules,
             slot.blacklist,
+            slot.counters,
+            slot.leases,
+            slot.lease_records,
+            slot.in_flight,
             *(slot.free(schedule_id) for schedule_id, _ in schedules),
-            *(slot.patient(patient_id) for patient_id in counters),
         ]
         args = [
             "1" if only_if_loaded else "0",
@@ -499,24 +504,21 @@ class SlotLoader:
             len(blacklist),
             *(schedule_id for schedule_id, _ in schedules),
             *(free for _, free in schedules),
-            *counters.values(),
+            *itertools.chain.from_iterable(counters.items()),
             *itertools.chain.from_iterable(blacklist),
         ]
         return ScriptCall(LOAD, (len(keys), *keys, *args))
 
 
-def patient_counters(bookings: Iterable[asyncpg.Record]) -> dict[str, str]:
-    """Active bookings as load.lua wants each patient's counters: "day=2,d:cardio=1,s:17=1"."""
-    fields: defaultdict[str, Counter[str]] = defaultdict(Counter)
+def patient_counters(bookings: Iterable[asyncpg.Record]) -> Counter[str]:
+    """Active bookings as the fields of a slot's counters hash (see take.lua)."""
+    counts: Counter[str] = Counter()
     for b in bookings:
-        held = fields[b["patient_id"]]
-        held["day"] += 1
-        held[f"d:{b['department_id']}"] += 1
-        held[f"s:{b['schedule_id']}"] = 1
-    return {
-        patient: ",".join(f"{field}={count}" for field, count in held.items())
-        for patient, held in fields.items()
-    }
+        patient = b["patient_id"]
+        counts[f"{patient}:day"] += 1
+        counts[f"{patient}:d:{b['department_id']}"] += 1
+        counts[f"{patient}:s:{b['schedule_id']}"] = 1
+    return counts
 
 
 class Reconciler:
@@ -614,10 +616,8 @@ class Reconciler:
             if request_id in written or record is None:
                 confirms.append(_confirm_call(slot, [request_id]))
             else:
-                schedule_id, _, patient_id, _ = record.decode().split("|")
-                give_backs.append(
-                    gate.give_back_call(slot, slot.free(schedule_id), request_id, patient_id)
-                )
+                schedule_id = record.decode().partition("|")[0]
+                give_backs.append(gate.give_back_call(slot, slot.free(schedule_id), request_id))
         results = await gate.runner.run([*confirms, *give_backs])
         self._confirmed.inc(len(written))
         self._given_back.inc(sum(1 for r in results[len(confirms) :] if r == 1))

@@ -17,7 +17,7 @@ from core.keys import SlotKeys
 from core.queries import query as q
 from core.redis_scripts import SET_BLACKLIST, SET_RULES, TAKE, ScriptCall
 from core.stores import Stores
-from strategies.redis_common import Lease, RedisGate
+from strategies.redis_common import Lease, RedisGate, epoch_ms
 
 
 class RedisLua(RedisGate):
@@ -43,7 +43,7 @@ class RedisLua(RedisGate):
                 slot.schedules,
                 free,
                 slot.blacklist,
-                slot.patient(req.patient_id),
+                slot.counters,
                 slot.leases,
                 slot.lease_records,
                 slot.in_flight,
@@ -60,13 +60,17 @@ class RedisLua(RedisGate):
         return await self._writes.submit(lease)
 
     async def _write_batch(self, leases: Sequence[Lease]) -> list[Booking | None]:
-        # The earliest deadline of the batch holds for all: stricter, so still safe.
-        deadline_ms = min(lease.deadline_ms for lease in leases)
-        written = await ledger.insert_bookings(
-            self.stores.pg,
-            [(lease.req, lease.number) for lease in leases],
-            dt.datetime.fromtimestamp(deadline_ms / 1000, dt.UTC),
-        )
+        # The earliest deadline of the batch holds for all: stricter, so still safe. A lease
+        # already past its deadline stays out, or it would make the whole batch too late.
+        now_ms = epoch_ms()
+        live = [lease for lease in leases if lease.deadline_ms > now_ms]
+        written: dict[str, Booking] = {}
+        if live:
+            written = await ledger.insert_bookings(
+                self.stores.pg,
+                [(lease.req, lease.number) for lease in live],
+                dt.datetime.fromtimestamp(min(lease.deadline_ms for lease in live) / 1000, dt.UTC),
+            )
         return [written.get(lease.req.request_id) for lease in leases]
 
     async def rules_changed(self, hospital_id: str) -> None:

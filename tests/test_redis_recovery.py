@@ -163,6 +163,21 @@ async def test_take_without_ledger_write_is_given_back(
     assert isinstance(await gate.book(attempt(other_department, "ghost")), Booking)
 
 
+async def test_a_writer_waking_after_its_lease_was_given_back_cannot_write(
+    gate: RedisGate, booking_service: BookingService, stores: Stores
+) -> None:
+    (schedule,) = await create(booking_service, schedule_in(capacity=1))
+    stalled = await gate.take(attempt(schedule, "slow"))
+    assert isinstance(stalled, Lease)
+    await settled(gate, stalled)
+    taker = await gate.book(attempt(schedule, "fast"))
+    assert isinstance(taker, Booking)
+    assert taker.number == stalled.number
+
+    assert await gate._write(stalled) is None  # past its deadline: the ledger refuses it
+    assert (await stores.ledger.audit()).schedules[0].booked == 1
+
+
 async def test_lease_whose_row_was_written_is_confirmed_not_given_back(
     gate: RedisGate, booking_service: BookingService
 ) -> None:

@@ -1,13 +1,13 @@
 -- give_back.lua: undo the take of a lease whose ledger row will never be written: return its
--- number (unless the ledger holds it for someone else) and the patient's counters (unless
--- the ledger holds the patient's booking there). Only while the lease record exists, so the
+-- number (unless the ledger holds it for someone else) and the patient's counts (unless the
+-- ledger holds the patient's booking there). Only while the lease record exists, so the
 -- writer and any number of reconcilers can race to give one lease back and one of them does.
 --
 -- KEYS[1] free           the schedule's free numbers (zset or list, see ARGV[2])
 -- KEYS[2] leases         zset request id -> lease deadline
 -- KEYS[3] lease_records  hash request id -> "schedule|number|patient|department"
 -- KEYS[4] in_flight      hash schedule id -> leases not yet settled
--- KEYS[5] patient        (optional) the patient's counters, to undo the take's increments
+-- KEYS[5] counters       (optional) the slot's patient counts, to undo the take's increments
 -- ARGV[1] request id, ARGV[2] "zset" or "list", or "" to keep the number out of Redis
 --
 -- Returns 1 if the lease was undone, 0 if it was already settled (a lease left without its
@@ -20,7 +20,8 @@ if not record then
     redis.call('ZREM', KEYS[2], request_id)
     return 0
 end
-local schedule, number, _, department = string.match(record, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+local schedule, number, patient, department =
+    string.match(record, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
 
 if store == 'zset' then
     redis.call('ZADD', KEYS[1], number, number)
@@ -28,8 +29,8 @@ elseif store == 'list' and not redis.call('LPOS', KEYS[1], number) then
     redis.call('RPUSH', KEYS[1], number)
 end
 
-if KEYS[5] and redis.call('HDEL', KEYS[5], 's:' .. schedule) == 1 then
-    for _, field in ipairs({'day', 'd:' .. department}) do
+if KEYS[5] and redis.call('HDEL', KEYS[5], patient .. ':s:' .. schedule) == 1 then
+    for _, field in ipairs({patient .. ':day', patient .. ':d:' .. department}) do
         if redis.call('HINCRBY', KEYS[5], field, -1) <= 0 then
             redis.call('HDEL', KEYS[5], field)
         end

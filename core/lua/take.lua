@@ -1,11 +1,12 @@
 -- take.lua (redis-lua): check every booking rule and take the lowest free number, atomically.
 --
--- KEYS[1] slot           hash {max_per_day, max_per_department}; absent until loaded
+-- KEYS[1] slot           hash {loaded, max_per_day, max_per_department}; absent until loaded
 -- KEYS[2] schedules      set of loaded schedule ids
 -- KEYS[3] free           zset of the schedule's free numbers (score = number)
 -- KEYS[4] blacklist      hash patient -> blacklisted until (epoch ms)
--- KEYS[5] patient        hash of the patient's counters: day, d:<department>, and
---                        s:<schedule> = the request id that booked it ("1" when loaded)
+-- KEYS[5] counters       hash of active bookings: <patient>:day and <patient>:d:<department>
+--                        (counts), <patient>:s:<schedule> (the request id that booked it,
+--                        "1" when loaded from the ledger)
 -- KEYS[6] leases         zset request id -> lease deadline (epoch ms)
 -- KEYS[7] lease_records  hash request id -> "schedule|number|patient|department"
 -- KEYS[8] in_flight      hash schedule id -> leases not yet settled
@@ -39,9 +40,10 @@ if until_ms and tonumber(until_ms) > now then
     return -1
 end
 
-local schedule_field = 's:' .. schedule
-local department_field = 'd:' .. department
-local held = redis.call('HMGET', KEYS[5], schedule_field, 'day', department_field)
+local schedule_field = patient .. ':s:' .. schedule
+local day_field = patient .. ':day'
+local department_field = patient .. ':d:' .. department
+local held = redis.call('HMGET', KEYS[5], schedule_field, day_field, department_field)
 if held[1] then
     if redis.call('HEXISTS', KEYS[7], held[1]) == 1 then
         return -7
@@ -65,7 +67,7 @@ end
 local number = popped[1]
 
 redis.call('HSET', KEYS[5], schedule_field, request_id)
-redis.call('HINCRBY', KEYS[5], 'day', 1)
+redis.call('HINCRBY', KEYS[5], day_field, 1)
 redis.call('HINCRBY', KEYS[5], department_field, 1)
 redis.call('HINCRBY', KEYS[8], schedule, 1)
 redis.call('ZADD', KEYS[6], deadline, request_id)
