@@ -14,11 +14,18 @@ from typing import Any, Final
 from core.domain import Code
 from core.errors import PROBLEMS
 from server.problems import PROBLEM_JSON, HttpCode
-from server.validation import MAX_BATCH, MAX_BODY_BYTES, MAX_CAPACITY
+from server.validation import (
+    MAX_BATCH,
+    MAX_BIGINT,
+    MAX_BODY_BYTES,
+    MAX_CAPACITY,
+    MAX_INT,
+    TIME_PATTERN,
+)
 
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
 _SERIAL = {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"}
-_TIME = {"type": "string", "format": "date-time"}
+_TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}
 _DATE = {"type": "string", "format": "date"}
 _INT = {"type": "integer"}
 
@@ -43,7 +50,7 @@ _SCHEDULE_IN_PROPERTIES: dict[str, Any] = {
     "visit_date": _DATE,
     "period": {"type": "string", "enum": ["am", "pm", "night"]},
     "capacity": {"type": "integer", "minimum": 1, "maximum": MAX_CAPACITY},
-    "fee_cents": {"type": "integer", "minimum": 0, "default": 0},
+    "fee_cents": {"type": "integer", "minimum": 0, "maximum": MAX_BIGINT, "default": 0},
     "opens_at": {**_TIME, "description": "Bookable from then on; default: when created."},
 }
 _SCHEDULE_IN_REQUIRED = ["hospital_id", "department_id", "doctor_id", "visit_date"]
@@ -119,9 +126,19 @@ SCHEMAS: Final[dict[str, Any]] = {
     "BookingEnvelope": _object({"booking": _ref("Booking")}, ["booking"]),
     "Rules": _object(
         {
-            "max_per_day": {"type": "integer", "minimum": 1, "default": 2},
-            "max_per_department_per_day": {"type": "integer", "minimum": 1, "default": 1},
-            "cancel_cutoff_minutes": {"type": "integer", "minimum": 0, "default": 0},
+            "max_per_day": {"type": "integer", "minimum": 1, "maximum": MAX_INT, "default": 2},
+            "max_per_department_per_day": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_INT,
+                "default": 1,
+            },
+            "cancel_cutoff_minutes": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_INT,
+                "default": 0,
+            },
         }
     ),
     "BlacklistIn": _object({"until": _TIME}, ["until"]),
@@ -345,7 +362,10 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
     "deleteBlacklist": {
         "tags": ["admin"],
         "summary": "Take a patient off a hospital's blacklist.",
-        "responses": {**_ok(204, "Removed (or was not there)", None), **_errors(*_ADMIN)},
+        "responses": {
+            **_ok(204, "Removed (or was not there)", None),
+            **_errors(Code.INVALID_REQUEST, *_ADMIN),
+        },
     },
     "getAudit": {
         "tags": ["admin"],

@@ -42,6 +42,7 @@ from server.problems import problem_response
 # /healthz gives up on a dependency that has not answered by then.
 HEALTH_TIMEOUT: Final = 2.0
 _CEILING_BODY: Final = b"ok"
+IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 _CEILING_HEADERS: Final = {hdrs.CONTENT_TYPE: "text/plain"}
 
 
@@ -111,9 +112,12 @@ async def get_schedule(request: web.Request) -> web.Response:
 async def book(request: web.Request) -> web.Response:
     raw_id = request.match_info["schedule_id"]
     sold_out = request.app[SOLD_OUT]
-    remembered = sold_out.answer(raw_id)
-    if remembered is not None:
-        return remembered
+    # A request with an Idempotency-Key may be the retry of one that booked: it must get its
+    # first answer back (API.md), so only key-less requests take the sold-out fast path.
+    if IDEMPOTENCY_KEY not in request.headers:
+        remembered = sold_out.answer(raw_id)
+        if remembered is not None:
+            return remembered
     patient_id = await _patient(request)
     schedule_id = parse.path_id(raw_id, Code.SCHEDULE_NOT_FOUND)
     await _empty_body(request)

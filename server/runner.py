@@ -234,8 +234,12 @@ class _Supervisor:
         """Wait until every worker has exited; True if any failed or exited unasked."""
         failed = False
         while running := [w for w in self.workers if w.exitcode is None]:
-            multiprocessing.connection.wait([w.sentinel for w in running])
-            exited = [w for w in self.workers if w.exitcode is not None]
+            fired = multiprocessing.connection.wait([w.sentinel for w in running])
+            # A sentinel can fire before the process is reaped: join() reaps it, so its
+            # exitcode is set now and the exit is handled in this round, not lost.
+            exited = [w for w in running if w.sentinel in fired]
+            for worker in exited:
+                worker.join()
             if exited and not self.stopping:
                 log.error("worker %s exited (%s); stopping all", exited[0].pid, exited[0].exitcode)
                 failed = True

@@ -28,13 +28,17 @@ MAX_BATCH: Final = 10_000
 # 10,000 schedules of long ids do not fit 64 KiB; only an admin's batch may be this large.
 MAX_BATCH_BODY_BYTES: Final = 8 * 1024 * 1024
 MAX_CAPACITY: Final = 100_000
-_MAX_BIGINT: Final = 2**63 - 1
-_MAX_INT: Final = 2**31 - 1
+MAX_BIGINT: Final = 2**63 - 1
+MAX_INT: Final = 2**31 - 1
 _CANONICAL_ID: Final = re.compile(r"[1-9][0-9]{0,18}")
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_TIME: Final = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+# RFC 3339 with an offset, years 1000..8999: far enough from the ends of Python's calendar
+# that no offset can push a time off it. The OpenAPI document publishes the same pattern.
+TIME_PATTERN: Final = (
+    r"^[1-8][0-9]{3}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
+_TIME: Final = re.compile(TIME_PATTERN)
 _IDEMPOTENCY_KEY: Final = re.compile(r"[\x20-\x7e]{1,128}")
 _SCHEDULE_FIELDS: Final = frozenset(
     {"hospital_id", "department_id", "doctor_id", "visit_date", "period", "capacity"}
@@ -110,7 +114,7 @@ def schedule_in(obj: object, where: str) -> ScheduleIn:
         visit_date=iso_date(obj["visit_date"], where + "visit_date"),
         period=period(obj["period"], where + "period"),
         capacity=integer(obj["capacity"], where + "capacity", 1, MAX_CAPACITY),
-        fee_cents=integer(obj.get("fee_cents", 0), where + "fee_cents", 0, _MAX_BIGINT),
+        fee_cents=integer(obj.get("fee_cents", 0), where + "fee_cents", 0, MAX_BIGINT),
         # Absent means "open now"; null is not a time and is refused like any other non-time.
         opens_at=None if "opens_at" not in obj else rfc3339_time(opens_at, where + "opens_at"),
     )
@@ -148,8 +152,11 @@ def entity_id(value: object, field: str) -> str:
     return value
 
 
-def integer(value: object, field: str, low: int, high: int = _MAX_INT) -> int:
-    # bool is an int in Python, never in this API.
+def integer(value: object, field: str, low: int, high: int = MAX_INT) -> int:
+    # JSON Schema's integer includes numbers with a zero fraction (325.0); bool is an int in
+    # Python, never in this API.
+    if type(value) is float and value.is_integer():
+        value = int(value)
     if type(value) is not int or not low <= value <= high:
         raise invalid(f"{field} must be an integer in {low}..{high}")
     return value
@@ -172,13 +179,11 @@ def iso_date(value: object, field: str) -> dt.date:
 
 def rfc3339_time(value: object, field: str) -> dt.datetime:
     """An RFC 3339 time with an offset, as UTC."""
-    if isinstance(value, str):
-        text = value.upper()
-        if _TIME.fullmatch(text):
-            try:
-                return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
-            except (ValueError, OverflowError):
-                pass
+    if isinstance(value, str) and _TIME.fullmatch(value):
+        try:
+            return dt.datetime.fromisoformat(value.upper()).astimezone(dt.UTC)
+        except (ValueError, OverflowError):
+            pass
     raise invalid(f"{field} must be an RFC 3339 time such as 2030-01-31T08:00:00Z")
 
 
@@ -189,7 +194,7 @@ def path_id(raw: str, not_found: Code) -> int:
     """A schedule or booking id from a path; any other text names nothing: `not_found`."""
     if _CANONICAL_ID.fullmatch(raw):
         number = int(raw)
-        if number <= _MAX_BIGINT:
+        if number <= MAX_BIGINT:
             return number
     raise SlotrushError(not_found)
 

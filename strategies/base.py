@@ -58,6 +58,7 @@ class InventoryStrategy(ABC):
             result = await self._book(req)
         except STORE_FAILURES as exc:
             self._outcome_counters[Code.BUSY].inc()
+            await self._forget_stale_connections(exc)
             raise ServiceUnavailable(f"{self.name}: {type(exc).__name__}") from exc
         self._latency.observe(time.perf_counter() - started)
         self._outcome_counters[result.code if isinstance(result, Rejected) else "booked"].inc()
@@ -68,10 +69,17 @@ class InventoryStrategy(ABC):
         try:
             cancelled = await self._cancel(booking)
         except STORE_FAILURES as exc:
+            await self._forget_stale_connections(exc)
             raise ServiceUnavailable(f"{self.name}: {type(exc).__name__}") from exc
         if cancelled is not None:
             CANCELLATIONS.labels(self.name).inc()
         return cancelled
+
+    async def _forget_stale_connections(self, exc: BaseException) -> None:
+        # After a Redis restart every idle pooled connection is dead and would fail once on
+        # its next use; dropping them all on the first failure makes recovery one error long.
+        if isinstance(exc, redis.exceptions.ConnectionError):
+            await self.stores.redis.connection_pool.disconnect(inuse_connections=False)
 
     # Hooks for strategies that keep state outside the ledger (Redis). The ledger has already
     # been written when they are called.
