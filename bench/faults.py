@@ -1004,7 +1004,8 @@ def write_report(
         f"{crowd.client_timeout} s; {config.strikes} strikes per timed fault; "
         f"{config.drop_rate:.0%} of responses dropped by the chaos proxy; "
         f"`--workers {config.workers}`; lease {config.lease_seconds} s.",
-        f"Commit {machine['commit']}, Redis {machine['redis']}, "
+        f"Commit {machine['commit']}{' plus uncommitted changes' if machine['dirty'] else ''}, "
+        f"Redis {machine['redis']}, "
         f"PostgreSQL {machine['postgresql']}, Python {machine['python']}, "
         f"{machine['cores']} cores.",
         "",
