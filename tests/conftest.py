@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
@@ -89,16 +90,22 @@ def settings(redis_prefix: str) -> Settings:
     return replace(Settings(), redis_prefix=redis_prefix, lease_seconds=2.0, reconcile_interval=0.2)
 
 
+@asynccontextmanager
+async def open_test_stores(
+    settings: Settings, redis_url: str, database_url: str
+) -> AsyncIterator[Stores]:
+    """Stores over a test's own database, already migrated by its template."""
+    async with open_stores(
+        settings, redis_url=redis_url, database_url=database_url, migrate_schema=False
+    ) as opened:
+        yield opened
+
+
 @pytest.fixture
 async def stores(
     settings: Settings, service_urls: ServiceUrls, test_database_url: str
 ) -> AsyncIterator[Stores]:
-    async with open_stores(
-        settings,
-        redis_url=service_urls.redis_url,
-        database_url=test_database_url,
-        migrate_schema=False,
-    ) as opened:
+    async with open_test_stores(settings, service_urls.redis_url, test_database_url) as opened:
         yield opened
 
 

@@ -18,11 +18,11 @@ from core.booking import BookingService
 from core.domain import Booking, BookingRequest, Code, Rejected, Rules, Schedule, ScheduleIn
 from core.services import EmbeddedRedis
 from core.settings import Settings
-from core.stores import Stores, open_stores
+from core.stores import Stores
 from strategies.redis_common import GRACE_SECONDS, Lease, RedisGate
 from strategies.redis_lua import RedisLua
 from strategies.redis_queue import RedisQueue
-from tests.conftest import StrategyFactory
+from tests.conftest import StrategyFactory, open_test_stores
 from tests.invariants import Observed, violations
 from tests.scenarios import HOSPITAL, numbers, schedule_in
 
@@ -325,12 +325,7 @@ def embedded_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 async def restartable_stores(
     settings: Settings, embedded_redis: EmbeddedRedis, test_database_url: str
 ) -> AsyncIterator[Stores]:
-    async with open_stores(
-        settings,
-        redis_url=embedded_redis.url,
-        database_url=test_database_url,
-        migrate_schema=False,
-    ) as opened:
+    async with open_test_stores(settings, embedded_redis.url, test_database_url) as opened:
         yield opened
 
 
