@@ -45,19 +45,13 @@ import psutil
 import redis.asyncio as aioredis
 
 from bench.chaos_proxy import ChaosProxy
+from bench.child_server import LOOPBACK
+from bench.embedded import EmbeddedPostgres, EmbeddedRedis
 from bench.history import Attempt, BookingClient, History, Intent, Outcome
-from bench.seed import (
-    AdminClient,
-    SchedulePlan,
-    SeededSchedule,
-    new_run_id,
-    new_secret,
-    opening_in,
-    patient_token,
-)
 from bench.stack import ServerProcess, describe_machine, fresh_database, fresh_prefix
 from core.keys import KeySpace, slot_tag
-from core.services import LOOPBACK, EmbeddedPostgres, EmbeddedRedis
+from loadtest.client.seed import AdminClient, SchedulePlan, SeededSchedule, new_run_id, opening_in
+from loadtest.client.tokens import new_secret, patient_token
 from strategies import STRATEGIES
 
 # The bar of the issue: the first booking after a restart succeeds within this many seconds.

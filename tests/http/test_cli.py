@@ -14,7 +14,7 @@ import aiohttp
 import jwt
 import pytest
 
-from core.services import ServiceUrls
+from bench.embedded import ServiceUrls
 from core.tokens import Principal, TokenVerifier
 from server import cli
 from tests.http.conftest import REPO, SECRET, Client, ServeFn, patient_token, unique
