@@ -1,7 +1,7 @@
 """The `slotrush` command: serve, token, services, and the bench and faults harnesses.
 
 Each subcommand imports what it needs when it runs, so `slotrush token` is quick and the
-harnesses (bench.harness, bench.faults) are only needed by the commands that run them.
+harnesses (bench.harness, bench.faults.cli) are only needed by the commands that run them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from core.settings import Settings
 
 # Subcommands whose arguments and behaviour belong to another module:
 # add_arguments(parser) -> None and run(args) -> int.
-_DELEGATED = {"bench": "bench.harness", "faults": "bench.faults"}
+_DELEGATED = {"bench": "bench.harness", "faults": "bench.faults.cli"}
 _SECRET_ENV = "SLOTRUSH_SECRET"
 
 
