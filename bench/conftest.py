@@ -1,5 +1,5 @@
-"""Fixtures of the micro-benchmarks: the test suite's real servers, databases and prefixes
-(tests/conftest.py), with the stores opened on an event loop of the benchmark's own.
+"""Fixtures of the micro-benchmarks: the real servers, databases and prefixes the test suite
+uses too (bench.fixtures), with the stores opened on an event loop of the benchmark's own.
 
 pytest-benchmark times plain calls, so each benchmark drives its coroutine to completion on
 that loop; it cannot share pytest-asyncio's loop, which is running while a test runs.
@@ -13,17 +13,13 @@ from dataclasses import replace
 
 import pytest
 
-from core.services import ServiceUrls
+from bench.embedded import ServiceUrls
 from core.settings import Settings
 from core.stores import Stores, open_stores
 
-# The suite's fixtures, registered here by being imported (hence the noqa marks below).
-from tests.conftest import (  # noqa: F401
-    redis_prefix,
-    service_urls,
-    template_database,
-    test_database_url,
-)
+# Servers, a database and a Redis key prefix per benchmark (service_urls, template_database,
+# test_database_url, redis_prefix): fixtures the test suite shares.
+pytest_plugins = ("bench.fixtures",)
 
 
 @pytest.fixture
@@ -35,9 +31,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 @pytest.fixture
 def bench_stores(
     loop: asyncio.AbstractEventLoop,
-    service_urls: ServiceUrls,  # noqa: F811
-    test_database_url: str,  # noqa: F811
-    redis_prefix: str,  # noqa: F811
+    service_urls: ServiceUrls,
+    test_database_url: str,
+    redis_prefix: str,
 ) -> Iterator[Stores]:
     settings = replace(Settings(), redis_prefix=redis_prefix)
     opened = open_stores(

@@ -33,55 +33,26 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from bench import loadgen, phases
+from bench.config import SCENARIOS, BenchConfig
+from bench.embedded import running_services
 from bench.fairness import fairness
 from bench.phases import Call, Encoder, PhaseResult, Workload
 from bench.reference import measure_references
-from bench.seed import AdminClient, SchedulePlan, SeededSchedule, new_run_id, new_secret, opening_in
 from bench.stack import CpuMeter, ServerProcess, describe_machine, fresh_database, fresh_prefix
 from bench.summary import StrategyResult, build_record, render_tables, write_results
-from core.services import running_services
-from loadtest.invariants import evaluate
-from loadtest.tally import Tally
+from loadtest.client.invariants import evaluate
+from loadtest.client.seed import AdminClient, SchedulePlan, SeededSchedule, new_run_id, opening_in
+from loadtest.client.tally import Tally
+from loadtest.client.tokens import new_secret
 from strategies import STRATEGIES
 
-SCENARIOS = ("flash", "hot", "churn", "sustained")
 HOT_SHARE = 0.9
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    strategies: list[str]
-    scenario: str
-    users: int
-    capacity: int
-    schedules: int
-    duration: float
-    workers: int
-    connections: int
-    throughput_requests: int
-    booking_requests: int
-    # The ceiling phase sends for `phase_seconds`; the phases measured against it alternate
-    # `slices` slices of `slice_seconds` with slices of the ceiling. Nothing runs longer
-    # than `max_phase_seconds`.
-    phase_seconds: float
-    slice_seconds: float
-    slices: int
-    max_phase_seconds: float
-    reference: bool
-    quick: bool
-    results: Path
-
-    @property
-    def phase_names(self) -> list[str]:
-        crowd = ["crowd", "churn"] if self.scenario == "churn" else ["crowd"]
-        return ["ceiling", "sold_out", "spread", "hot", *crowd, "verify"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

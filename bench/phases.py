@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from bench import loadgen, report
-from bench.seed import patient_token
-from loadtest.tally import Tally
+from loadtest.client.tally import Tally
+from loadtest.client.tokens import patient_token
 
 BOOK, CANCEL, READ = "book", "cancel", "read"
 

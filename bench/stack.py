@@ -28,7 +28,8 @@ import asyncpg
 import psutil
 import redis
 
-from bench.seed import AdminClient
+from bench.child_server import free_port
+from loadtest.client.seed import AdminClient
 
 PACKAGES = (
     "aiohttp",
@@ -46,7 +47,8 @@ PACKAGES = (
 # --- per-strategy data stores --------------------------------------------------------------
 
 
-def _with_database(url: str, name: str) -> str:
+def database_at(url: str, name: str) -> str:
+    """The URL of database `name` on the server of `url`."""
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
@@ -64,7 +66,7 @@ def fresh_database(server_url: str, label: str) -> Iterator[str]:
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield _with_database(server_url, name)
+        yield database_at(server_url, name)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -91,13 +93,6 @@ def fresh_prefix(redis_url: str, label: str) -> Iterator[str]:
 
 
 # --- the server under test -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def slotrush_command() -> list[str]:

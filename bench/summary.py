@@ -7,16 +7,14 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench import report
+from bench.config import BenchConfig
 from bench.fairness import Fairness
 from bench.phases import PhaseResult
 from bench.reference import References
-from loadtest.invariants import Verdict
-
-if TYPE_CHECKING:
-    from bench.harness import BenchConfig
+from loadtest.client.invariants import Verdict
 
 # Ratios the project promises (see results/README.md).
 TARGETS = {

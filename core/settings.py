@@ -18,7 +18,8 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class Settings:
-    # None means "start an embedded throwaway server" (core.services).
+    # None means unset: `slotrush serve` then refuses to start, while `serve --dev`, the tests
+    # and the benchmarks start an embedded throwaway server (bench.embedded).
     redis_url: str | None = None
     database_url: str | None = None
     secret: str | None = None

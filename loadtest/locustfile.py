@@ -21,10 +21,10 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.seed import AdminClient, SchedulePlan, new_run_id, opening_in
-from loadtest.invariants import Verdict, check
+from loadtest.client.invariants import Verdict, check
+from loadtest.client.seed import AdminClient, SchedulePlan, new_run_id, opening_in
+from loadtest.client.tally import Tally
 from loadtest.shapes import SHAPES, ScenarioShape
-from loadtest.tally import Tally
 from loadtest.users import Crowd, Patient, crowd_of
 
 __all__ = ["Patient", "ScenarioShape"]

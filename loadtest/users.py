@@ -23,9 +23,9 @@ from locust import FastHttpUser, constant, task
 from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 
-from bench.seed import patient_token
-from loadtest.invariants import Verdict
-from loadtest.tally import Tally
+from loadtest.client.invariants import Verdict
+from loadtest.client.tally import Tally
+from loadtest.client.tokens import patient_token
 
 EXPECTED_BOOKING_REFUSALS = frozenset(
     {"sold_out", "already_booked", "daily_limit", "department_limit"}

@@ -45,7 +45,7 @@ def create_app(
     """An application serving API.md. `settings` must name both stores and the secret;
     `strategy` defaults to `settings.strategy` looked up in the registry."""
     if settings.redis_url is None or settings.database_url is None:
-        raise ValueError("create_app needs redis_url and database_url (see core.services)")
+        raise ValueError("create_app needs redis_url and database_url")
     if settings.secret is None:
         raise ValueError("create_app needs the token secret (SLOTRUSH_SECRET)")
     app = web.Application(

@@ -1,7 +1,7 @@
 """The `slotrush` command: serve, token, services, and the bench and faults harnesses.
 
 Each subcommand imports what it needs when it runs, so `slotrush token` is quick and the
-harnesses (bench.harness, bench.faults) are only needed by the commands that run them.
+harnesses (bench.harness, bench.faults.cli) are only needed by the commands that run them.
 """
 
 from __future__ import annotations
@@ -15,15 +15,19 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from bench.embedded import ServiceUrls
+
 # Subcommands whose arguments and behaviour belong to another module:
 # add_arguments(parser) -> None and run(args) -> int.
-_DELEGATED = {"bench": "bench.harness", "faults": "bench.faults"}
+_DELEGATED = {"bench": "bench.harness", "faults": "bench.faults.cli"}
 _SECRET_ENV = "SLOTRUSH_SECRET"
 
 
@@ -68,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--dev",
         action="store_true",
-        help=f"generate and print {_SECRET_ENV} if it is not set (never in production)",
+        help="start embedded Redis and PostgreSQL for an unset REDIS_URL or DATABASE_URL, and "
+        f"generate and print {_SECRET_ENV} if it is not set (never in production)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request as JSON")
     serve.set_defaults(run=_serve)
@@ -114,7 +119,6 @@ def _positive(text: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from core.ratelimit import parse_limit
-    from core.services import running_services
     from core.tokens import check_secret
     from server.runner import ServeOptions, serve
     from strategies import strategy_class
@@ -137,14 +141,40 @@ def _serve(args: argparse.Namespace) -> int:
         check_secret(secret)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    if not args.dev:
+        _require_stores(settings)
     options = ServeOptions(
         host=args.host, port=args.port, workers=args.workers, access_log=args.access_log
     )
-    with running_services(settings.redis_url, settings.database_url) as urls:
+    with _stores_or_embedded(settings) as urls:
         settings = replace(
             settings, secret=secret, redis_url=urls.redis_url, database_url=urls.database_url
         )
         return serve(settings, options)
+
+
+def _require_stores(settings: Settings) -> None:
+    """Production serves the ledger it is given: an embedded one would be deleted at exit."""
+    urls = {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+    missing = [name for name, url in urls.items() if url is None]
+    if missing:
+        unset = " and ".join(missing) + (" are" if len(missing) > 1 else " is")
+        raise CliError(
+            f"{unset} not set: serve needs your own servers (--dev starts throwaway ones)"
+        )
+
+
+@contextmanager
+def _stores_or_embedded(settings: Settings) -> Iterator[ServiceUrls]:
+    """The stores the settings name, with embedded throwaway servers for those left unset."""
+    from bench.embedded import NoServerBinary, running_services
+
+    with ExitStack() as stack:
+        try:
+            urls = stack.enter_context(running_services(settings.redis_url, settings.database_url))
+        except NoServerBinary as exc:
+            raise CliError(str(exc)) from None
+        yield urls
 
 
 def _settings(**overrides: object) -> Settings:
@@ -177,14 +207,9 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _services(args: argparse.Namespace) -> int:
-    from core.services import running_services
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = _settings()
-    with (
-        _until_signalled() as stopped,
-        running_services(settings.redis_url, settings.database_url) as urls,
-    ):
+    with _until_signalled() as stopped, _stores_or_embedded(settings) as urls:
         print(f"REDIS_URL={urls.redis_url}")
         print(f"DATABASE_URL={urls.database_url}", flush=True)
         stopped.wait()

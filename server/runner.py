@@ -154,7 +154,7 @@ async def _serve_until_signalled(
 @contextlib.contextmanager
 def _signal_handlers_restored() -> Iterator[None]:
     # Closing an event loop resets the signals it handled to their defaults; whoever handled
-    # them before (core.services stops embedded servers on SIGTERM) must get them back.
+    # them before (bench.embedded stops embedded servers on SIGTERM) must get them back.
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     try:
         yield

@@ -1,87 +1,27 @@
 """Fixtures shared by every test: real Redis and PostgreSQL, a clean ledger per test.
 
-Servers come from REDIS_URL / DATABASE_URL when set, else embedded throwaway ones. A test
-gets its own database (cloned from a migrated template) and its own Redis key prefix, and
-both are removed afterwards: a shared server is left as it was found.
+The stores themselves (servers, a database and a Redis key prefix per test) come from
+bench.fixtures, which the micro-benchmarks share; here they are opened for the tests.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
+from bench.embedded import ServiceUrls
 from core.booking import BookingService
-from core.db import create_pool, migrate
-from core.services import ServiceUrls, running_services
 from core.settings import Settings
 from core.stores import Stores, open_stores
 from strategies import STRATEGIES
 from strategies.base import InventoryStrategy
 
-
-def database_url(server_url: str, database: str) -> str:
-    parts = urlsplit(server_url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-@pytest.fixture(scope="session")
-def service_urls() -> Iterator[ServiceUrls]:
-    with running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls:
-        yield urls
-
-
-@pytest.fixture(scope="session")
-async def template_database(service_urls: ServiceUrls) -> AsyncIterator[str]:
-    """A migrated database that every test's database is cloned from."""
-    name = f"slotrush_tmpl_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(service_urls.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        pool = await create_pool(database_url(service_urls.database_url, name), min_size=1)
-        try:
-            await migrate(pool)
-        finally:
-            await pool.close()
-        yield name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@pytest.fixture
-async def test_database_url(
-    service_urls: ServiceUrls, template_database: str
-) -> AsyncIterator[str]:
-    name = f"slotrush_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(service_urls.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield database_url(service_urls.database_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@pytest.fixture
-async def redis_prefix(service_urls: ServiceUrls) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards (never FLUSHDB)."""
-    prefix = f"slotrush-test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = aioredis.Redis.from_url(service_urls.redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+# Servers, a database and a Redis key prefix per test (service_urls, template_database,
+# test_database_url, redis_prefix): fixtures the micro-benchmarks share.
+pytest_plugins = ("bench.fixtures",)
 
 
 @pytest.fixture

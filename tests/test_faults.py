@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from bench.chaos_proxy import ChaosProxy, ProxyStats
-from bench.faults import QUICK, Services, embedded_services, run_scenario
+from bench.faults.cli import QUICK
+from bench.faults.scenario import run_scenario
+from bench.faults.services import Services, embedded_services
 from bench.history import Answer, Attempt, Intent, Outcome, classify
 from core.domain import Booking, BookingRequest, BookResult
 from core.stores import Stores

@@ -20,11 +20,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bench.seed import new_secret
+from bench.embedded import ServiceUrls
 from bench.stack import ServerProcess
-from core.services import ServiceUrls
-from loadtest.invariants import evaluate
-from loadtest.tally import Tally
+from loadtest.client.invariants import evaluate
+from loadtest.client.tally import Tally
+from loadtest.client.tokens import new_secret
 from strategies import STRATEGIES
 
 REPO = Path(__file__).resolve().parent.parent

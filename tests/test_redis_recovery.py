@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from bench.embedded import EmbeddedRedis
 from core.booking import BookingService
 from core.domain import Booking, BookingRequest, Code, Rejected, Rules, Schedule, ScheduleIn
-from core.services import EmbeddedRedis
 from core.settings import Settings
 from core.stores import Stores
 from strategies.redis_common import GRACE_SECONDS, Lease, RedisGate

@@ -23,9 +23,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import APIOperation, AuthContext, BaseSchema, Case, GenerationMode
 from schemathesis.core.result import Err
 
-from bench.seed import admin_token, new_secret, patient_token
+from bench.embedded import ServiceUrls
 from bench.stack import ServerProcess, fresh_database, fresh_prefix
-from core.services import ServiceUrls
+from loadtest.client.tokens import admin_token, new_secret, patient_token
 
 EXAMPLES_PER_OPERATION = 100
 # Against a live server generated data is slow to produce and shrink; every example still

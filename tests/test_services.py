@@ -16,7 +16,7 @@ import psutil
 import pytest
 import redis
 
-from core.services import EmbeddedPostgres, EmbeddedRedis, running_services
+from bench.embedded import EmbeddedPostgres, EmbeddedRedis, running_services
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,7 +139,7 @@ async def test_postgres_immediate_stop_then_start(workdir: Path) -> None:
 def test_sigterm_to_the_parent_stops_the_servers(workdir: Path) -> None:
     script = (
         "import sys\n"
-        "from core.services import running_services\n"
+        "from bench.embedded import running_services\n"
         f"with running_services(None, None, workdir={str(workdir)!r}) as urls:\n"
         "    print(urls.database_url, flush=True)\n"
         "    sys.stdin.read()\n"  # blocks until killed

@@ -26,8 +26,8 @@ import pytest
 from multidict import CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.embedded import ServiceUrls
 from bench.stack import fresh_database, fresh_prefix
-from core.services import ServiceUrls
 from core.tokens import issue_token
 
 REPO = Path(__file__).resolve().parents[2]

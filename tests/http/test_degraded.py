@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from core.services import EmbeddedPostgres
+from bench.embedded import EmbeddedPostgres
 from tests.http.conftest import Answer, Client, ServeFn, admin_token, patient_token, unique
 
 

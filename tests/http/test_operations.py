@@ -11,8 +11,8 @@ import pytest
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.child_server import free_port
 from core.domain import Code
-from core.services import free_port
 from core.settings import Settings
 from server.app import create_app, served_routes
 from server.openapi import OPERATIONS, DocumentDrift, build_document

@@ -1,4 +1,4 @@
-"""Seeding a run: the schedules it books, the tokens its patients carry, the admin calls.
+"""Seeding a run: the schedules it books and the admin calls.
 
 Shared by the Locust scenarios and the benchmark harness. Plain blocking HTTP (urllib), so it
 works the same in a gevent-patched Locust process and in the harness before the load starts.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -18,29 +17,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from core.tokens import issue_token
+from loadtest.client.tokens import admin_token, patient_token
 
 # API.md accepts up to 10,000 schedules in one admin call.
 _SCHEDULES_PER_CALL = 10_000
 _PERIODS = ("am", "pm", "night")
-# Long enough for the slowest run to finish on one set of tokens.
-TOKEN_TTL_SECONDS = 6 * 3600
 
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:10]
-
-
-def new_secret() -> str:
-    return secrets.token_hex(32)
-
-
-def patient_token(secret: str, patient_id: str) -> str:
-    return issue_token(secret, subject=patient_id, ttl=TOKEN_TTL_SECONDS)
-
-
-def admin_token(secret: str) -> str:
-    return issue_token(secret, admin=True, ttl=TOKEN_TTL_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.seed import AdminClient, ApiError
-from loadtest.tally import Confirmed, Tally
+from loadtest.client.seed import AdminClient, ApiError
+from loadtest.client.tally import Confirmed, Tally
 
 # The default rules of API.md; a run that seeds other rules passes its own.
 DEFAULT_MAX_PER_DAY = 2

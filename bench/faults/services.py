@@ -1,0 +1,72 @@
+"""The servers the fault suite kills and restarts: a Redis and a PostgreSQL of its own, and the
+workers of `slotrush serve`."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from bench.embedded import EmbeddedPostgres, EmbeddedRedis
+from bench.stack import ServerProcess
+
+
+class Services:
+    """The suite's own Redis and PostgreSQL: a fault test may kill them, so never the
+    machine's. Redis fsyncs every write, so a SIGKILL loses nothing it acknowledged."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.redis = EmbeddedRedis(workdir / "redis", appendfsync="always")
+        self.postgres = EmbeddedPostgres(workdir / "postgres")
+
+    def ensure_running(self) -> None:
+        """Start whichever of the two a failed scenario left stopped."""
+        for server in (self.redis, self.postgres):
+            if not _running(server):
+                server.start()
+
+
+def _running(server: EmbeddedRedis | EmbeddedPostgres) -> bool:
+    try:
+        return server.pid > 0
+    except RuntimeError:  # the embedded server's way of saying "not started"
+        return False
+
+
+@contextlib.contextmanager
+def embedded_services() -> Iterator[Services]:
+    base = Path(tempfile.mkdtemp(prefix="slotrush-faults-"))
+    # mkdtemp makes it 0700; as root, PostgreSQL runs as `postgres`, who must get through it.
+    base.chmod(0o755)
+    services = Services(base)
+    try:
+        services.redis.start()
+        services.postgres.start()
+        yield services
+    finally:
+        services.redis.stop()
+        services.postgres.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def worker_pids(server: ServerProcess) -> list[int]:
+    """The processes serving requests: the children of `serve`, or `serve` itself when it
+    serves in-process."""
+    tree = server.processes()
+    if not tree:
+        raise RuntimeError(f"slotrush serve is not running; log:\n{server.log_tail()}")
+    workers = []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in tree[0].children():
+            # A supervisor spawning workers also runs multiprocessing's resource tracker; a
+            # killed worker is a zombie until its supervisor reaps it.
+            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(
+                child.cmdline()
+            ):
+                workers.append(child.pid)
+    return workers or [tree[0].pid]

@@ -1,0 +1,73 @@
+"""Pytest fixtures of real stores, shared by the test suite and the micro-benchmarks.
+
+Servers come from REDIS_URL / DATABASE_URL when set, else embedded throwaway ones. A test
+gets its own database (cloned from a migrated template) and its own Redis key prefix, and
+both are removed afterwards: a shared server is left as it was found. A conftest registers
+them by importing them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from bench.embedded import ServiceUrls, running_services
+from bench.stack import database_at
+from core.db import create_pool, migrate
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> Iterator[ServiceUrls]:
+    with running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+async def template_database(service_urls: ServiceUrls) -> AsyncIterator[str]:
+    """A migrated database that every test's database is cloned from."""
+    name = f"slotrush_tmpl_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(service_urls.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        pool = await create_pool(database_at(service_urls.database_url, name), min_size=1)
+        try:
+            await migrate(pool)
+        finally:
+            await pool.close()
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def test_database_url(
+    service_urls: ServiceUrls, template_database: str
+) -> AsyncIterator[str]:
+    name = f"slotrush_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(service_urls.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield database_at(service_urls.database_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def redis_prefix(service_urls: ServiceUrls) -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards (never FLUSHDB)."""
+    prefix = f"slotrush-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = aioredis.Redis.from_url(service_urls.redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
