@@ -28,12 +28,13 @@ import redis.exceptions
 from core import ledger
 from core.batching import Coalescer
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Schedule
+from core.failures import STORE_FAILURES
 from core.keys import KeySpace, SlotKeys, slot_tag
 from core.metrics import BUSY_RETRIES, RECONCILER_ACTIONS
 from core.queries import query as q
 from core.redis_scripts import CONFIRM, GIVE_BACK, LOAD, RELEASE, ScriptCall, ScriptRunner
 from core.stores import Stores
-from strategies.base import STORE_FAILURES, InventoryStrategy
+from strategies.base import InventoryStrategy
 
 log = logging.getLogger("slotrush.redis")
 
