@@ -26,12 +26,13 @@ from core.domain import (
     visit_starts_at,
 )
 from core.errors import SlotrushError
+from core.inventory import Inventory
+from core.keyed import LruCache
 from core.ledger import Audit, Ledger
-from strategies.base import InventoryStrategy
 
-# Schedules are immutable once created, so a process may keep them; this bound only stops
-# a long-lived process from growing without end.
-_SCHEDULE_CACHE_LIMIT = 100_000
+# Schedules are immutable once created, so a process may keep them (and their recent
+# `remaining`); this bound only stops a long-lived process from growing without end.
+_SCHEDULES_KEPT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +53,13 @@ def utcnow() -> dt.datetime:
 
 
 class BookingService:
-    def __init__(self, strategy: InventoryStrategy, ledger: Ledger) -> None:
+    def __init__(self, strategy: Inventory, ledger: Ledger) -> None:
         self.strategy = strategy
         self.ledger = ledger
-        self._schedules: dict[int, Schedule] = {}
+        self._schedules: LruCache[int, Schedule] = LruCache(_SCHEDULES_KEPT)
         # API.md lets `remaining` lag by up to a second: a crowd polling one schedule is
         # answered from here instead of counting its free numbers on every request.
-        self._remaining: dict[int, tuple[float, int]] = {}
+        self._remaining: LruCache[int, tuple[float, int]] = LruCache(_SCHEDULES_KEPT)
 
     # --- schedules ----------------------------------------------------------------------
 
@@ -68,9 +69,7 @@ class BookingService:
             schedule = await self.ledger.get_schedule(schedule_id)
             if schedule is None:
                 raise SlotrushError(Code.SCHEDULE_NOT_FOUND)
-            if len(self._schedules) >= _SCHEDULE_CACHE_LIMIT:
-                self._schedules.clear()
-            self._schedules[schedule_id] = schedule
+            self._schedules.put(schedule_id, schedule)
         return schedule
 
     async def schedule_view(self, schedule_id: int) -> ScheduleView:
@@ -81,7 +80,7 @@ class BookingService:
             remaining = cached[1]
         else:
             remaining = await self.ledger.remaining(schedule_id)
-            self._remaining[schedule_id] = (now + 1.0, remaining)
+            self._remaining.put(schedule_id, (now + 1.0, remaining))
         return _view(schedule, remaining)
 
     async def list_schedules(
@@ -105,7 +104,7 @@ class BookingService:
         schedules = await self.ledger.create_schedules(items, utcnow())
         await self.strategy.schedules_created(schedules)
         for schedule in schedules:
-            self._schedules[schedule.id] = schedule
+            self._schedules.put(schedule.id, schedule)
         return [_view(s, s.capacity) for s in schedules]
 
     # --- bookings -----------------------------------------------------------------------
@@ -166,7 +165,7 @@ class BookingService:
         if _cancel_window_closed(schedule, rules, utcnow()):
             raise SlotrushError(Code.CANCEL_WINDOW_CLOSED)
         cancelled = await self.strategy.cancel(booking)
-        self._remaining.pop(booking.schedule_id, None)
+        self._remaining.pop(booking.schedule_id)
         # None: a concurrent cancel got there first; answer with the booking as it is now.
         return cancelled if cancelled is not None else await self.booking(patient_id, booking_id)
 

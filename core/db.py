@@ -19,7 +19,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
         command_timeout=30,
         server_settings={"application_name": "slotrush"},
     )
-    assert pool is not None
+    if pool is None:
+        raise RuntimeError("asyncpg.create_pool answered no pool")
     return pool
 
 

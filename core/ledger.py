@@ -25,6 +25,7 @@ from core.domain import (
     Schedule,
     ScheduleIn,
 )
+from core.queries import fetch_one
 from core.queries import query as q
 from core.verification import new_verification_code
 
@@ -98,10 +99,15 @@ async def check_patient_day(conn: asyncpg.Connection, req: BookingRequest) -> Re
     """
     s = req.schedule
     await conn.execute(q("lock_patient_day"), req.patient_id, s.hospital_id, s.visit_date)
-    row = await conn.fetchrow(
-        q("patient_day_check"), req.patient_id, s.hospital_id, s.visit_date, s.department_id, s.id
+    row = await fetch_one(
+        conn,
+        "patient_day_check",
+        req.patient_id,
+        s.hospital_id,
+        s.visit_date,
+        s.department_id,
+        s.id,
     )
-    assert row is not None
     if row["blacklisted"]:
         return Rejected(Code.BLACKLISTED)
     if row["already_booked"]:
@@ -278,8 +284,7 @@ class Ledger:
                 ScheduleAudit(r["id"], r["capacity"], r["booked"])
                 for r in await conn.fetch(q("audit_schedules"))
             ]
-            dup = await conn.fetchrow(q("audit_duplicates"))
-        assert dup is not None
+            dup = await fetch_one(conn, "audit_duplicates")
         return Audit(
             schedules=schedules,
             duplicate_numbers=dup["duplicate_numbers"],

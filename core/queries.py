@@ -6,6 +6,8 @@ import re
 from functools import cache
 from importlib.resources import files
 
+import asyncpg
+
 _NAME = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
@@ -19,6 +21,16 @@ def parse(text: str) -> dict[str, str]:
 def query(name: str) -> str:
     """The SQL of one named query; a KeyError names the unknown query."""
     return _all()[name]
+
+
+async def fetch_one(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str, *args: object
+) -> asyncpg.Record:
+    """The row of a named query that always answers exactly one."""
+    row = await conn.fetchrow(query(name), *args)
+    if row is None:
+        raise RuntimeError(f"query {name!r} answered no row")
+    return row
 
 
 @cache

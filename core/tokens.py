@@ -8,7 +8,6 @@ they expire: decoding a JWT is a large share of a booking's CPU time.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -16,6 +15,7 @@ import jwt
 
 from core.domain import ID_PATTERN, Code
 from core.errors import SlotrushError
+from core.keyed import LruCache
 
 ALGORITHM: Final = "HS256"
 # RFC 7518 3.2: an HS256 key must be at least as long as the hash. PyJWT warns below that.
@@ -67,21 +67,17 @@ class TokenVerifier:
     def __init__(self, secret: str, *, cache_size: int = 65_536) -> None:
         check_secret(secret)
         self._secret = secret
-        self._cache_size = cache_size
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: LruCache[str, tuple[Principal, float]] = LruCache(cache_size)
 
     def verify(self, token: str) -> Principal:
         """The token's principal; SlotrushError(unauthorized) for anything not valid now."""
         cached = self._verified.get(token)
         if cached is not None:
             if cached[1] > time.time():
-                self._verified.move_to_end(token)
                 return cached[0]
-            del self._verified[token]
+            self._verified.pop(token)
         principal, expires = self._decode(token)
-        self._verified[token] = (principal, expires)
-        if len(self._verified) > self._cache_size:
-            self._verified.popitem(last=False)
+        self._verified.put(token, (principal, expires))
         return principal
 
     def _decode(self, token: str) -> tuple[Principal, float]:

@@ -7,11 +7,12 @@ closed in reverse when it stops (after in-flight requests have finished).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from aiohttp import web
 
 from core.booking import BookingService
+from core.inventory import InventoryFactory
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
@@ -36,15 +37,15 @@ from server.openapi import build_document
 from server.routes import ROUTES
 from server.validation import MAX_BODY_BYTES
 from strategies import strategy_class
-from strategies.base import InventoryStrategy
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
-def create_app(
-    settings: Settings, *, strategy: type[InventoryStrategy] | None = None
-) -> web.Application:
+def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) -> web.Application:
     """An application serving API.md. `settings` must name both stores and the secret;
     `strategy` defaults to `settings.strategy` looked up in the registry."""
-    if settings.redis_url is None or settings.database_url is None:
+    redis_url, database_url = settings.redis_url, settings.database_url
+    if redis_url is None or database_url is None:
         raise ValueError("create_app needs redis_url and database_url")
     if settings.secret is None:
         raise ValueError("create_app needs the token secret (SLOTRUSH_SECRET)")
@@ -59,34 +60,36 @@ def create_app(
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app[OPENAPI_JSON] = dumps(build_document(served_routes(app)))
-    app.cleanup_ctx.extend([_stores, _strategy, _service, _sold_out_memory])
+    app.cleanup_ctx.extend(
+        [_stores(redis_url, database_url), _strategy, _service, _sold_out_memory]
+    )
     return app
 
 
 def served_routes(app: web.Application) -> Iterator[tuple[str, str, str]]:
     """(method, path template, name) of every route the router serves."""
     for route in app.router.routes():
-        assert route.resource is not None and route.name is not None
+        if route.resource is None or route.name is None:
+            raise RuntimeError(f"{route!r} lacks a path or a name: add every route with both")
         yield route.method, route.resource.canonical, route.name
 
 
-async def _stores(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    assert settings.redis_url is not None and settings.database_url is not None
-    async with open_stores(
-        settings,
-        redis_url=settings.redis_url,
-        database_url=settings.database_url,
-        migrate_schema=True,
-    ) as stores:
-        app[STORES] = stores
-        app[RATE_LIMITER] = RateLimiter(
-            stores.redis,
-            prefix=settings.redis_prefix,
-            per_patient=settings.rate_limit_patient,
-            per_address=settings.rate_limit_address,
-        )
-        yield
+def _stores(redis_url: str, database_url: str) -> CleanupContext:
+    async def stores_open(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        async with open_stores(
+            settings, redis_url=redis_url, database_url=database_url, migrate_schema=True
+        ) as stores:
+            app[STORES] = stores
+            app[RATE_LIMITER] = RateLimiter(
+                stores.redis,
+                prefix=settings.redis_prefix,
+                per_patient=settings.rate_limit_patient,
+                per_address=settings.rate_limit_address,
+            )
+            yield
+
+    return stores_open
 
 
 async def _strategy(app: web.Application) -> AsyncIterator[None]:

@@ -6,17 +6,17 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from core.booking import BookingService
+from core.inventory import Inventory, InventoryFactory
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import Stores
 from core.tokens import TokenVerifier
 from server.fastpath import SoldOutMemory
-from strategies.base import InventoryStrategy
 
 SETTINGS = web.AppKey("settings", Settings)
-STRATEGY_CLASS: web.AppKey[type[InventoryStrategy]] = web.AppKey("strategy_class")
+STRATEGY_CLASS: web.AppKey[InventoryFactory] = web.AppKey("strategy_class")
 STORES = web.AppKey("stores", Stores)
-STRATEGY = web.AppKey("strategy", InventoryStrategy)
+STRATEGY = web.AppKey("strategy", Inventory)
 SERVICE = web.AppKey("service", BookingService)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)

@@ -9,23 +9,17 @@ from __future__ import annotations
 import logging
 from time import perf_counter
 
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from core.domain import Code
 from core.errors import SlotrushError
+from core.failures import STORE_UNAVAILABLE
 from server.metrics import UNMATCHED, HttpMetrics
 from server.problems import HttpCode, error_response, problem_response
-from strategies.base import STORE_FAILURES
 
 log = logging.getLogger("slotrush.server")
 
-# A store that cannot be reached or is out of resources: the client should retry, not give up.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    *STORE_FAILURES,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
 # Methods worth a label of their own; anything a client invents shares one.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # What aiohttp raises itself, by status, as our codes.
@@ -47,7 +41,7 @@ def problems_and_metrics(metrics: HttpMetrics, *, retry_after: int) -> Middlewar
             response = error_response(exc, default_retry_after=retry_after)
         except web.HTTPException as exc:
             response = _http_problem(exc)
-        except _UNAVAILABLE as exc:
+        except STORE_UNAVAILABLE as exc:
             log.warning("%s %s: store unavailable: %r", request.method, request.path, exc)
             response = problem_response(Code.BUSY, retry_after=retry_after)
         except Exception:

@@ -30,11 +30,11 @@ from types import FrameType
 import uvloop
 from aiohttp import web
 
+from core.failures import STORE_FAILURES
 from core.settings import Settings
 from server.accesslog import JsonAccessLogger
 from server.app import create_app
 from server.metrics import MULTIPROC_ENV
-from strategies.base import STORE_FAILURES
 
 log = logging.getLogger("slotrush.server")
 

@@ -1,42 +1,26 @@
-"""The inventory strategy contract. The base class does the cross-cutting work (timing,
-metrics, error wrapping); a strategy implements only `_book` and `_cancel`."""
+"""The base class of every strategy: it implements the inventory port of core.inventory.
+
+The public methods do the cross-cutting work (timing, metrics, error wrapping); a strategy
+implements only `_book` and `_cancel`, and the hooks it needs.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
 
-import asyncpg
 import redis.exceptions
 
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Schedule
 from core.errors import ServiceUnavailable
+from core.failures import STORE_FAILURES
+from core.inventory import Inventory
 from core.metrics import BOOKING_OUTCOMES, BOOKING_SECONDS, CANCELLATIONS
 from core.stores import Stores
 
-# Failures of a store that mean "try again later", never "the booking is refused".
-STORE_FAILURES: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.QueryCanceledError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-)
 
-
-class InventoryStrategy(ABC):
-    name: ClassVar[str]
-
+class InventoryStrategy(Inventory):
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
         self.ledger = stores.ledger
@@ -46,11 +30,12 @@ class InventoryStrategy(ABC):
         }
         self._latency = BOOKING_SECONDS.labels(self.name)
 
+    # Nothing to start or stop unless a strategy has background work.
     async def start(self) -> None:
-        """Prepare stores (load scripts, warm caches) and start background work."""
+        pass
 
     async def close(self) -> None:
-        """Stop background work. Stores are closed by their owner."""
+        pass
 
     async def book(self, req: BookingRequest) -> BookResult:
         started = time.perf_counter()
@@ -65,7 +50,6 @@ class InventoryStrategy(ABC):
         return result
 
     async def cancel(self, booking: Booking) -> Booking | None:
-        """Cancel an active booking and return its number. None if it was no longer active."""
         try:
             cancelled = await self._cancel(booking)
         except STORE_FAILURES as exc:
@@ -81,16 +65,15 @@ class InventoryStrategy(ABC):
         if isinstance(exc, redis.exceptions.ConnectionError):
             await self.stores.redis.connection_pool.disconnect(inuse_connections=False)
 
-    # Hooks for strategies that keep state outside the ledger (Redis). The ledger has already
-    # been written when they are called.
+    # The admin hooks do nothing unless a strategy keeps state outside the ledger.
     async def schedules_created(self, schedules: Sequence[Schedule]) -> None:
-        """New schedules exist in the ledger."""
+        pass
 
     async def rules_changed(self, hospital_id: str) -> None:
-        """A hospital's rules changed in the ledger."""
+        pass
 
     async def blacklist_changed(self, hospital_id: str, patient_id: str) -> None:
-        """A patient was put on or taken off a hospital's blacklist in the ledger."""
+        pass
 
     @abstractmethod
     async def _book(self, req: BookingRequest) -> BookResult:

@@ -13,6 +13,7 @@ import random
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
 from core.metrics import BUSY_RETRIES
+from core.queries import fetch_one
 from core.queries import query as q
 from strategies.base import InventoryStrategy
 
@@ -43,8 +44,8 @@ class PgOptimistic(InventoryStrategy):
     async def _attempt(self, req: BookingRequest) -> BookResult | None:
         """One optimistic round; None when another booking changed the version first."""
         async with self.stores.pg.acquire() as conn:
-            seen = await conn.fetchrow(q("read_version_and_free"), req.schedule.id)
-            assert seen is not None  # the core only books schedules it has found
+            # Always a row: the core only books schedules it has found.
+            seen = await fetch_one(conn, "read_version_and_free", req.schedule.id)
             if seen["number"] is None:
                 return Rejected(Code.SOLD_OUT)
             try:

@@ -17,7 +17,8 @@ from core.keys import SlotKeys
 from core.queries import query as q
 from core.redis_scripts import SET_BLACKLIST, SET_RULES, TAKE, ScriptCall
 from core.stores import Stores
-from strategies.redis_common import Lease, RedisGate, epoch_ms
+from strategies.redis_gate.gate import RedisGate
+from strategies.redis_gate.lease import Lease, epoch_ms
 
 
 class RedisLua(RedisGate):
@@ -75,7 +76,7 @@ class RedisLua(RedisGate):
 
     async def rules_changed(self, hospital_id: str) -> None:
         rules = await self.ledger.get_rules(hospital_id)
-        await self.update_loaded_slots(
+        await self.loader.update_loaded_slots(
             hospital_id,
             lambda slot: ScriptCall(
                 SET_RULES, (1, slot.slot, rules.max_per_day, rules.max_per_department_per_day)
@@ -86,7 +87,7 @@ class RedisLua(RedisGate):
         until_ms = await self.stores.pg.fetchval(
             q("redis_blacklist_entry"), hospital_id, patient_id
         )
-        await self.update_loaded_slots(
+        await self.loader.update_loaded_slots(
             hospital_id,
             lambda slot: ScriptCall(
                 SET_BLACKLIST,

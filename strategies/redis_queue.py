@@ -11,20 +11,15 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Rejected
+from core.keyed import InUse
 from core.keys import SlotKeys
 from core.redis_scripts import ADMIT, ScriptCall
 from core.stores import Stores
-from strategies.redis_common import Lease, RedisGate
-
-
-@dataclass
-class _Turns:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    waiting: int = 0
+from strategies.redis_gate.gate import RedisGate
+from strategies.redis_gate.lease import Lease
 
 
 class RedisQueue(RedisGate):
@@ -34,7 +29,7 @@ class RedisQueue(RedisGate):
 
     def __init__(self, stores: Stores) -> None:
         super().__init__(stores)
-        self._turns: dict[tuple[str, str, dt.date], _Turns] = {}
+        self._turns: InUse[tuple[str, str, dt.date], asyncio.Lock] = InUse(asyncio.Lock)
 
     async def _book(self, req: BookingRequest) -> BookResult:
         async with self._patient_turn(req):
@@ -49,15 +44,9 @@ class RedisQueue(RedisGate):
         are waiting for.
         """
         key = (req.patient_id, req.schedule.hospital_id, req.schedule.visit_date)
-        turns = self._turns.setdefault(key, _Turns())
-        turns.waiting += 1
-        try:
-            async with turns.lock:
+        with self._turns.use(key) as turn:
+            async with turn:
                 yield
-        finally:
-            turns.waiting -= 1
-            if not turns.waiting:
-                del self._turns[key]
 
     def _take_call(
         self, req: BookingRequest, slot: SlotKeys, free: str, now_ms: int, deadline_ms: int

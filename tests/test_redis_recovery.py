@@ -19,7 +19,9 @@ from core.booking import BookingService
 from core.domain import Booking, BookingRequest, Code, Rejected, Rules, Schedule, ScheduleIn
 from core.settings import Settings
 from core.stores import Stores
-from strategies.redis_common import GRACE_SECONDS, Lease, RedisGate
+from strategies.redis_gate.gate import RedisGate
+from strategies.redis_gate.lease import Lease
+from strategies.redis_gate.reconciler import GRACE_SECONDS
 from strategies.redis_lua import RedisLua
 from strategies.redis_queue import RedisQueue
 from tests.conftest import StrategyFactory, open_test_stores

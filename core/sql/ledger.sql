@@ -63,10 +63,6 @@ ON CONFLICT (hospital_id, patient_id) DO UPDATE SET until = EXCLUDED.until;
 -- name: delete_blacklist
 DELETE FROM blacklist WHERE hospital_id = $1 AND patient_id = $2;
 
--- name: is_blacklisted
-SELECT EXISTS (SELECT 1 FROM blacklist
-               WHERE hospital_id = $1 AND patient_id = $2 AND until > now());
-
 -- name: lock_patient_day
 -- Serialises one patient's bookings and cancellations at one hospital on one date, so the
 -- per-day rules are checked and applied in one step. Always taken before any schedule lock.
@@ -131,9 +127,6 @@ SELECT * FROM bookings WHERE patient_id = $1 AND idempotency_key = $2;
 
 -- name: list_patient_bookings
 SELECT * FROM bookings WHERE patient_id = $1 ORDER BY id DESC LIMIT 1000;
-
--- name: lock_booking
-SELECT * FROM bookings WHERE id = $1 FOR UPDATE;
 
 -- name: cancel_booking
 -- Marks the booking cancelled and frees its number, in one statement.

@@ -1,0 +1,36 @@
+"""Which exceptions mean "a store is unavailable: retry later", never "the request is refused".
+
+In the core rather than beside a strategy, because three layers must classify a failure
+alike: the strategy base class turns one into ServiceUnavailable, the HTTP middleware
+answers it 503 `busy`, and the runner exits 1 when one stops the server from starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import redis.exceptions
+
+# A store that failed or gave up on a request in flight: a retry may well succeed.
+STORE_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+# What an HTTP answer calls `busy`: the failures above, and a store out of resources (too
+# many connections, disk full), which the client should also retry rather than give up on.
+STORE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    *STORE_FAILURES,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
