@@ -21,7 +21,8 @@ from core.booking import BookingService
 from core.domain import Booking, BookingRequest, BookingStatus, Period, ScheduleIn
 from core.stores import Stores
 from core.tokens import TokenVerifier, issue_token
-from server.encoding import booking_json, dumps
+from server import shapes
+from server.encoding import booking_out, dumps
 from server.fastpath import sold_out_response
 from server.problems import problem_body
 from strategies import STRATEGIES
@@ -91,7 +92,7 @@ def test_encode_booking(benchmark: BenchmarkFixture) -> None:
         created_at=dt.datetime.now(dt.UTC),
         cancelled_at=None,
     )
-    body = benchmark(lambda: dumps({"booking": booking_json(booking)}))
+    body = benchmark(lambda: dumps(shapes.BookingEnvelope(booking=booking_out(booking))))
     assert b'"number":17' in body
 
 

@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of API.md, built from the routes the router really serves.
 
 Paths and methods come from the router; this module only describes each operation, by its
-name (the operationId). `build_document` refuses a route without a description and a
-description without a route, so the server cannot start with a document that drifted.
+name (the operationId). Every schema comes from server.shapes: an operation names the Struct
+and the document refers to it, so the shapes it uses become its components. `build_document`
+refuses a route without a description and a description without a route, so the server cannot
+start with a document that drifted.
 """
 
 from __future__ import annotations
@@ -11,191 +13,34 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
+import msgspec
+
 from core.domain import Code
 from core.errors import PROBLEMS
+from server import shapes
 from server.problems import PROBLEM_JSON, HttpCode
-from server.validation import (
-    MAX_BATCH,
-    MAX_BIGINT,
-    MAX_BODY_BYTES,
-    MAX_CAPACITY,
-    MAX_INT,
-    TIME_PATTERN,
-)
+from server.validation import MAX_BODY_BYTES
 
-_ID = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
-_SERIAL = {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"}
-_TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}
-_DATE = {"type": "string", "format": "date"}
-_INT = {"type": "integer"}
+_INT: Final = {"type": "integer"}
+_PATH_SCHEMAS: Final = {name: shapes.schema(t) for name, t in shapes.PATH_PARAMETERS.items()}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _query_parameters(shape: type[msgspec.Struct]) -> list[dict[str, Any]]:
+    """One optional or required query parameter per field of `shape`."""
+    _, components = shapes.schemas(shape)
+    schema = components[shape.__name__]
+    return [
+        {"name": name, "in": "query", "required": name in schema["required"], "schema": field}
+        for name, field in schema["properties"].items()
+    ]
 
 
-def _object(properties: dict[str, Any], required: Iterable[str] = ()) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(required),
-        "additionalProperties": False,
-    }
-
-
-_SCHEDULE_IN_PROPERTIES: dict[str, Any] = {
-    "hospital_id": _ID,
-    "department_id": _ID,
-    "doctor_id": _ID,
-    "visit_date": _DATE,
-    "period": {"type": "string", "enum": ["am", "pm", "night"]},
-    "capacity": {"type": "integer", "minimum": 1, "maximum": MAX_CAPACITY},
-    "fee_cents": {"type": "integer", "minimum": 0, "maximum": MAX_BIGINT, "default": 0},
-    "opens_at": {**_TIME, "description": "Bookable from then on; default: when created."},
-}
-_SCHEDULE_IN_REQUIRED = ["hospital_id", "department_id", "doctor_id", "visit_date"]
-_SCHEDULE_IN_REQUIRED += ["period", "capacity"]
-
-SCHEMAS: Final[dict[str, Any]] = {
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details. Clients branch on `code`, never on `title`.",
-        "properties": {
-            "type": {"type": "string", "const": "about:blank"},
-            "title": {"type": "string"},
-            "status": _INT,
-            "code": {"type": "string"},
-            "detail": {"type": "string"},
-        },
-        "required": ["type", "title", "status", "code"],
-    },
-    "ScheduleIn": _object(_SCHEDULE_IN_PROPERTIES, _SCHEDULE_IN_REQUIRED),
-    "ScheduleBatchIn": _object(
-        {
-            "schedules": {
-                "type": "array",
-                "items": _ref("ScheduleIn"),
-                "minItems": 1,
-                "maxItems": MAX_BATCH,
-            }
-        },
-        ["schedules"],
-    ),
-    "Schedule": _object(
-        {
-            "id": _SERIAL,
-            **_SCHEDULE_IN_PROPERTIES,
-            "opens_at": _TIME,
-            "remaining": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "May lag by up to one second.",
-            },
-            "status": {"type": "string", "enum": ["open", "sold_out", "not_open"]},
-        },
-        ["id", *_SCHEDULE_IN_REQUIRED, "fee_cents", "opens_at", "remaining", "status"],
-    ),
-    "Booking": _object(
-        {
-            "id": _SERIAL,
-            "schedule_id": _SERIAL,
-            "patient_id": _ID,
-            "hospital_id": _ID,
-            "department_id": _ID,
-            "visit_date": _DATE,
-            "number": {"type": "integer", "minimum": 1},
-            "verification_code": {"type": "string", "minLength": 6},
-            "status": {"type": "string", "enum": ["booked", "cancelled"]},
-            "created_at": _TIME,
-            "cancelled_at": {"oneOf": [_TIME, {"type": "null"}]},
-        },
-        [
-            "id",
-            "schedule_id",
-            "patient_id",
-            "hospital_id",
-            "department_id",
-            "visit_date",
-            "number",
-            "verification_code",
-            "status",
-            "created_at",
-            "cancelled_at",
-        ],
-    ),
-    "BookingEnvelope": _object({"booking": _ref("Booking")}, ["booking"]),
-    "Rules": _object(
-        {
-            "max_per_day": {"type": "integer", "minimum": 1, "maximum": MAX_INT, "default": 2},
-            "max_per_department_per_day": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_INT,
-                "default": 1,
-            },
-            "cancel_cutoff_minutes": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": MAX_INT,
-                "default": 0,
-            },
-        }
-    ),
-    "BlacklistIn": _object({"until": _TIME}, ["until"]),
-    "BlacklistEntry": _object(
-        {"hospital_id": _ID, "patient_id": _ID, "until": _TIME},
-        ["hospital_id", "patient_id", "until"],
-    ),
-    "Audit": _object(
-        {
-            "schedules": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "id": _SERIAL,
-                        "capacity": _INT,
-                        "booked": _INT,
-                        "remaining": _INT,
-                        "oversold": {"type": "boolean"},
-                    },
-                    ["id", "capacity", "booked", "remaining", "oversold"],
-                ),
-            },
-            "oversold": _INT,
-            "duplicate_numbers": _INT,
-            "duplicate_patients": _INT,
-            "limit_violations": _INT,
-        },
-        ["schedules", "oversold", "duplicate_numbers", "duplicate_patients", "limit_violations"],
-    ),
-    "Health": _object(
-        {"status": {"type": "string", "const": "ok"}, "strategy": {"type": "string"}},
-        ["status", "strategy"],
-    ),
-}
-
-# Path parameters by name: lookup ids are canonical positive integers, the rest are HIS ids.
-_PATH_PARAMETERS: Final[dict[str, dict[str, Any]]] = {
-    "schedule_id": _SERIAL,
-    "booking_id": _SERIAL,
-    "hospital_id": _ID,
-    "patient_id": _ID,
-}
-_QUERY_FILTERS: Final[list[dict[str, Any]]] = [
-    {"name": name, "in": "query", "required": False, "schema": schema}
-    for name, schema in (
-        ("hospital_id", _ID),
-        ("department_id", _ID),
-        ("doctor_id", _ID),
-        ("date", {**_DATE, "description": "Filters visit_date."}),
-    )
-]
 _IDEMPOTENCY_KEY: Final = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
     "description": "A repeat with the same key and patient returns the first booking.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$"},
+    "schema": shapes.schema(shapes.IdempotencyKey),
 }
 
 _ALL_CODES: Final[dict[str, int]] = {
@@ -206,7 +51,7 @@ _ALL_CODES: Final[dict[str, int]] = {
 }
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
+def _json(schema: Any) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
@@ -217,7 +62,7 @@ def _errors(*codes: str) -> dict[str, Any]:
         by_status.setdefault(_ALL_CODES[code], []).append(code)
     responses: dict[str, Any] = {}
     for status, listed in sorted(by_status.items()):
-        schema = {"allOf": [_ref("Problem"), {"properties": {"code": {"enum": listed}}}]}
+        schema = {"allOf": [shapes.Problem, {"properties": {"code": {"enum": listed}}}]}
         response: dict[str, Any] = {
             "description": "Problem: " + ", ".join(listed),
             "content": {PROBLEM_JSON: {"schema": schema}},
@@ -230,21 +75,21 @@ def _errors(*codes: str) -> dict[str, Any]:
     return responses
 
 
-def _ok(status: int, description: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+def _ok(status: int, description: str, schema: Any) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description}
     if schema is not None:
         response["content"] = _json(schema)
     return {str(status): response}
 
 
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
+def _body(schema: Any) -> dict[str, Any]:
     return {"required": True, "content": _json(schema)}
 
 
 _EMPTY_BODY: Final = {
     "required": False,
     "description": "Nothing, or `{}`.",
-    "content": _json({"type": "object", "maxProperties": 0}),
+    "content": _json(shapes.NoFields),
 }
 _AUTH: Final = (Code.UNAUTHORIZED, Code.RATE_LIMITED, Code.BUSY)
 _ADMIN: Final = (Code.UNAUTHORIZED, Code.FORBIDDEN, Code.BUSY)
@@ -265,13 +110,9 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
     "listSchedules": {
         "tags": ["patients"],
         "summary": "Schedules, filtered; at most 500.",
-        "parameters": _QUERY_FILTERS,
+        "parameters": _query_parameters(shapes.ScheduleFilters),
         "responses": {
-            **_ok(
-                200,
-                "Schedules",
-                _object({"schedules": {"type": "array", "items": _ref("Schedule")}}, ["schedules"]),
-            ),
+            **_ok(200, "Schedules", shapes.ScheduleList),
             **_errors(Code.INVALID_REQUEST, *_AUTH),
         },
     },
@@ -279,7 +120,7 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
         "tags": ["patients"],
         "summary": "One schedule.",
         "responses": {
-            **_ok(200, "The schedule", _ref("Schedule")),
+            **_ok(200, "The schedule", shapes.Schedule),
             **_errors(Code.SCHEDULE_NOT_FOUND, *_AUTH),
         },
     },
@@ -296,7 +137,7 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
             **_ok(
                 201,
                 "Booked (or the replay of an earlier booking with this key)",
-                _ref("BookingEnvelope"),
+                shapes.BookingEnvelope,
             ),
             **_errors(*_BODY, Code.SCHEDULE_NOT_FOUND, *_BOOKING_REFUSALS, *_AUTH),
         },
@@ -305,7 +146,7 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
         "tags": ["patients"],
         "summary": "One of the caller's bookings.",
         "responses": {
-            **_ok(200, "The booking", _ref("BookingEnvelope")),
+            **_ok(200, "The booking", shapes.BookingEnvelope),
             **_errors(Code.BOOKING_NOT_FOUND, *_AUTH),
         },
     },
@@ -314,7 +155,7 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
         "summary": "Cancel one of the caller's bookings; cancelling again returns it unchanged.",
         "requestBody": _EMPTY_BODY,
         "responses": {
-            **_ok(200, "The cancelled booking", _ref("BookingEnvelope")),
+            **_ok(200, "The cancelled booking", shapes.BookingEnvelope),
             **_errors(*_BODY, Code.BOOKING_NOT_FOUND, Code.CANCEL_WINDOW_CLOSED, *_AUTH),
         },
     },
@@ -322,40 +163,32 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
         "tags": ["patients"],
         "summary": "The caller's bookings.",
         "responses": {
-            **_ok(
-                200,
-                "Bookings",
-                _object({"bookings": {"type": "array", "items": _ref("Booking")}}, ["bookings"]),
-            ),
+            **_ok(200, "Bookings", shapes.BookingList),
             **_errors(*_AUTH),
         },
     },
     "createSchedules": {
         "tags": ["admin"],
-        "summary": f"Create one schedule or a batch of up to {MAX_BATCH}.",
+        "summary": f"Create one schedule or a batch of up to {shapes.MAX_BATCH}.",
         "description": "The only body allowed beyond 64 KiB (up to 8 MiB), for large batches.",
-        "requestBody": _body({"oneOf": [_ref("ScheduleIn"), _ref("ScheduleBatchIn")]}),
+        "requestBody": _body({"oneOf": [shapes.ScheduleIn, shapes.ScheduleBatchIn]}),
         "responses": {
-            **_ok(
-                201,
-                "Created",
-                _object({"schedules": {"type": "array", "items": _ref("Schedule")}}, ["schedules"]),
-            ),
+            **_ok(201, "Created", shapes.ScheduleList),
             **_errors(*_BODY, *_ADMIN),
         },
     },
     "putRules": {
         "tags": ["admin"],
         "summary": "Set a hospital's rules; omitted fields take their defaults.",
-        "requestBody": _body(_ref("Rules")),
-        "responses": {**_ok(200, "The rules", _ref("Rules")), **_errors(*_BODY, *_ADMIN)},
+        "requestBody": _body(shapes.Rules),
+        "responses": {**_ok(200, "The rules", shapes.Rules), **_errors(*_BODY, *_ADMIN)},
     },
     "putBlacklist": {
         "tags": ["admin"],
         "summary": "Refuse a patient new bookings at a hospital until a time.",
-        "requestBody": _body(_ref("BlacklistIn")),
+        "requestBody": _body(shapes.BlacklistIn),
         "responses": {
-            **_ok(200, "The entry", _ref("BlacklistEntry")),
+            **_ok(200, "The entry", shapes.BlacklistEntry),
             **_errors(*_BODY, *_ADMIN),
         },
     },
@@ -370,13 +203,13 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
     "getAudit": {
         "tags": ["admin"],
         "summary": "The invariants of API.md, counted in PostgreSQL.",
-        "responses": {**_ok(200, "The audit", _ref("Audit")), **_errors(*_ADMIN)},
+        "responses": {**_ok(200, "The audit", shapes.Audit), **_errors(*_ADMIN)},
     },
     "healthz": {
         "tags": ["operations"],
         "summary": "Whether Redis and PostgreSQL answer.",
         "security": [],
-        "responses": {**_ok(200, "Healthy", _ref("Health")), **_errors(Code.BUSY)},
+        "responses": {**_ok(200, "Healthy", shapes.Health), **_errors(Code.BUSY)},
     },
     "metrics": {
         "tags": ["operations"],
@@ -428,12 +261,13 @@ def build_document(routes: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
             f"descriptions without a route: {sorted(unserved)}"
         )
     paths: dict[str, dict[str, Any]] = {}
+    used: dict[type[msgspec.Struct], None] = {}
     for method, path, name in routes:
         operation = {"operationId": name, **OPERATIONS[name]}
         parameters = [_path_parameter(p) for p in re.findall(r"\{(\w+)\}", path)]
         operation["parameters"] = parameters + operation.get("parameters", [])
         operation["responses"] = {**operation["responses"], **_EVERYWHERE}
-        paths.setdefault(path, {})[method.lower()] = operation
+        paths.setdefault(path, {})[method.lower()] = _referring(operation, used)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -452,13 +286,13 @@ def build_document(routes: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
         "components": {
             # Answers of no operation: a path that names no route, a method it does not serve.
             "responses": {
-                "NotFound": _errors(HttpCode.NOT_FOUND)["404"],
+                "NotFound": _referring(_errors(HttpCode.NOT_FOUND)["404"], used),
                 "MethodNotAllowed": {
-                    **_errors(HttpCode.METHOD_NOT_ALLOWED)["405"],
+                    **_referring(_errors(HttpCode.METHOD_NOT_ALLOWED)["405"], used),
                     "headers": {"Allow": {"schema": {"type": "string"}}},
                 },
             },
-            "schemas": SCHEMAS,
+            "schemas": shapes.schemas(*used)[1],
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
@@ -467,4 +301,16 @@ def build_document(routes: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMETERS[name]}
+    return {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS[name]}
+
+
+def _referring(described: Any, used: dict[type[msgspec.Struct], None]) -> Any:
+    """`described` with each shape replaced by a reference to its schema, noted in `used`."""
+    if isinstance(described, type) and issubclass(described, msgspec.Struct):
+        used[described] = None
+        return shapes.ref(described)
+    if isinstance(described, dict):
+        return {key: _referring(value, used) for key, value in described.items()}
+    if isinstance(described, list):
+        return [_referring(value, used) for value in described]
+    return described

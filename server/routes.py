@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 from core.domain import Code
 from core.errors import SlotrushError
 from core.tokens import Principal
+from server import shapes
 from server import validation as parse
 from server.appkeys import (
     METRICS_REGISTRY,
@@ -28,13 +29,7 @@ from server.appkeys import (
     STRATEGY,
     VERIFIER,
 )
-from server.encoding import (
-    audit_json,
-    booking_json,
-    json_response,
-    rules_json,
-    schedule_json,
-)
+from server.encoding import audit_out, booking_out, json_response, rules_out, schedule_out
 from server.fastpath import sold_out_response
 from server.metrics import CONTENT_TYPE, render
 from server.problems import problem_response
@@ -90,7 +85,7 @@ def _admin(request: web.Request) -> None:
 
 async def _empty_body(request: web.Request) -> None:
     if request.body_exists:
-        parse.empty_object(await request.read())
+        parse.no_fields(await request.read())
 
 
 # --- patients -----------------------------------------------------------------------------
@@ -100,13 +95,13 @@ async def list_schedules(request: web.Request) -> web.Response:
     await _reader(request)
     filters = parse.schedule_filters(request.query)
     views = await request.app[SERVICE].list_schedules(**filters)
-    return json_response({"schedules": [schedule_json(v) for v in views]})
+    return json_response(shapes.ScheduleList(schedules=[schedule_out(v) for v in views]))
 
 
 async def get_schedule(request: web.Request) -> web.Response:
     await _reader(request)
     schedule_id = parse.path_id(request.match_info["schedule_id"], Code.SCHEDULE_NOT_FOUND)
-    return json_response(schedule_json(await request.app[SERVICE].schedule_view(schedule_id)))
+    return json_response(schedule_out(await request.app[SERVICE].schedule_view(schedule_id)))
 
 
 async def book(request: web.Request) -> web.Response:
@@ -129,14 +124,14 @@ async def book(request: web.Request) -> web.Response:
             raise
         sold_out.remember(raw_id)
         return sold_out_response()
-    return json_response({"booking": booking_json(outcome.booking)}, status=201)
+    return json_response(shapes.BookingEnvelope(booking=booking_out(outcome.booking)), status=201)
 
 
 async def get_booking(request: web.Request) -> web.Response:
     patient_id = await _patient(request)
     booking_id = parse.path_id(request.match_info["booking_id"], Code.BOOKING_NOT_FOUND)
     booking = await request.app[SERVICE].booking(patient_id, booking_id)
-    return json_response({"booking": booking_json(booking)})
+    return json_response(shapes.BookingEnvelope(booking=booking_out(booking)))
 
 
 async def cancel_booking(request: web.Request) -> web.Response:
@@ -146,13 +141,13 @@ async def cancel_booking(request: web.Request) -> web.Response:
     booking = await request.app[SERVICE].cancel(patient_id, booking_id)
     # The number is free again: this process must not answer sold out from memory any more.
     request.app[SOLD_OUT].forget(str(booking.schedule_id))
-    return json_response({"booking": booking_json(booking)})
+    return json_response(shapes.BookingEnvelope(booking=booking_out(booking)))
 
 
 async def my_bookings(request: web.Request) -> web.Response:
     patient_id = await _patient(request)
     bookings = await request.app[SERVICE].patient_bookings(patient_id)
-    return json_response({"bookings": [booking_json(b) for b in bookings]})
+    return json_response(shapes.BookingList(bookings=[booking_out(b) for b in bookings]))
 
 
 # --- admin --------------------------------------------------------------------------------
@@ -162,26 +157,28 @@ async def create_schedules(request: web.Request) -> web.Response:
     _admin(request)
     # A batch of up to 10,000 schedules is larger than the 64 KiB every other body gets.
     raw = await request.clone(client_max_size=parse.MAX_BATCH_BODY_BYTES).read()
-    items = parse.schedules_in(parse.json_object(raw))
-    views = await request.app[SERVICE].create_schedules(items)
-    return json_response({"schedules": [schedule_json(v) for v in views]}, status=201)
+    views = await request.app[SERVICE].create_schedules(parse.schedules_in(raw))
+    created = shapes.ScheduleList(schedules=[schedule_out(v) for v in views])
+    return json_response(created, status=201)
 
 
 async def put_rules(request: web.Request) -> web.Response:
     _admin(request)
     hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
-    rules = parse.rules(parse.json_object(await request.read()))
+    rules = parse.rules(await request.read())
     stored = await request.app[SERVICE].put_rules(hospital_id, rules)
-    return json_response(rules_json(stored))
+    return json_response(rules_out(stored))
 
 
 async def put_blacklist(request: web.Request) -> web.Response:
     _admin(request)
     hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
     patient_id = parse.entity_id(request.match_info["patient_id"], "patient_id")
-    until = parse.blacklist_until(parse.json_object(await request.read()))
+    until = parse.blacklist_until(await request.read())
     await request.app[SERVICE].put_blacklist(hospital_id, patient_id, until)
-    return json_response({"hospital_id": hospital_id, "patient_id": patient_id, "until": until})
+    return json_response(
+        shapes.BlacklistEntry(hospital_id=hospital_id, patient_id=patient_id, until=until)
+    )
 
 
 async def delete_blacklist(request: web.Request) -> web.Response:
@@ -194,7 +191,7 @@ async def delete_blacklist(request: web.Request) -> web.Response:
 
 async def audit(request: web.Request) -> web.Response:
     _admin(request)
-    return json_response(audit_json(await request.app[SERVICE].audit()))
+    return json_response(audit_out(await request.app[SERVICE].audit()))
 
 
 # --- operations ---------------------------------------------------------------------------
@@ -208,7 +205,7 @@ async def healthz(request: web.Request) -> web.Response:
         detail, extensions = f"no answer from the stores in {HEALTH_TIMEOUT} s", {}
     else:
         if all(answers.values()):
-            return json_response({"status": "ok", "strategy": strategy})
+            return json_response(shapes.Health(status="ok", strategy=strategy))
         down = ", ".join(name for name, up in answers.items() if not up)
         detail, extensions = f"unreachable: {down}", {"dependencies": answers}
     return problem_response(

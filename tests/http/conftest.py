@@ -18,9 +18,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+import msgspec
 import orjson
 import pytest
 from multidict import CIMultiDictProxy
@@ -29,11 +30,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.embedded import ServiceUrls
 from bench.stack import fresh_database, fresh_prefix
 from core.tokens import issue_token
+from server import shapes
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "http-suite-secret-0123456789abcdef0123456789abcdef"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 40.0
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 def unique(kind: str) -> str:
@@ -209,6 +212,10 @@ class Answer:
     def json(self) -> Any:
         return orjson.loads(self.body)
 
+    def shaped(self, shape: type[S]) -> S:
+        """The body as the server's `shape`: fails on a missing, extra or mistyped field."""
+        return msgspec.convert(self.json, shape)
+
     def problem(
         self, status: int, code: str, extensions: frozenset[str] = frozenset()
     ) -> dict[str, Any]:
@@ -260,6 +267,7 @@ class Client:
             "POST", "/v1/admin/schedules", token=admin_token(), json={"schedules": list(items)}
         )
         assert answer.status == 201, answer.body
+        answer.shaped(shapes.ScheduleList)
         schedules: list[dict[str, Any]] = answer.json["schedules"]
         return schedules
 
