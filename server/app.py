@@ -30,11 +30,11 @@ from server.appkeys import (
     VERIFIER,
 )
 from server.encoding import dumps
+from server.endpoints import ROUTES
 from server.fastpath import SoldOutMemory
 from server.metrics import HttpMetrics, exposition_registry
 from server.middlewares import problems_and_metrics
 from server.openapi import build_document
-from server.routes import ROUTES
 from server.validation import MAX_BODY_BYTES
 from strategies import strategy_class
 
@@ -59,7 +59,7 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
     app[METRICS_REGISTRY] = exposition_registry()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
-    app[OPENAPI_JSON] = dumps(build_document(served_routes(app)))
+    app[OPENAPI_JSON] = dumps(build_document(ROUTES, served_routes(app)))
     app.cleanup_ctx.extend(
         [_stores(redis_url, database_url), _strategy, _service, _sold_out_memory]
     )

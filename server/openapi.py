@@ -1,16 +1,16 @@
 """The OpenAPI 3.1 document of API.md, built from the routes the router really serves.
 
-Paths and methods come from the router; this module only describes each operation, by its
-name (the operationId). Every schema comes from server.shapes: an operation names the Struct
-and the document refers to it, so the shapes it uses become its components. `build_document`
-refuses a route without a description and a description without a route, so the server cannot
-start with a document that drifted.
+Each Route of the table (server.endpoints) carries its operation, written with the helpers
+here; every schema comes from server.shapes: an operation names the Struct and the document
+refers to it, so the shapes it uses become its components. `build_document` refuses a route
+the router serves without a description and a description the router does not serve, so the
+server cannot start with a document that drifted.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -19,13 +19,14 @@ from core.domain import Code
 from core.errors import PROBLEMS
 from server import shapes
 from server.problems import PROBLEM_JSON, HttpCode
+from server.route import Route
 from server.validation import MAX_BODY_BYTES
 
 _INT: Final = {"type": "integer"}
 _PATH_SCHEMAS: Final = {name: shapes.schema(t) for name, t in shapes.PATH_PARAMETERS.items()}
 
 
-def _query_parameters(shape: type[msgspec.Struct]) -> list[dict[str, Any]]:
+def query_parameters(shape: type[msgspec.Struct]) -> list[dict[str, Any]]:
     """One optional or required query parameter per field of `shape`."""
     _, components = shapes.schemas(shape)
     schema = components[shape.__name__]
@@ -35,7 +36,7 @@ def _query_parameters(shape: type[msgspec.Struct]) -> list[dict[str, Any]]:
     ]
 
 
-_IDEMPOTENCY_KEY: Final = {
+IDEMPOTENCY_KEY: Final = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
@@ -55,7 +56,7 @@ def _json(schema: Any) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _errors(*codes: str) -> dict[str, Any]:
+def errors(*codes: str) -> dict[str, Any]:
     """One response per status, listing the codes it may carry."""
     by_status: dict[int, list[str]] = {}
     for code in codes:
@@ -75,199 +76,55 @@ def _errors(*codes: str) -> dict[str, Any]:
     return responses
 
 
-def _ok(status: int, description: str, schema: Any) -> dict[str, Any]:
+def ok(status: int, description: str, schema: Any) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description}
     if schema is not None:
         response["content"] = _json(schema)
     return {str(status): response}
 
 
-def _body(schema: Any) -> dict[str, Any]:
+def json_body(schema: Any) -> dict[str, Any]:
     return {"required": True, "content": _json(schema)}
 
 
-_EMPTY_BODY: Final = {
+EMPTY_BODY: Final = {
     "required": False,
     "description": "Nothing, or `{}`.",
     "content": _json(shapes.NoFields),
 }
-_AUTH: Final = (Code.UNAUTHORIZED, Code.RATE_LIMITED, Code.BUSY)
-_ADMIN: Final = (Code.UNAUTHORIZED, Code.FORBIDDEN, Code.BUSY)
-_BODY: Final = (Code.INVALID_REQUEST, Code.PAYLOAD_TOO_LARGE)
-_BOOKING_REFUSALS: Final = (
-    Code.BLACKLISTED,
-    Code.SOLD_OUT,
-    Code.ALREADY_BOOKED,
-    Code.DAILY_LIMIT,
-    Code.DEPARTMENT_LIMIT,
-    Code.NOT_OPEN,
-    Code.IDEMPOTENCY_CONFLICT,
-)
+AUTH: Final = (Code.UNAUTHORIZED, Code.RATE_LIMITED, Code.BUSY)
+ADMIN: Final = (Code.UNAUTHORIZED, Code.FORBIDDEN, Code.BUSY)
+BODY: Final = (Code.INVALID_REQUEST, Code.PAYLOAD_TOO_LARGE)
 
-
-# operationId -> everything about the operation except its path and method.
-OPERATIONS: Final[dict[str, dict[str, Any]]] = {
-    "listSchedules": {
-        "tags": ["patients"],
-        "summary": "Schedules, filtered; at most 500.",
-        "parameters": _query_parameters(shapes.ScheduleFilters),
-        "responses": {
-            **_ok(200, "Schedules", shapes.ScheduleList),
-            **_errors(Code.INVALID_REQUEST, *_AUTH),
-        },
-    },
-    "getSchedule": {
-        "tags": ["patients"],
-        "summary": "One schedule.",
-        "responses": {
-            **_ok(200, "The schedule", shapes.Schedule),
-            **_errors(Code.SCHEDULE_NOT_FOUND, *_AUTH),
-        },
-    },
-    "book": {
-        "tags": ["patients"],
-        "summary": "Book the next free number of a schedule.",
-        "description": (
-            "Once a schedule is sold out, this answers the same sold-out bytes for up to one "
-            "second without checking the token."
-        ),
-        "parameters": [_IDEMPOTENCY_KEY],
-        "requestBody": _EMPTY_BODY,
-        "responses": {
-            **_ok(
-                201,
-                "Booked (or the replay of an earlier booking with this key)",
-                shapes.BookingEnvelope,
-            ),
-            **_errors(*_BODY, Code.SCHEDULE_NOT_FOUND, *_BOOKING_REFUSALS, *_AUTH),
-        },
-    },
-    "getBooking": {
-        "tags": ["patients"],
-        "summary": "One of the caller's bookings.",
-        "responses": {
-            **_ok(200, "The booking", shapes.BookingEnvelope),
-            **_errors(Code.BOOKING_NOT_FOUND, *_AUTH),
-        },
-    },
-    "cancelBooking": {
-        "tags": ["patients"],
-        "summary": "Cancel one of the caller's bookings; cancelling again returns it unchanged.",
-        "requestBody": _EMPTY_BODY,
-        "responses": {
-            **_ok(200, "The cancelled booking", shapes.BookingEnvelope),
-            **_errors(*_BODY, Code.BOOKING_NOT_FOUND, Code.CANCEL_WINDOW_CLOSED, *_AUTH),
-        },
-    },
-    "listMyBookings": {
-        "tags": ["patients"],
-        "summary": "The caller's bookings.",
-        "responses": {
-            **_ok(200, "Bookings", shapes.BookingList),
-            **_errors(*_AUTH),
-        },
-    },
-    "createSchedules": {
-        "tags": ["admin"],
-        "summary": f"Create one schedule or a batch of up to {shapes.MAX_BATCH}.",
-        "description": "The only body allowed beyond 64 KiB (up to 8 MiB), for large batches.",
-        "requestBody": _body({"oneOf": [shapes.ScheduleIn, shapes.ScheduleBatchIn]}),
-        "responses": {
-            **_ok(201, "Created", shapes.ScheduleList),
-            **_errors(*_BODY, *_ADMIN),
-        },
-    },
-    "putRules": {
-        "tags": ["admin"],
-        "summary": "Set a hospital's rules; omitted fields take their defaults.",
-        "requestBody": _body(shapes.Rules),
-        "responses": {**_ok(200, "The rules", shapes.Rules), **_errors(*_BODY, *_ADMIN)},
-    },
-    "putBlacklist": {
-        "tags": ["admin"],
-        "summary": "Refuse a patient new bookings at a hospital until a time.",
-        "requestBody": _body(shapes.BlacklistIn),
-        "responses": {
-            **_ok(200, "The entry", shapes.BlacklistEntry),
-            **_errors(*_BODY, *_ADMIN),
-        },
-    },
-    "deleteBlacklist": {
-        "tags": ["admin"],
-        "summary": "Take a patient off a hospital's blacklist.",
-        "responses": {
-            **_ok(204, "Removed (or was not there)", None),
-            **_errors(Code.INVALID_REQUEST, *_ADMIN),
-        },
-    },
-    "getAudit": {
-        "tags": ["admin"],
-        "summary": "The invariants of API.md, counted in PostgreSQL.",
-        "responses": {**_ok(200, "The audit", shapes.Audit), **_errors(*_ADMIN)},
-    },
-    "healthz": {
-        "tags": ["operations"],
-        "summary": "Whether Redis and PostgreSQL answer.",
-        "security": [],
-        "responses": {**_ok(200, "Healthy", shapes.Health), **_errors(Code.BUSY)},
-    },
-    "metrics": {
-        "tags": ["operations"],
-        "summary": "Prometheus metrics of every worker process.",
-        "security": [],
-        "responses": {
-            "200": {
-                "description": "Prometheus text format",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-        },
-    },
-    "openapi": {
-        "tags": ["operations"],
-        "summary": "This document.",
-        "security": [],
-        "responses": _ok(200, "OpenAPI 3.1", {"type": "object"}),
-    },
-    "ceiling": {
-        "tags": ["operations"],
-        "summary": "A constant answer with no I/O: the server's ceiling, for benchmarks.",
-        "security": [],
-        "responses": {
-            "200": {
-                "description": "Always `ok`",
-                "content": {"text/plain": {"schema": {"type": "string", "const": "ok"}}},
-            }
-        },
-    },
-}
 
 # Answers any route may give, whatever the operation.
-_EVERYWHERE: Final = _errors(HttpCode.INTERNAL_ERROR)
+_EVERYWHERE: Final = errors(HttpCode.INTERNAL_ERROR)
 
 
 class DocumentDrift(RuntimeError):
-    """The routes served and the operations described are not the same set."""
+    """The routes served and the routes described are not the same set."""
 
 
-def build_document(routes: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
-    """The document for (method, path, operationId) routes; DocumentDrift if they differ."""
-    routes = list(routes)
-    served = {name for _, _, name in routes}
-    undocumented = served - OPERATIONS.keys()
-    unserved = OPERATIONS.keys() - served
-    if undocumented or unserved:
+def build_document(
+    routes: Sequence[Route], served: Iterable[tuple[str, str, str]]
+) -> dict[str, Any]:
+    """The document of the route table; DocumentDrift unless the router serves exactly its
+    (method, path, operationId) triples and every route carries its operation."""
+    described = {(r.method, r.path, r.name) for r in routes if r.operation}
+    served = set(served)
+    if described != served:
         raise DocumentDrift(
-            f"routes without a description: {sorted(undocumented)}; "
-            f"descriptions without a route: {sorted(unserved)}"
+            f"routes without a description: {sorted(served - described)}; "
+            f"descriptions without a route: {sorted(described - served)}"
         )
     paths: dict[str, dict[str, Any]] = {}
     used: dict[type[msgspec.Struct], None] = {}
-    for method, path, name in routes:
-        operation = {"operationId": name, **OPERATIONS[name]}
-        parameters = [_path_parameter(p) for p in re.findall(r"\{(\w+)\}", path)]
+    for route in routes:
+        operation = {"operationId": route.name, **route.operation}
+        parameters = [_path_parameter(p) for p in re.findall(r"\{(\w+)\}", route.path)]
         operation["parameters"] = parameters + operation.get("parameters", [])
         operation["responses"] = {**operation["responses"], **_EVERYWHERE}
-        paths.setdefault(path, {})[method.lower()] = _referring(operation, used)
+        paths.setdefault(route.path, {})[route.method.lower()] = _referring(operation, used)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -286,9 +143,9 @@ def build_document(routes: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
         "components": {
             # Answers of no operation: a path that names no route, a method it does not serve.
             "responses": {
-                "NotFound": _referring(_errors(HttpCode.NOT_FOUND)["404"], used),
+                "NotFound": _referring(errors(HttpCode.NOT_FOUND)["404"], used),
                 "MethodNotAllowed": {
-                    **_referring(_errors(HttpCode.METHOD_NOT_ALLOWED)["405"], used),
+                    **_referring(errors(HttpCode.METHOD_NOT_ALLOWED)["405"], used),
                     "headers": {"Allow": {"schema": {"type": "string"}}},
                 },
             },

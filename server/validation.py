@@ -42,7 +42,7 @@ _PATH: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _MISSING: Final = re.compile(r"Object missing required field `(?P<name>\w+)`")
 
 
-def _invalid(detail: str) -> SlotrushError:
+def invalid(detail: str) -> SlotrushError:
     return SlotrushError(Code.INVALID_REQUEST, detail)
 
 
@@ -52,16 +52,16 @@ def _invalid(detail: str) -> SlotrushError:
 def no_fields(raw: bytes) -> None:
     """The body of an action (book, cancel): nothing, or `{}`."""
     if raw:
-        _decode(raw, _NO_FIELDS)
+        decode(raw, _NO_FIELDS)
 
 
 def schedules_in(raw: bytes) -> list[domain.ScheduleIn]:
     """`ScheduleIn` or `{"schedules": [ScheduleIn, ...]}` (1..10,000 of them)."""
-    value = _loads(raw)
+    value = loads(raw)
     if isinstance(value, dict) and "schedules" in value:
-        batch = _convert(value, shapes.ScheduleBatchIn, "the body")
+        batch = convert(value, shapes.ScheduleBatchIn, "the body")
         return [_schedule_in(item, f"schedules[{i}].") for i, item in enumerate(batch.schedules)]
-    return [_schedule_in(_convert(value, shapes.ScheduleIn, "the body"), "")]
+    return [_schedule_in(convert(value, shapes.ScheduleIn, "the body"), "")]
 
 
 def _schedule_in(shape: shapes.ScheduleIn, where: str) -> domain.ScheduleIn:
@@ -74,24 +74,24 @@ def _schedule_in(shape: shapes.ScheduleIn, where: str) -> domain.ScheduleIn:
         period=shape.period,
         capacity=shape.capacity,
         fee_cents=shape.fee_cents,
-        opens_at=None if opens_at is msgspec.UNSET else _utc(opens_at, where + "opens_at"),
+        opens_at=None if opens_at is msgspec.UNSET else utc_time(opens_at, where + "opens_at"),
     )
 
 
 def rules(raw: bytes) -> domain.Rules:
-    return domain.Rules(**msgspec.structs.asdict(_decode(raw, _RULES)))
+    return domain.Rules(**msgspec.structs.asdict(decode(raw, _RULES)))
 
 
 def blacklist_until(raw: bytes) -> dt.datetime:
-    return _utc(_decode(raw, _BLACKLIST_IN).until, "until")
+    return utc_time(decode(raw, _BLACKLIST_IN).until, "until")
 
 
-def _utc(time: str, field: str) -> dt.datetime:
+def utc_time(time: str, field: str) -> dt.datetime:
     """A time of the shapes' Time pattern as UTC, if it names a real instant."""
     try:
         return dt.datetime.fromisoformat(time.upper()).astimezone(dt.UTC)
     except (ValueError, OverflowError):
-        raise _invalid(f"{field} must be an RFC 3339 time such as 2030-01-31T08:00:00Z") from None
+        raise invalid(f"{field} must be an RFC 3339 time such as 2030-01-31T08:00:00Z") from None
 
 
 # --- paths, queries and headers -----------------------------------------------------------
@@ -109,7 +109,7 @@ def path_id(raw: str, not_found: Code) -> int:
 def entity_id(raw: str, name: str) -> str:
     """A hospital or patient id from an admin path."""
     if not _ENTITY_ID.match(raw):
-        raise _invalid(f"{name} must be 1..64 characters of [A-Za-z0-9._-]")
+        raise invalid(f"{name} must be 1..64 characters of [A-Za-z0-9._-]")
     return raw
 
 
@@ -117,8 +117,8 @@ def schedule_filters(query: MultiMapping[str]) -> dict[str, Any]:
     """Keyword arguments of BookingService.list_schedules from the query string."""
     first_values = dict(query)
     if len(first_values) != len(query):
-        raise _invalid("a query parameter is given more than once")
-    filters = _convert(first_values, shapes.ScheduleFilters, "the query")
+        raise invalid("a query parameter is given more than once")
+    filters = convert(first_values, shapes.ScheduleFilters, "the query")
     return {k: v for k, v in msgspec.structs.asdict(filters).items() if v is not msgspec.UNSET}
 
 
@@ -127,33 +127,33 @@ def idempotency_key(headers: MultiMapping[str]) -> str | None:
     if not values:
         return None
     if len(values) > 1 or not _IDEMPOTENCY_KEY.match(values[0]):
-        raise _invalid("Idempotency-Key must be one header of 1..128 printable ASCII characters")
+        raise invalid("Idempotency-Key must be one header of 1..128 printable ASCII characters")
     return values[0]
 
 
 # --- decoding -----------------------------------------------------------------------------
 
 
-def _decode(raw: bytes, decoder: msgspec.json.Decoder[S]) -> S:
+def decode(raw: bytes, decoder: msgspec.json.Decoder[S]) -> S:
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError:
-        # Either invalid, or a number such as 325.0 where an integer belongs: see _convert.
-        decoded: S = _convert(_loads(raw), decoder.type, "the body")
+        # Either invalid, or a number such as 325.0 where an integer belongs: see convert.
+        decoded: S = convert(loads(raw), decoder.type, "the body")
         return decoded
     except msgspec.DecodeError:
-        raise _invalid("the body is not valid JSON") from None
+        raise invalid("the body is not valid JSON") from None
 
 
-def _loads(raw: bytes) -> Any:
+def loads(raw: bytes) -> Any:
     try:
         return msgspec.json.decode(raw)
     # Deeply nested arrays exhaust the recursion limit before they are found invalid.
     except (msgspec.DecodeError, RecursionError):
-        raise _invalid("the body is not valid JSON") from None
+        raise invalid("the body is not valid JSON") from None
 
 
-def _convert(value: Any, shape: Any, subject: str) -> Any:
+def convert(value: Any, shape: Any, subject: str) -> Any:
     try:
         return msgspec.convert(value, shape)
     except msgspec.ValidationError:
@@ -163,7 +163,7 @@ def _convert(value: Any, shape: Any, subject: str) -> Any:
     try:
         return msgspec.convert(_integral(value), shape)
     except msgspec.ValidationError as exc:
-        raise _invalid(_detail(str(exc), subject)) from None
+        raise invalid(_detail(str(exc), subject)) from None
 
 
 def _integral(value: Any) -> Any:

@@ -19,10 +19,10 @@ from core.errors import SlotrushError
 from core.ledger import Audit, ScheduleAudit
 from server import shapes, validation
 from server.encoding import audit_out, booking_out, dumps, rules_out, schedule_out
+from server.endpoints import ROUTES
 from server.fastpath import sold_out_response
 from server.openapi import build_document
 from server.problems import ALL_PROBLEMS, problem_body
-from server.routes import ROUTES
 
 NOW = dt.datetime(2031, 1, 1, 8, 30, 0, 250_000, tzinfo=dt.UTC)
 SCHEDULE = Schedule(
@@ -99,7 +99,7 @@ def _patterns(node: Any) -> list[str]:
 
 
 def test_the_document_spells_patterns_as_json_schema_does() -> None:
-    document = build_document((r.method, r.path, r.name) for r in ROUTES)
+    document = build_document(ROUTES, ((r.method, r.path, r.name) for r in ROUTES))
     patterns = _patterns(document)
     assert shapes.ID_PATTERN.replace(r"\Z", "$") in patterns
     assert all(p.startswith("^") and p.endswith("$") and r"\Z" not in p for p in patterns)

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from core.tokens import issue_token
-from server.routes import ROUTES
+from server.endpoints import ROUTES
 from tests.http.conftest import SECRET, Client, admin_token, bearer, patient_token, unique
 
 # Sample path parameters; they name nothing, which must not matter before authentication (and

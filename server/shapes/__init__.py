@@ -1,4 +1,5 @@
-"""Every JSON shape of API.md, defined once as a msgspec Struct.
+"""Every JSON shape of API.md, defined once as a msgspec Struct: the common types and the v1
+shapes here, each later area's shapes in a module of this package beside it.
 
 The same Struct decodes and validates what a client sends (strict types, unknown fields
 refused, bounds and patterns checked: see server.validation), is what the server encodes

@@ -1,0 +1,15 @@
+"""The route table: every endpoint module's routes, in the order the router tries them.
+
+A new endpoint goes into the module of its area (or a new module added here): its handler
+next to its Route, which carries the OpenAPI operation.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from server.endpoints import admin, operations, patients
+from server.route import Route
+
+# The hottest route (booking) first: the router tries routes sharing a prefix in order.
+ROUTES: Final[tuple[Route, ...]] = (*patients.ROUTES, *admin.ROUTES, *operations.ROUTES)

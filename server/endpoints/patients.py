@@ -1,0 +1,205 @@
+"""Patients: browse schedules, book a number, see and cancel their own bookings.
+
+The booking handler answers a schedule remembered as sold out before looking at the request
+at all (API.md's one exception to "authentication first").
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from core.domain import Code
+from core.errors import SlotrushError
+from server import auth, shapes
+from server import validation as parse
+from server.appkeys import SERVICE, SOLD_OUT
+from server.encoding import booking_out, json_response, schedule_out
+from server.fastpath import sold_out_response
+from server.openapi import (
+    AUTH,
+    BODY,
+    EMPTY_BODY,
+    IDEMPOTENCY_KEY,
+    errors,
+    ok,
+    query_parameters,
+)
+from server.route import Route
+
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+BOOKING_REFUSALS: Final = (
+    Code.BLACKLISTED,
+    Code.SOLD_OUT,
+    Code.ALREADY_BOOKED,
+    Code.DAILY_LIMIT,
+    Code.DEPARTMENT_LIMIT,
+    Code.NOT_OPEN,
+    Code.IDEMPOTENCY_CONFLICT,
+)
+
+
+async def _empty_body(request: web.Request) -> None:
+    if request.body_exists:
+        parse.no_fields(await request.read())
+
+
+async def list_schedules(request: web.Request) -> web.Response:
+    await auth.reader(request)
+    filters = parse.schedule_filters(request.query)
+    views = await request.app[SERVICE].list_schedules(**filters)
+    return json_response(shapes.ScheduleList(schedules=[schedule_out(v) for v in views]))
+
+
+async def get_schedule(request: web.Request) -> web.Response:
+    await auth.reader(request)
+    schedule_id = parse.path_id(request.match_info["schedule_id"], Code.SCHEDULE_NOT_FOUND)
+    return json_response(schedule_out(await request.app[SERVICE].schedule_view(schedule_id)))
+
+
+async def book(request: web.Request) -> web.Response:
+    raw_id = request.match_info["schedule_id"]
+    sold_out = request.app[SOLD_OUT]
+    # A request with an Idempotency-Key may be the retry of one that booked: it must get its
+    # first answer back (API.md), so only key-less requests take the sold-out fast path.
+    if IDEMPOTENCY_KEY_HEADER not in request.headers:
+        remembered = sold_out.answer(raw_id)
+        if remembered is not None:
+            return remembered
+    patient_id = await auth.patient(request)
+    schedule_id = parse.path_id(raw_id, Code.SCHEDULE_NOT_FOUND)
+    await _empty_body(request)
+    key = parse.idempotency_key(request.headers)
+    try:
+        outcome = await request.app[SERVICE].book(patient_id, schedule_id, key)
+    except SlotrushError as exc:
+        if exc.code is not Code.SOLD_OUT:
+            raise
+        sold_out.remember(raw_id)
+        return sold_out_response()
+    return json_response(shapes.BookingEnvelope(booking=booking_out(outcome.booking)), status=201)
+
+
+async def get_booking(request: web.Request) -> web.Response:
+    patient_id = await auth.patient(request)
+    booking_id = parse.path_id(request.match_info["booking_id"], Code.BOOKING_NOT_FOUND)
+    booking = await request.app[SERVICE].booking(patient_id, booking_id)
+    return json_response(shapes.BookingEnvelope(booking=booking_out(booking)))
+
+
+async def cancel_booking(request: web.Request) -> web.Response:
+    patient_id = await auth.patient(request)
+    booking_id = parse.path_id(request.match_info["booking_id"], Code.BOOKING_NOT_FOUND)
+    await _empty_body(request)
+    booking = await request.app[SERVICE].cancel(patient_id, booking_id)
+    # The number is free again: this process must not answer sold out from memory any more.
+    request.app[SOLD_OUT].forget(str(booking.schedule_id))
+    return json_response(shapes.BookingEnvelope(booking=booking_out(booking)))
+
+
+async def my_bookings(request: web.Request) -> web.Response:
+    patient_id = await auth.patient(request)
+    bookings = await request.app[SERVICE].patient_bookings(patient_id)
+    return json_response(shapes.BookingList(bookings=[booking_out(b) for b in bookings]))
+
+
+ROUTES: Final[tuple[Route, ...]] = (
+    # The hottest route first: the router tries routes sharing a prefix in this order.
+    Route(
+        "POST",
+        "/v1/schedules/{schedule_id}/bookings",
+        book,
+        "book",
+        {
+            "tags": ["patients"],
+            "summary": "Book the next free number of a schedule.",
+            "description": (
+                "Once a schedule is sold out, this answers the same sold-out bytes for up to one "
+                "second without checking the token."
+            ),
+            "parameters": [IDEMPOTENCY_KEY],
+            "requestBody": EMPTY_BODY,
+            "responses": {
+                **ok(
+                    201,
+                    "Booked (or the replay of an earlier booking with this key)",
+                    shapes.BookingEnvelope,
+                ),
+                **errors(*BODY, Code.SCHEDULE_NOT_FOUND, *BOOKING_REFUSALS, *AUTH),
+            },
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/schedules",
+        list_schedules,
+        "listSchedules",
+        {
+            "tags": ["patients"],
+            "summary": "Schedules, filtered; at most 500.",
+            "parameters": query_parameters(shapes.ScheduleFilters),
+            "responses": {
+                **ok(200, "Schedules", shapes.ScheduleList),
+                **errors(Code.INVALID_REQUEST, *AUTH),
+            },
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/schedules/{schedule_id}",
+        get_schedule,
+        "getSchedule",
+        {
+            "tags": ["patients"],
+            "summary": "One schedule.",
+            "responses": {
+                **ok(200, "The schedule", shapes.Schedule),
+                **errors(Code.SCHEDULE_NOT_FOUND, *AUTH),
+            },
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/bookings/{booking_id}",
+        get_booking,
+        "getBooking",
+        {
+            "tags": ["patients"],
+            "summary": "One of the caller's bookings.",
+            "responses": {
+                **ok(200, "The booking", shapes.BookingEnvelope),
+                **errors(Code.BOOKING_NOT_FOUND, *AUTH),
+            },
+        },
+    ),
+    Route(
+        "POST",
+        "/v1/bookings/{booking_id}/cancel",
+        cancel_booking,
+        "cancelBooking",
+        {
+            "tags": ["patients"],
+            "summary": "Cancel one of the caller's bookings; a repeat returns it unchanged.",
+            "requestBody": EMPTY_BODY,
+            "responses": {
+                **ok(200, "The cancelled booking", shapes.BookingEnvelope),
+                **errors(*BODY, Code.BOOKING_NOT_FOUND, Code.CANCEL_WINDOW_CLOSED, *AUTH),
+            },
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/me/bookings",
+        my_bookings,
+        "listMyBookings",
+        {
+            "tags": ["patients"],
+            "summary": "The caller's bookings.",
+            "responses": {
+                **ok(200, "Bookings", shapes.BookingList),
+                **errors(*AUTH),
+            },
+        },
+    ),
+)
