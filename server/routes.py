@@ -75,15 +75,16 @@ async def _reader(request: web.Request) -> None:
 
 
 async def _patient(request: web.Request) -> str:
-    """The patient id of a token that names one."""
-    principal = _principal(request)
-    if principal.subject is None:
-        raise SlotrushError(Code.FORBIDDEN, "this admin token names no patient (sub)")
-    await _limit(request, principal.subject)
-    return principal.subject
+    """The patient id of a token that acts for one."""
+    patient_id = _principal(request).patient_id
+    if patient_id is None:
+        raise SlotrushError(Code.FORBIDDEN, "this administrator's token names no patient (sub)")
+    await _limit(request, patient_id)
+    return patient_id
 
 
 def _admin(request: web.Request) -> None:
+    """The platform administrator only (a hospital administrator's token is refused)."""
     if not _principal(request).admin:
         raise SlotrushError(Code.FORBIDDEN, "this endpoint needs an admin token")
 
