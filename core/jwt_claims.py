@@ -70,12 +70,11 @@ class ClaimRules:
         # the same as none.
         if not audience:
             raise invalid("the token lacks the 'aud' claim")
-        if self.audience is None:
-            raise invalid("the token names an audience (aud) and this server expects none")
         names = [audience] if type(audience) is str else audience
         if type(names) is not list or any(type(name) is not str for name in names):
             raise invalid("the token's audience (aud) is not a string or a list of strings")
         if self.audience not in names:
+            # Also when this server expects none: then no audience names it.
             raise invalid("the token's audience (aud) does not name this server")
 
 

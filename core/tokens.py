@@ -142,13 +142,17 @@ class TokenVerifier:
                 self._verified.move_to_end(token)
                 return cached[0]
             del self._verified[token]
-        claims = parse_payload(self._payload(token))
-        expires = self._rules.expiry(claims, time.time())
-        principal = principal_of(claims)
+        principal, expires = self.decode(token)
         self._verified[token] = (principal, expires)
         if len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
         return principal
+
+    def decode(self, token: str) -> tuple[Principal, int]:
+        """The token's principal and expiry (`exp`), verified afresh (no cache)."""
+        claims = parse_payload(self._payload(token))
+        expires = self._rules.expiry(claims, time.time())
+        return principal_of(claims), expires
 
 
 def token_verifier(settings: Settings) -> TokenVerifier:
