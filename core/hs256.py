@@ -51,7 +51,7 @@ class HS256:
 
     def __init__(self, secret: str) -> None:
         self._inner, self._outer = _hmac_pads(secret.encode())
-        self._headers: dict[bytes, None] = {}
+        self._headers: set[bytes] = set()
 
     def __call__(self, token: str) -> bytes:
         try:
@@ -85,7 +85,7 @@ class HS256:
         if header not in self._headers:
             if len(self._headers) >= _HEADER_MEMORY:
                 self._headers.clear()
-            self._headers[header] = None
+            self._headers.add(header)
 
 
 def _hmac_pads(key: bytes) -> tuple[Any, Any]:
