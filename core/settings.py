@@ -23,6 +23,12 @@ class Settings:
     redis_url: str | None = None
     database_url: str | None = None
     secret: str | None = None
+    # Tokens: `iss` and `aud` required to match when set; a PEM public key or a JWKS file
+    # (paths) instead of the HS256 secret, so that this server cannot mint tokens.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks: str | None = None
     strategy: str = "redis-lua"
     # Every Redis key starts with this, so a shared Redis can host several tenants or test runs.
     redis_prefix: str = "slotrush"
@@ -44,6 +50,10 @@ class Settings:
             redis_url=os.environ.get("REDIS_URL") or None,
             database_url=os.environ.get("DATABASE_URL") or None,
             secret=os.environ.get("SLOTRUSH_SECRET") or None,
+            jwt_issuer=os.environ.get("SLOTRUSH_JWT_ISSUER") or None,
+            jwt_audience=os.environ.get("SLOTRUSH_JWT_AUDIENCE") or None,
+            jwt_public_key=os.environ.get("SLOTRUSH_JWT_PUBLIC_KEY") or None,
+            jwt_jwks=os.environ.get("SLOTRUSH_JWT_JWKS") or None,
             strategy=os.environ.get("SLOTRUSH_STRATEGY", cls.strategy),
             redis_prefix=os.environ.get("SLOTRUSH_REDIS_PREFIX", cls.redis_prefix),
             pg_pool_min=_env_int("SLOTRUSH_PG_POOL_MIN", cls.pg_pool_min),

@@ -16,7 +16,7 @@ from core.inventory import InventoryFactory
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
-from core.tokens import TokenVerifier
+from core.tokens import token_verifier
 from server.appkeys import (
     METRICS_REGISTRY,
     OPENAPI_JSON,
@@ -42,20 +42,19 @@ CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) -> web.Application:
-    """An application serving API.md. `settings` must name both stores and the secret;
-    `strategy` defaults to `settings.strategy` looked up in the registry."""
+    """An application serving API.md. `settings` must name both stores and the token key
+    (the secret, or a public key or JWKS file, read here); `strategy` defaults to
+    `settings.strategy` looked up in the registry."""
     redis_url, database_url = settings.redis_url, settings.database_url
     if redis_url is None or database_url is None:
         raise ValueError("create_app needs redis_url and database_url")
-    if settings.secret is None:
-        raise ValueError("create_app needs the token secret (SLOTRUSH_SECRET)")
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[problems_and_metrics(HttpMetrics(), retry_after=settings.busy_retry_after)],
     )
     app[SETTINGS] = settings
     app[STRATEGY_CLASS] = strategy or strategy_class(settings.strategy)
-    app[VERIFIER] = TokenVerifier(settings.secret)
+    app[VERIFIER] = token_verifier(settings)
     app[METRICS_REGISTRY] = exposition_registry()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)

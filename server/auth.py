@@ -40,14 +40,15 @@ async def reader(request: web.Request) -> None:
 
 
 async def patient(request: web.Request) -> str:
-    """The patient id of a token that names one."""
-    found = principal(request)
-    if found.subject is None:
-        raise SlotrushError(Code.FORBIDDEN, "this admin token names no patient (sub)")
-    await _limit(request, found.subject)
-    return found.subject
+    """The patient id of a token that acts for one."""
+    patient_id = principal(request).patient_id
+    if patient_id is None:
+        raise SlotrushError(Code.FORBIDDEN, "this administrator's token names no patient (sub)")
+    await _limit(request, patient_id)
+    return patient_id
 
 
 def admin(request: web.Request) -> None:
+    """The platform administrator only (a hospital administrator's token is refused)."""
     if not principal(request).admin:
         raise SlotrushError(Code.FORBIDDEN, "this endpoint needs an admin token")

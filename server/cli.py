@@ -24,6 +24,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from bench.embedded import ServiceUrls
+    from core.token_keys import SigningKey
 
 # Subcommands whose arguments and behaviour belong to another module:
 # add_arguments(parser) -> None and run(args) -> int.
@@ -78,9 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request as JSON")
     serve.set_defaults(run=_serve)
 
-    token = commands.add_parser("token", help=f"print a JWT signed with {_SECRET_ENV}")
+    token = commands.add_parser(
+        "token", help=f"print a JWT signed with {_SECRET_ENV} or with --private-key"
+    )
     token.add_argument("patient_id", nargs="?", metavar="PATIENT_ID")
-    token.add_argument("--admin", action="store_true", help="an admin token")
+    role = token.add_mutually_exclusive_group()
+    role.add_argument("--admin", action="store_true", help="a platform admin token")
+    role.add_argument(
+        "--hospital-admin", metavar="HOSPITAL_ID", help="a token of one hospital's administrator"
+    )
+    token.add_argument(
+        "--private-key",
+        metavar="FILE",
+        help=f"sign with this PEM private key (Ed25519: EdDSA, RSA: RS256), not {_SECRET_ENV}",
+    )
+    token.add_argument(
+        "--kid", help="the key id the token names (servers verifying by JWKS pick keys by it)"
+    )
     token.add_argument(
         "--ttl",
         type=_positive,
@@ -119,7 +134,6 @@ def _positive(text: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from core.ratelimit import parse_limit
-    from core.tokens import check_secret
     from server.runner import ServeOptions, serve
     from strategies import strategy_class
 
@@ -131,25 +145,14 @@ def _serve(args: argparse.Namespace) -> int:
         parse_limit(settings.rate_limit_address)
     except (ValueError, ImportError) as exc:
         raise CliError(str(exc)) from None
-    secret = settings.secret
-    if secret is None:
-        if not args.dev:
-            raise CliError(f"{_SECRET_ENV} is not set: export one of 32+ bytes, or use --dev")
-        secret = secrets.token_urlsafe(32)
-        print(f"{_SECRET_ENV}={secret}", flush=True)
-    try:
-        check_secret(secret)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    settings = _with_token_key(settings, dev=args.dev)
     if not args.dev:
         _require_stores(settings)
     options = ServeOptions(
         host=args.host, port=args.port, workers=args.workers, access_log=args.access_log
     )
     with _stores_or_embedded(settings) as urls:
-        settings = replace(
-            settings, secret=secret, redis_url=urls.redis_url, database_url=urls.database_url
-        )
+        settings = replace(settings, redis_url=urls.redis_url, database_url=urls.database_url)
         return serve(settings, options)
 
 
@@ -177,6 +180,23 @@ def _stores_or_embedded(settings: Settings) -> Iterator[ServiceUrls]:
         yield urls
 
 
+def _with_token_key(settings: Settings, *, dev: bool) -> Settings:
+    """The settings once their token key is known to work: the public key or JWKS file
+    loads, or the secret is strong enough (made up and printed with --dev)."""
+    from core.tokens import token_verifier
+
+    if settings.secret is None and not (settings.jwt_public_key or settings.jwt_jwks):
+        if not dev:
+            raise CliError(f"{_SECRET_ENV} is not set: export one of 32+ bytes, or use --dev")
+        settings = replace(settings, secret=secrets.token_urlsafe(32))
+        print(f"{_SECRET_ENV}={settings.secret}", flush=True)
+    try:
+        token_verifier(settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return settings
+
+
 def _settings(**overrides: object) -> Settings:
     try:
         return Settings.from_env(**overrides)
@@ -190,17 +210,36 @@ def _settings(**overrides: object) -> Settings:
 def _token(args: argparse.Namespace) -> int:
     from core.tokens import issue_token
 
-    if args.patient_id is None and not args.admin:
-        raise CliError("give a PATIENT_ID, or --admin for an admin token")
-    secret = os.environ.get(_SECRET_ENV)
-    if not secret:
-        raise CliError(f"{_SECRET_ENV} is not set")
+    if args.patient_id is None and not args.admin and args.hospital_admin is None:
+        raise CliError("give a PATIENT_ID, or --admin, or --hospital-admin HOSPITAL_ID")
+    settings = _settings()
     try:
-        token = issue_token(secret, subject=args.patient_id, admin=args.admin, ttl=args.ttl)
+        token = issue_token(
+            _signing_key(args, settings.secret),
+            subject=args.patient_id,
+            admin=args.admin,
+            hospital_id=args.hospital_admin,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl=args.ttl,
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     print(token)
     return 0
+
+
+def _signing_key(args: argparse.Namespace, secret: str | None) -> str | SigningKey:
+    """The private key of --private-key (ValueError if it does not load), else the secret."""
+    from core.token_keys import load_signing_key
+
+    if args.private_key is not None:
+        return load_signing_key(args.private_key, args.kid)
+    if args.kid is not None:
+        raise CliError("--kid names the key of --private-key, which is missing")
+    if secret is None:
+        raise CliError(f"{_SECRET_ENV} is not set (or sign with --private-key FILE)")
+    return secret
 
 
 # --- services -----------------------------------------------------------------------------

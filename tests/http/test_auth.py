@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 
+from core.token_keys import load_signing_key
 from core.tokens import issue_token
 from server.endpoints import ROUTES
-from tests.http.conftest import SECRET, Client, admin_token, bearer, patient_token, unique
+from tests.http.conftest import (
+    SECRET,
+    Client,
+    ServeFn,
+    admin_token,
+    bearer,
+    patient_token,
+    unique,
+)
+from tests.keys import ed25519_key, public_jwk, rsa_key, write_jwks, write_private
 
 # Sample path parameters; they name nothing, which must not matter before authentication (and
 # a schedule that never existed is never remembered as sold out).
@@ -61,6 +74,10 @@ BAD_TOKENS = {
     "admin role with a bad sub": signed({"sub": "", "role": "admin", "exp": in_an_hour()}),
     "not yet valid": signed({"sub": "p1", "exp": in_an_hour(), "nbf": in_an_hour() - 60}),
     "an audience we do not know": signed({"sub": "p1", "exp": in_an_hour(), "aud": "other"}),
+    "hospital_admin without its hospital": signed({"role": "hospital_admin", "exp": in_an_hour()}),
+    "hospital_admin with a bad hospital id": signed(
+        {"role": "hospital_admin", "hospital_id": "h 1", "exp": in_an_hour()}
+    ),
 }
 BAD_HEADERS = {
     "none": {},
@@ -87,12 +104,20 @@ async def test_admin_routes_refuse_a_patient_token(api: Client, route: Any) -> N
     answer.problem(403, "forbidden")
 
 
-@pytest.mark.parametrize("route", PATIENT_ONLY, ids=route_id)
-async def test_patient_routes_refuse_an_admin_token_that_names_no_patient(
-    api: Client, route: Any
-) -> None:
-    answer = await api.call(route.method, path_of(route), token=admin_token(), json={})
+@pytest.mark.parametrize("route", ADMIN, ids=route_id)
+async def test_admin_routes_refuse_a_hospital_admin_token_for_now(api: Client, route: Any) -> None:
+    # Until routes know hospitals, only the platform administrator may use them.
+    token = issue_token(SECRET, subject="staff-1", hospital_id=PARAMETERS["hospital_id"])
+    answer = await api.call(route.method, path_of(route), token=token, json={})
     answer.problem(403, "forbidden")
+
+
+@pytest.mark.parametrize("route", PATIENT_ONLY, ids=route_id)
+async def test_patient_routes_refuse_an_administrator_token(api: Client, route: Any) -> None:
+    # A hospital administrator's sub names staff, never a patient.
+    for token in (admin_token(), issue_token(SECRET, subject="p1", hospital_id="h1")):
+        answer = await api.call(route.method, path_of(route), token=token, json={})
+        answer.problem(403, "forbidden")
 
 
 async def test_any_valid_token_reads_schedules(api: Client) -> None:
@@ -126,3 +151,38 @@ async def test_the_scheme_is_case_insensitive(api: Client) -> None:
 async def test_operations_need_no_token(api: Client) -> None:
     for path in ("/healthz", "/metrics", "/openapi.json", "/ceiling"):
         assert (await api.call("GET", path)).status == 200, path
+
+
+async def test_a_server_with_a_jwks_takes_only_its_keys_tokens(
+    serve: ServeFn, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    edwards, rivest = ed25519_key(), rsa_key()
+    jwks = write_jwks([public_jwk(edwards, "ed"), public_jwk(rivest, "rsa")], tmp_path / "k.json")
+    env = {
+        "SLOTRUSH_SECRET": "",
+        "SLOTRUSH_JWT_JWKS": jwks,
+        "SLOTRUSH_JWT_ISSUER": "https://idp",
+        "SLOTRUSH_JWT_AUDIENCE": "slotrush",
+    }
+    api = Client(session, (await serve("--strategy", "pg-pessimistic", env=env)).url)
+    ed = load_signing_key(write_private(edwards, tmp_path / "ed.pem"), "ed")
+    rsa = load_signing_key(write_private(rivest, tmp_path / "rsa.pem"), "rsa")
+    ours = {"issuer": "https://idp", "audience": "slotrush"}
+    for key in (ed, rsa):
+        token = issue_token(key, subject=unique("p"), **ours)
+        assert (await api.call("GET", "/v1/me/bookings", token=token)).status == 200
+    admin = issue_token(rsa, admin=True, **ours)
+    assert (await api.call("GET", "/v1/admin/audit", token=admin)).status == 200
+    staff = issue_token(ed, hospital_id="h1", **ours)
+    (await api.call("GET", "/v1/admin/audit", token=staff)).problem(403, "forbidden")
+
+    refused = {
+        "HS256": issue_token(SECRET, subject="p1", **ours),
+        "no kid": issue_token(replace(ed, kid=None), subject="p1", **ours),
+        "other audience": issue_token(ed, subject="p1", issuer="https://idp", audience="other"),
+        "no issuer": issue_token(ed, subject="p1", audience="slotrush"),
+    }
+    for name, token in refused.items():
+        answer = await api.call("GET", "/v1/me/bookings", token=token)
+        assert answer.status == 401, name
+        answer.problem(401, "unauthorized")

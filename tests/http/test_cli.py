@@ -10,15 +10,18 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import jwt
 import pytest
 
 from bench.embedded import ServiceUrls
-from core.tokens import Principal, TokenVerifier
+from core.settings import Settings
+from core.tokens import ADMIN_ROLE, HOSPITAL_ADMIN_ROLE, Principal, TokenVerifier, token_verifier
 from server import cli
 from tests.http.conftest import REPO, SECRET, Client, ServeFn, patient_token, unique
+from tests.keys import public_jwk, rsa_key, write_jwks, write_private
 
 
 def slotrush(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -34,23 +37,59 @@ def slotrush(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_token_prints_a_patient_or_an_admin_token() -> None:
+def test_token_prints_a_patient_an_admin_or_a_hospital_admin_token() -> None:
     patient = slotrush("token", "p-42", "--ttl", "120")
     assert patient.returncode == 0, patient.stderr
     token = patient.stdout.strip()
-    assert TokenVerifier(SECRET).verify(token) == Principal("p-42", admin=False)
+    assert TokenVerifier(SECRET).verify(token) == Principal("p-42")
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
     assert abs(claims["exp"] - (time.time() + 120)) < 10
+    assert "iss" not in claims and "aud" not in claims
 
     admin = slotrush("token", "--admin")
     assert admin.returncode == 0, admin.stderr
-    assert TokenVerifier(SECRET).verify(admin.stdout.strip()) == Principal(None, admin=True)
+    assert TokenVerifier(SECRET).verify(admin.stdout.strip()) == Principal(None, ADMIN_ROLE)
+
+    staff = slotrush("token", "--hospital-admin", "h-1")
+    assert staff.returncode == 0, staff.stderr
+    assert TokenVerifier(SECRET).verify(staff.stdout.strip()) == Principal(
+        None, HOSPITAL_ADMIN_ROLE, "h-1"
+    )
+
+
+def test_token_names_the_issuer_and_audience_of_the_environment() -> None:
+    done = slotrush(
+        "token", "p1", SLOTRUSH_JWT_ISSUER="https://idp", SLOTRUSH_JWT_AUDIENCE="slotrush"
+    )
+    assert done.returncode == 0, done.stderr
+    verifier = TokenVerifier(SECRET, issuer="https://idp", audience="slotrush")
+    assert verifier.verify(done.stdout.strip()) == Principal("p1")
+
+
+def test_token_signs_with_a_private_key_and_names_its_kid(tmp_path: Path) -> None:
+    key = rsa_key()
+    private = write_private(key, tmp_path / "private.pem")
+    jwks = write_jwks([public_jwk(key, "rsa-1")], tmp_path / "jwks.json")
+    done = slotrush("token", "--private-key", private, "--kid", "rsa-1", "p1", SLOTRUSH_SECRET="")
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    assert jwt.get_unverified_header(token) == {"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}
+    assert token_verifier(Settings(jwt_jwks=jwks)).verify(token) == Principal("p1")
 
 
 def test_token_refusals_are_one_line_on_stderr() -> None:
     done = slotrush("token", "p1", SLOTRUSH_SECRET="")
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == "slotrush: error: SLOTRUSH_SECRET is not set\n"
+    assert done.stderr == (
+        "slotrush: error: SLOTRUSH_SECRET is not set (or sign with --private-key FILE)\n"
+    )
+
+
+def test_a_token_has_one_role(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["token", "--admin", "--hospital-admin", "h1"])
+    assert exited.value.code == 2
+    assert "not allowed with argument --admin" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -59,6 +98,14 @@ def test_token_refusals_are_one_line_on_stderr() -> None:
         (["token"], {}, "PATIENT_ID"),
         (["token", "not an id"], {}, "'not an id'"),
         (["token", "p1"], {"SLOTRUSH_SECRET": "short"}, "at least 32 bytes"),
+        (["token", "--hospital-admin", "h 1"], {}, "'h 1'"),
+        (["token", "--kid", "k1", "p1"], {}, "--private-key"),
+        (["token", "--private-key", "/no/such/key.pem", "p1"], {}, "cannot read"),
+        (["token", "--private-key", str(REPO / "README.md"), "p1"], {}, "PEM private key"),
+        (["serve"], {"SLOTRUSH_JWT_PUBLIC_KEY": "/no/such/key.pem"}, "cannot read"),
+        (["serve"], {"SLOTRUSH_JWT_PUBLIC_KEY": str(REPO / "README.md")}, "PEM public key"),
+        (["serve"], {"SLOTRUSH_JWT_JWKS": str(REPO / "README.md")}, "is not JSON"),
+        (["serve"], {"SLOTRUSH_JWT_JWKS": "a", "SLOTRUSH_JWT_PUBLIC_KEY": "b"}, "not both"),
         (["serve"], {"SLOTRUSH_SECRET": ""}, "SLOTRUSH_SECRET is not set"),
         (["serve"], {"SLOTRUSH_SECRET": "short"}, "at least 32 bytes"),
         (["serve", "--strategy", "bogus-strategy"], {}, "'bogus-strategy'"),
