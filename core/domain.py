@@ -45,7 +45,7 @@ class Code(StrEnum):
     BUSY = "busy"
 
 
-# A cutoff beyond a year is no rule, and it would put the cutoff instant before year 1.
+# A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.
 MAX_CANCEL_CUTOFF_MINUTES = 525_600
 
 

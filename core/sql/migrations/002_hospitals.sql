@@ -14,7 +14,7 @@ ALTER TABLE hospitals
     ADD COLUMN webhook_url text CHECK (length(webhook_url) <= 2048),
     ADD COLUMN deleted_at timestamptz;
 
--- A cutoff beyond a year is no rule, and it put the cutoff instant before year 1.
+-- A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.
 UPDATE hospitals SET cancel_cutoff_minutes = 525600 WHERE cancel_cutoff_minutes > 525600;
 ALTER TABLE hospitals ADD CHECK (cancel_cutoff_minutes <= 525600);
 
