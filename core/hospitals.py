@@ -7,8 +7,10 @@ was deleted is its `*_not_found`; the hospital's own 404 comes first.
 Deleting is soft: the row stays, marked deleted, because schedules and bookings keep naming
 it (their foreign keys, and the history records and analytics read). Deleting is refused
 (`in_use`) while bookings hold numbers for its visits from the hospital's today on; once
-deleted, its schedules are closed to booking (core.terms). PUT brings a deleted one back,
-and so does a new schedule naming it (v1 upserts what a schedule names).
+deleted, its schedules are closed to booking (core.terms), in other processes within the
+second their terms are kept; a booking already past that check when the deletion commits
+can still land. PUT brings a deleted one back, and so does a new schedule naming it (v1
+upserts what a schedule names).
 """
 
 from __future__ import annotations
