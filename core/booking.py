@@ -1,8 +1,9 @@
 """The booking service: what every request needs besides the strategy itself.
 
-Schedule lookup, opening times, idempotency replays, ownership, the cancel window and the
-hooks that keep a strategy's own state in step with admin changes. Rejections become
-SlotrushError with the stable code here, at the edge of the core.
+Schedule lookup, opening and closing times in the hospital's time zone, idempotency replays,
+ownership, the cancel window and the hooks that keep a strategy's own state in step with
+admin changes. Rejections become SlotrushError with the stable code here, at the edge of the
+core.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from core.domain import (
     Booking,
@@ -23,12 +24,14 @@ from core.domain import (
     Schedule,
     ScheduleIn,
     ScheduleStatus,
-    visit_starts_at,
 )
 from core.errors import SlotrushError
+from core.hospitals import Hospitals
 from core.inventory import Inventory
 from core.keyed import LruCache
 from core.ledger import Audit, Ledger
+from core.localtime import local_date, visit_starts_at
+from core.terms import BookingTerms, TermsCache
 
 # Schedules are immutable once created, so a process may keep them (and their recent
 # `remaining`); this bound only stops a long-lived process from growing without end.
@@ -53,9 +56,14 @@ def utcnow() -> dt.datetime:
 
 
 class BookingService:
-    def __init__(self, strategy: Inventory, ledger: Ledger) -> None:
+    def __init__(
+        self, strategy: Inventory, ledger: Ledger, *, clock: Callable[[], dt.datetime] = utcnow
+    ) -> None:
         self.strategy = strategy
         self.ledger = ledger
+        self.clock = clock
+        self.terms = TermsCache(ledger.pool)
+        self.hospitals = Hospitals(ledger.pool, self.terms, clock)
         self._schedules: LruCache[int, Schedule] = LruCache(_SCHEDULES_KEPT)
         # API.md lets `remaining` lag by up to a second: a crowd polling one schedule is
         # answered from here instead of counting its free numbers on every request.
@@ -81,7 +89,16 @@ class BookingService:
         else:
             remaining = await self.ledger.remaining(schedule_id)
             self._remaining.put(schedule_id, (now + 1.0, remaining))
-        return _view(schedule, remaining)
+        terms = await self.terms.one(schedule.hospital_id)
+        return _view(schedule, remaining, terms, self.clock())
+
+    async def still_sold_out(self, schedule_id: int) -> bool:
+        """Whether the ledger holds no free number of an open schedule: a closed one is not
+        sold out, its bookings are refused as closed."""
+        schedule = await self.schedule(schedule_id)
+        if (await self.terms.one(schedule.hospital_id)).closed(schedule, self.clock()):
+            return False
+        return await self.ledger.remaining(schedule_id) == 0
 
     async def list_schedules(
         self,
@@ -98,14 +115,34 @@ class BookingService:
             visit_date=visit_date,
             limit=500,
         )
-        return [_view(schedule, remaining) for schedule, remaining in rows]
+        terms = await self.terms.of({schedule.hospital_id for schedule, _ in rows})
+        now = self.clock()
+        return [
+            _view(schedule, remaining, terms[schedule.hospital_id], now)
+            for schedule, remaining in rows
+        ]
 
     async def create_schedules(self, items: Sequence[ScheduleIn]) -> list[ScheduleView]:
-        schedules = await self.ledger.create_schedules(items, utcnow())
+        """Create schedules, each timed in its hospital's zone: a visit date that has passed
+        or an `opens_at` after the visit starts is invalid_request; `opens_at` defaults to
+        now, or to the visit's start if that came first (a session already under way)."""
+        now = self.clock()
+        hospital_ids = {item.hospital_id for item in items}
+        terms = await self.terms.of(hospital_ids, fresh=True)
+        batch = len(items) > 1
+        timed = [
+            _timed(item, terms[item.hospital_id], now, f"schedules[{i}]." if batch else "")
+            for i, item in enumerate(items)
+        ]
+        schedules = await self.ledger.create_schedules(timed, now)
+        # Creating revives a deleted hospital, department or doctor the schedules name.
+        for hospital_id in hospital_ids:
+            self.terms.forget(hospital_id)
         await self.strategy.schedules_created(schedules)
         for schedule in schedules:
             self._schedules.put(schedule.id, schedule)
-        return [_view(s, s.capacity) for s in schedules]
+        terms = await self.terms.of(hospital_ids)
+        return [_view(s, s.capacity, terms[s.hospital_id], now) for s in schedules]
 
     # --- bookings -----------------------------------------------------------------------
 
@@ -113,12 +150,16 @@ class BookingService:
         self, patient_id: str, schedule_id: int, idempotency_key: str | None = None
     ) -> BookingOutcome:
         schedule = await self.schedule(schedule_id)
-        if utcnow() < schedule.opens_at:
+        now = self.clock()
+        if now < schedule.opens_at:
             raise SlotrushError(Code.NOT_OPEN)
         if idempotency_key is not None:
+            # Before the closing check: a retry of a booking made before closing gets it back.
             replay = await self._replay(patient_id, schedule_id, idempotency_key)
             if replay is not None:
                 return replay
+        if (await self.terms.one(schedule.hospital_id)).closed(schedule, now):
+            raise SlotrushError(Code.SCHEDULE_CLOSED)
         request = BookingRequest(
             schedule=schedule,
             patient_id=patient_id,
@@ -161,8 +202,8 @@ class BookingService:
         if booking.status is not BookingStatus.BOOKED:
             return booking
         schedule = await self.schedule(booking.schedule_id)
-        rules = await self.ledger.get_rules(schedule.hospital_id)
-        if _cancel_window_closed(schedule, rules, utcnow()):
+        terms = await self.terms.one(schedule.hospital_id, fresh=True)
+        if terms.cancel_window_closed(schedule, self.clock()):
             raise SlotrushError(Code.CANCEL_WINDOW_CLOSED)
         cancelled = await self.strategy.cancel(booking)
         self._remaining.pop(booking.schedule_id)
@@ -173,6 +214,7 @@ class BookingService:
 
     async def put_rules(self, hospital_id: str, rules: Rules) -> Rules:
         await self.ledger.put_rules(hospital_id, rules)
+        self.terms.forget(hospital_id)
         await self.strategy.rules_changed(hospital_id)
         return rules
 
@@ -188,8 +230,13 @@ class BookingService:
         return await self.ledger.audit()
 
 
-def _view(schedule: Schedule, remaining: int) -> ScheduleView:
-    if utcnow() < schedule.opens_at:
+def _view(
+    schedule: Schedule, remaining: int, terms: BookingTerms, now: dt.datetime
+) -> ScheduleView:
+    # Closed first: a closed schedule is not sold out, and it was open once.
+    if terms.closed(schedule, now):
+        status = ScheduleStatus.CLOSED
+    elif now < schedule.opens_at:
         status = ScheduleStatus.NOT_OPEN
     elif remaining <= 0:
         status = ScheduleStatus.SOLD_OUT
@@ -198,14 +245,18 @@ def _view(schedule: Schedule, remaining: int) -> ScheduleView:
     return ScheduleView(schedule, max(remaining, 0), status)
 
 
-def _cancel_window_closed(schedule: Schedule, rules: Rules, now: dt.datetime) -> bool:
-    # A cutoff of 0 (the default) means no cutoff: cancelling is always allowed.
-    if rules.cancel_cutoff_minutes == 0:
-        return False
-    cutoff = visit_starts_at(schedule.visit_date, schedule.period) - dt.timedelta(
-        minutes=rules.cancel_cutoff_minutes
-    )
-    return now > cutoff
+def _timed(item: ScheduleIn, terms: BookingTerms, now: dt.datetime, where: str) -> ScheduleIn:
+    """`item` with its opening time, if its times make sense in its hospital's zone."""
+    if item.visit_date < local_date(now, terms.zone):
+        raise SlotrushError(
+            Code.INVALID_REQUEST, f"{where}visit_date has passed in the hospital's time zone"
+        )
+    starts = visit_starts_at(item.visit_date, item.period, terms.zone)
+    if item.opens_at is None:
+        return replace(item, opens_at=min(now, starts))
+    if item.opens_at > starts:
+        raise SlotrushError(Code.INVALID_REQUEST, f"{where}opens_at is after the visit starts")
+    return item
 
 
 def _error(rejected: Rejected) -> SlotrushError:

@@ -29,15 +29,24 @@ class Code(StrEnum):
     BLACKLISTED = "blacklisted"
     SCHEDULE_NOT_FOUND = "schedule_not_found"
     BOOKING_NOT_FOUND = "booking_not_found"
+    HOSPITAL_NOT_FOUND = "hospital_not_found"
+    DEPARTMENT_NOT_FOUND = "department_not_found"
+    DOCTOR_NOT_FOUND = "doctor_not_found"
     SOLD_OUT = "sold_out"
     ALREADY_BOOKED = "already_booked"
     DAILY_LIMIT = "daily_limit"
     DEPARTMENT_LIMIT = "department_limit"
     NOT_OPEN = "not_open"
+    SCHEDULE_CLOSED = "schedule_closed"
+    IN_USE = "in_use"
     CANCEL_WINDOW_CLOSED = "cancel_window_closed"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     RATE_LIMITED = "rate_limited"
     BUSY = "busy"
+
+
+# A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.
+MAX_CANCEL_CUTOFF_MINUTES = 525_600
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +123,9 @@ class ScheduleStatus(StrEnum):
     OPEN = "open"
     SOLD_OUT = "sold_out"
     NOT_OPEN = "not_open"
-
-
-# When each session starts, in UTC: the cancel cutoff counts back from here.
-PERIOD_STARTS: dict[Period, dt.time] = {
-    Period.AM: dt.time(8, 0),
-    Period.PM: dt.time(13, 0),
-    Period.NIGHT: dt.time(18, 0),
-}
-
-
-def visit_starts_at(visit_date: dt.date, period: Period) -> dt.datetime:
-    return dt.datetime.combine(visit_date, PERIOD_STARTS[period], tzinfo=dt.UTC)
+    # An extension of API.md: the visit date has passed in the hospital's time zone, or the
+    # schedule's hospital, department or doctor was deleted.
+    CLOSED = "closed"
 
 
 # Hospital, department, doctor and patient ids are the hospital information system's own;

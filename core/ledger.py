@@ -191,11 +191,20 @@ class Ledger:
     ) -> list[Schedule]:
         hospitals = sorted({i.hospital_id for i in items})
         departments = sorted({(i.hospital_id, i.department_id) for i in items})
-        doctors = sorted({(i.hospital_id, i.doctor_id) for i in items})
+        first_department: dict[tuple[str, str], str] = {}
+        for i in items:
+            first_department.setdefault((i.hospital_id, i.doctor_id), i.department_id)
+        doctors = sorted((*doctor, department) for doctor, department in first_department.items())
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q("upsert_hospitals"), hospitals)
             await conn.execute(q("upsert_departments"), *_columns(departments, 2))
-            await conn.execute(q("upsert_doctors"), *_columns(doctors, 2))
+            await conn.execute(q("upsert_doctors"), *_columns(doctors, 3))
+            await conn.execute(
+                q("revive_named"),
+                hospitals,
+                *_columns(departments, 2),
+                *_columns((doctor[:2] for doctor in doctors), 2),
+            )
             rows = await conn.fetch(
                 q("insert_schedules"),
                 [i.hospital_id for i in items],

@@ -18,6 +18,7 @@ from core.settings import Settings
 from core.stores import open_stores
 from core.tokens import token_verifier
 from server.appkeys import (
+    HOSPITALS,
     METRICS_REGISTRY,
     OPENAPI_JSON,
     RATE_LIMITER,
@@ -102,17 +103,14 @@ async def _strategy(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _service(app: web.Application) -> AsyncIterator[None]:
-    app[SERVICE] = BookingService(app[STRATEGY], app[STORES].ledger)
+    service = BookingService(app[STRATEGY], app[STORES].ledger)
+    app[SERVICE] = service
+    app[HOSPITALS] = service.hospitals
     yield
 
 
 async def _sold_out_memory(app: web.Application) -> AsyncIterator[None]:
-    ledger = app[STORES].ledger
-
-    async def still_sold_out(schedule_id: int) -> bool:
-        return await ledger.remaining(schedule_id) == 0
-
-    memory = SoldOutMemory(app[SETTINGS].sold_out_ttl, still_sold_out)
+    memory = SoldOutMemory(app[SETTINGS].sold_out_ttl, app[SERVICE].still_sold_out)
     app[SOLD_OUT] = memory
     try:
         yield

@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from core.booking import BookingService
+from core.hospitals import Hospitals
 from core.inventory import Inventory, InventoryFactory
 from core.ratelimit import RateLimiter
 from core.settings import Settings
@@ -18,6 +19,7 @@ STRATEGY_CLASS: web.AppKey[InventoryFactory] = web.AppKey("strategy_class")
 STORES = web.AppKey("stores", Stores)
 STRATEGY = web.AppKey("strategy", Inventory)
 SERVICE = web.AppKey("service", BookingService)
+HOSPITALS = web.AppKey("hospitals", Hospitals)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -13,10 +13,12 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from core import hospitals
 from core.booking import ScheduleView
 from core.domain import Booking, Rules
 from core.ledger import Audit
 from server import shapes
+from server.shapes import hospitals as hospital_shapes
 
 _ENCODER: Final = msgspec.json.Encoder()
 _JSON_HEADERS: Final = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
@@ -65,6 +67,33 @@ def booking_out(b: Booking) -> shapes.Booking:
 
 def rules_out(rules: Rules) -> shapes.Rules:
     return shapes.Rules(**dataclasses.asdict(rules))
+
+
+def hospital_out(h: hospitals.Hospital) -> hospital_shapes.Hospital:
+    return hospital_shapes.Hospital(
+        id=h.id,
+        name=h.name,
+        timezone=h.timezone,
+        settle_at=f"{h.settle_at:%H:%M}",
+        cancel_cutoff_minutes=h.cancel_cutoff_minutes,
+        payment_window_minutes=h.payment_window_minutes,
+        webhook_url=h.webhook_url,
+    )
+
+
+def department_out(d: hospitals.Department) -> hospital_shapes.Department:
+    return hospital_shapes.Department(id=d.id, hospital_id=d.hospital_id, name=d.name)
+
+
+def doctor_out(d: hospitals.Doctor) -> hospital_shapes.Doctor:
+    return hospital_shapes.Doctor(
+        id=d.id,
+        hospital_id=d.hospital_id,
+        name=d.name,
+        title=d.title,
+        department_id=d.department_id,
+        fee_cents=d.fee_cents,
+    )
 
 
 def audit_out(audit: Audit) -> shapes.Audit:

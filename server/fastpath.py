@@ -10,7 +10,9 @@ While a crowd keeps asking, the entry is renewed before it runs out by one quest
 ledger ("is any number free?") instead of letting every request in flight at that moment
 fall through to the strategy at once. That question is as good as a strategy's answer: the
 ledger frees a number before any strategy can hand it out again (Redis gates take in Redis
-first and write the ledger after; they cancel in the ledger first and give back after).
+first and write the ledger after; they cancel in the ledger first and give back after). A
+schedule that has closed meanwhile is not sold out: the entry runs out, and its bookings are
+refused as closed.
 """
 
 from __future__ import annotations

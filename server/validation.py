@@ -19,10 +19,11 @@ from typing import Any, Final, TypeVar
 import msgspec
 from multidict import MultiMapping
 
-from core import domain
+from core import domain, hospitals
 from core.domain import Code
 from core.errors import SlotrushError
 from server import shapes
+from server.shapes import hospitals as hospital_shapes
 
 MAX_BODY_BYTES: Final = 64 * 1024
 # 10,000 schedules of long ids do not fit 64 KiB; only an admin's batch may be this large.
@@ -33,6 +34,9 @@ S = TypeVar("S")
 _NO_FIELDS: Final = msgspec.json.Decoder(shapes.NoFields)
 _RULES: Final = msgspec.json.Decoder(shapes.Rules)
 _BLACKLIST_IN: Final = msgspec.json.Decoder(shapes.BlacklistIn)
+_HOSPITAL_IN: Final = msgspec.json.Decoder(hospital_shapes.HospitalIn)
+_DEPARTMENT_IN: Final = msgspec.json.Decoder(hospital_shapes.DepartmentIn)
+_DOCTOR_IN: Final = msgspec.json.Decoder(hospital_shapes.DoctorIn)
 # Single strings are checked with the shapes' own patterns: msgspec.convert costs more.
 _SERIAL: Final = re.compile(shapes.SERIAL_PATTERN)
 _ENTITY_ID: Final = re.compile(shapes.ID_PATTERN)
@@ -86,6 +90,38 @@ def blacklist_until(raw: bytes) -> dt.datetime:
     return utc_time(decode(raw, _BLACKLIST_IN).until, "until")
 
 
+def hospital_in(raw: bytes, hospital_id: str) -> hospitals.Hospital:
+    shape = decode(raw, _HOSPITAL_IN)
+    return hospitals.Hospital(
+        id=hospital_id,
+        name=shape.name,
+        timezone=shape.timezone,
+        # The shape's pattern admits only real times of day.
+        settle_at=dt.time.fromisoformat(shape.settle_at),
+        cancel_cutoff_minutes=shape.cancel_cutoff_minutes,
+        payment_window_minutes=shape.payment_window_minutes,
+        webhook_url=shape.webhook_url,
+    )
+
+
+def department_in(raw: bytes, hospital_id: str, department_id: str) -> hospitals.Department:
+    return hospitals.Department(
+        hospital_id=hospital_id, id=department_id, name=decode(raw, _DEPARTMENT_IN).name
+    )
+
+
+def doctor_in(raw: bytes, hospital_id: str, doctor_id: str) -> hospitals.Doctor:
+    shape = decode(raw, _DOCTOR_IN)
+    return hospitals.Doctor(
+        hospital_id=hospital_id,
+        id=doctor_id,
+        name=shape.name,
+        department_id=shape.department_id,
+        title=shape.title,
+        fee_cents=shape.fee_cents,
+    )
+
+
 def utc_time(time: str, field: str) -> dt.datetime:
     """A time of the shapes' Time pattern as UTC, if it names a real instant."""
     try:
@@ -107,7 +143,7 @@ def path_id(raw: str, not_found: Code) -> int:
 
 
 def entity_id(raw: str, name: str) -> str:
-    """A hospital or patient id from an admin path."""
+    """A hospital, department, doctor or patient id from an admin path."""
     if not _ENTITY_ID.match(raw):
         raise invalid(f"{name} must be 1..64 characters of [A-Za-z0-9._-]")
     return raw

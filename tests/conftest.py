@@ -6,6 +6,7 @@ bench.fixtures, which the micro-benchmarks share; here they are opened for the t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -77,6 +78,25 @@ async def strategy(strategy_name: str, make_strategy: StrategyFactory) -> Invent
     return await make_strategy(STRATEGIES[strategy_name])
 
 
+class Clock:
+    """The booking service's clock, which a test can move: the real time plus an offset, so
+    time still passes."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta(0)
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+    def move_to(self, instant: dt.datetime) -> None:
+        self.offset = instant - dt.datetime.now(dt.UTC)
+
+
 @pytest.fixture
-def service(strategy: InventoryStrategy, stores: Stores) -> BookingService:
-    return BookingService(strategy, stores.ledger)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(strategy: InventoryStrategy, stores: Stores, clock: Clock) -> BookingService:
+    return BookingService(strategy, stores.ledger, clock=clock)

@@ -10,9 +10,10 @@ from collections.abc import Awaitable
 import pytest
 
 from core.booking import BookingService
-from core.domain import Booking, BookingStatus, Code, Period, Rules
+from core.domain import Booking, BookingStatus, Code, Period, Rules, ScheduleStatus
 from core.errors import SlotrushError
 from core.stores import Stores
+from tests.conftest import Clock
 from tests.invariants import Observed, violations
 from tests.scenarios import HOSPITAL, VISIT_DATE, create, schedule_in
 
@@ -75,6 +76,43 @@ async def test_already_booked_on_the_same_schedule(service: BookingService) -> N
     await book(service, "alice", sid)
 
     assert await refusal(service.book("alice", sid)) is Code.ALREADY_BOOKED
+
+
+# --- closing -------------------------------------------------------------------------------
+
+# The first instant of the day after the visit in a hospital without a zone of its own (UTC).
+DAY_AFTER = dt.datetime.combine(VISIT_DATE + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
+async def test_a_schedule_closes_once_its_visit_date_has_passed(
+    service: BookingService, stores: Stores, clock: Clock
+) -> None:
+    (sid,) = await create(service, schedule_in(capacity=3))
+    first = await service.book("alice", sid, "key-1")
+    clock.move_to(DAY_AFTER - dt.timedelta(minutes=1))
+    assert (await service.book("bob", sid)).booking.status is BookingStatus.BOOKED
+
+    clock.move_to(DAY_AFTER)
+    assert await refusal(service.book("carol", sid)) is Code.SCHEDULE_CLOSED
+    assert (await service.schedule_view(sid)).status is ScheduleStatus.CLOSED
+    # The retry of a booking made while it was open still gets that booking back.
+    assert (await service.book("alice", sid, "key-1")).booking == first.booking
+    assert (await stores.ledger.audit()).schedules[0].booked == 2
+
+
+async def test_a_sold_out_schedule_that_closes_is_closed_not_sold_out(
+    service: BookingService, clock: Clock
+) -> None:
+    (sid,) = await create(service, schedule_in(capacity=1))
+    await book(service, "alice", sid)
+    assert await refusal(service.book("bob", sid)) is Code.SOLD_OUT
+    assert await service.still_sold_out(sid)
+
+    clock.move_to(DAY_AFTER)
+    assert await refusal(service.book("bob", sid)) is Code.SCHEDULE_CLOSED
+    assert (await service.schedule_view(sid)).status is ScheduleStatus.CLOSED
+    # The sold-out fast path stops answering for it.
+    assert not await service.still_sold_out(sid)
 
 
 # --- blacklist -----------------------------------------------------------------------------
@@ -207,20 +245,21 @@ async def test_another_patients_booking_is_not_found(service: BookingService) ->
     assert (await service.booking("alice", held.id)).status is BookingStatus.BOOKED
 
 
-async def test_cancel_window_closes_at_the_cutoff(service: BookingService) -> None:
+async def test_cancel_window_closes_at_the_cutoff(service: BookingService, clock: Clock) -> None:
     await service.put_rules(HOSPITAL, Rules(cancel_cutoff_minutes=60))
-    yesterday, next_week = await create(
-        service,
-        # Its visit has begun, so the cutoff is past; booking it is still allowed.
-        schedule_in(visit_date=now().date() - dt.timedelta(days=1)),
-        schedule_in(doctor_id="doc2"),
-    )
-    late = await book(service, "alice", yesterday)
-    early = await book(service, "alice", next_week)
+    (sid,) = await create(service, schedule_in(capacity=3))
+    early, late = [await book(service, patient, sid) for patient in ("alice", "bob")]
+    # An am session of a hospital without a time zone of its own (UTC) starts at 08:00 UTC.
+    starts = dt.datetime.combine(VISIT_DATE, dt.time(8, 0), tzinfo=dt.UTC)
 
-    assert await refusal(service.cancel("alice", late.id)) is Code.CANCEL_WINDOW_CLOSED
-    assert (await service.booking("alice", late.id)).status is BookingStatus.BOOKED
+    clock.move_to(starts - dt.timedelta(minutes=61))
     assert (await service.cancel("alice", early.id)).status is BookingStatus.CANCELLED
+    clock.move_to(starts - dt.timedelta(minutes=59))
+    assert await refusal(service.cancel("bob", late.id)) is Code.CANCEL_WINDOW_CLOSED
+    assert (await service.booking("bob", late.id)).status is BookingStatus.BOOKED
+    # Past the cutoff, and even once the session has begun, booking is still allowed.
+    clock.move_to(starts + dt.timedelta(hours=1))
+    assert (await book(service, "carol", sid)).status is BookingStatus.BOOKED
 
 
 # --- idempotency ---------------------------------------------------------------------------

@@ -16,13 +16,24 @@ from multidict import CIMultiDict
 from core.booking import ScheduleView
 from core.domain import Booking, BookingStatus, Period, Rules, Schedule, ScheduleStatus
 from core.errors import SlotrushError
+from core.hospitals import Department, Doctor, Hospital
 from core.ledger import Audit, ScheduleAudit
 from server import shapes, validation
-from server.encoding import audit_out, booking_out, dumps, rules_out, schedule_out
+from server.encoding import (
+    audit_out,
+    booking_out,
+    department_out,
+    doctor_out,
+    dumps,
+    hospital_out,
+    rules_out,
+    schedule_out,
+)
 from server.endpoints import ROUTES
 from server.fastpath import sold_out_response
 from server.openapi import build_document
 from server.problems import ALL_PROBLEMS, problem_body
+from server.shapes import hospitals as hospital_shapes
 
 NOW = dt.datetime(2031, 1, 1, 8, 30, 0, 250_000, tzinfo=dt.UTC)
 SCHEDULE = Schedule(
@@ -65,6 +76,22 @@ ANSWERS: list[tuple[Any, type[msgspec.Struct]]] = [
     ),
     (rules_out(Rules(max_per_day=3)), shapes.Rules),
     (audit_out(Audit([ScheduleAudit(SCHEDULE.id, 2, 3)], 0, 0, 0)), shapes.Audit),
+    (
+        hospital_out(
+            Hospital(
+                "h1",
+                "St. Mary's",
+                "America/New_York",
+                dt.time(21, 5),
+                525_600,
+                1440,
+                "https://his.example.org/notices",
+            )
+        ),
+        hospital_shapes.Hospital,
+    ),
+    (department_out(Department("h1", "cardiology", "心内科")), hospital_shapes.Department),
+    (doctor_out(Doctor("h1", "dr.lee", "Lee", None, "", 0)), hospital_shapes.Doctor),
 ]
 
 

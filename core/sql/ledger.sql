@@ -9,8 +9,9 @@ INSERT INTO departments (hospital_id, id)
 SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING;
 
 -- name: upsert_doctors
-INSERT INTO doctors (hospital_id, id)
-SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING;
+-- A doctor first named by a schedule works in that schedule's department.
+INSERT INTO doctors (hospital_id, id, department_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING;
 
 -- name: insert_schedules
 INSERT INTO schedules (hospital_id, department_id, doctor_id, visit_date, period, capacity,
@@ -50,11 +51,12 @@ SELECT max_per_day, max_per_department_per_day, cancel_cutoff_minutes
 FROM hospitals WHERE id = $1;
 
 -- name: put_rules
+-- Like every v1 write naming a hospital, this creates it, or brings a deleted one back.
 INSERT INTO hospitals (id, max_per_day, max_per_department_per_day, cancel_cutoff_minutes)
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (id) DO UPDATE SET max_per_day = EXCLUDED.max_per_day,
     max_per_department_per_day = EXCLUDED.max_per_department_per_day,
-    cancel_cutoff_minutes = EXCLUDED.cancel_cutoff_minutes;
+    cancel_cutoff_minutes = EXCLUDED.cancel_cutoff_minutes, deleted_at = NULL;
 
 -- name: put_blacklist
 INSERT INTO blacklist (hospital_id, patient_id, until) VALUES ($1, $2, $3)

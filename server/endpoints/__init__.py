@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from server.endpoints import admin, operations, patients
+from server.endpoints import admin, hospitals, operations, patients
 from server.route import Route
 
 # The hottest route (booking) first: the router tries routes sharing a prefix in order.
-ROUTES: Final[tuple[Route, ...]] = (*patients.ROUTES, *admin.ROUTES, *operations.ROUTES)
+ROUTES: Final[tuple[Route, ...]] = (
+    *patients.ROUTES,
+    *admin.ROUTES,
+    *hospitals.ROUTES,
+    *operations.ROUTES,
+)

@@ -1,4 +1,7 @@
-"""The platform administrator: schedules, a hospital's rules and blacklist, the audit."""
+"""The platform administrator: schedules, a hospital's rules and blacklist, the audit.
+
+Hospitals, departments and doctors as resources are in server.endpoints.hospitals.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from aiohttp import web
 from core.domain import Code
 from server import auth, shapes
 from server import validation as parse
-from server.appkeys import SERVICE
+from server.appkeys import HOSPITALS, SERVICE
 from server.encoding import audit_out, json_response, rules_out, schedule_out
 from server.openapi import ADMIN, BODY, errors, json_body, ok
 from server.route import Route
@@ -30,6 +33,12 @@ async def put_rules(request: web.Request) -> web.Response:
     rules = parse.rules(await request.read())
     stored = await request.app[SERVICE].put_rules(hospital_id, rules)
     return json_response(rules_out(stored))
+
+
+async def get_rules(request: web.Request) -> web.Response:
+    auth.admin(request)
+    hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
+    return json_response(rules_out(await request.app[HOSPITALS].rules(hospital_id)))
 
 
 async def put_blacklist(request: web.Request) -> web.Response:
@@ -80,9 +89,26 @@ ROUTES: Final[tuple[Route, ...]] = (
         "putRules",
         {
             "tags": ["admin"],
-            "summary": "Set a hospital's rules; omitted fields take their defaults.",
+            "summary": (
+                "Set a hospital's rules; omitted fields take their defaults. Creates the "
+                "hospital, or brings a deleted one back."
+            ),
             "requestBody": json_body(shapes.Rules),
             "responses": {**ok(200, "The rules", shapes.Rules), **errors(*BODY, *ADMIN)},
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/admin/hospitals/{hospital_id}/rules",
+        get_rules,
+        "getRules",
+        {
+            "tags": ["admin"],
+            "summary": "A hospital's rules (an extension of v1).",
+            "responses": {
+                **ok(200, "The rules", shapes.Rules),
+                **errors(Code.INVALID_REQUEST, Code.HOSPITAL_NOT_FOUND, *ADMIN),
+            },
         },
     ),
     Route(

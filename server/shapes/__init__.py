@@ -48,7 +48,14 @@ IdempotencyKey = Annotated[str, Meta(pattern=IDEMPOTENCY_KEY_PATTERN)]
 Capacity = Annotated[int, Meta(ge=1, le=MAX_CAPACITY)]
 FeeCents = Annotated[int, Meta(ge=0, le=MAX_BIGINT)]
 AtLeastOne = Annotated[int, Meta(ge=1, le=MAX_INT)]
-AtLeastZero = Annotated[int, Meta(ge=0, le=MAX_INT)]
+CutoffMinutes = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=domain.MAX_CANCEL_CUTOFF_MINUTES,
+        description="Cancelling closes this many minutes before the visit starts; 0: never.",
+    ),
+]
 
 _DEFAULT_RULES: Final = domain.Rules()
 
@@ -90,7 +97,7 @@ class Rules(Shape):
 
     max_per_day: AtLeastOne = _DEFAULT_RULES.max_per_day
     max_per_department_per_day: AtLeastOne = _DEFAULT_RULES.max_per_department_per_day
-    cancel_cutoff_minutes: AtLeastZero = _DEFAULT_RULES.cancel_cutoff_minutes
+    cancel_cutoff_minutes: CutoffMinutes = _DEFAULT_RULES.cancel_cutoff_minutes
 
 
 class BlacklistIn(Shape):
@@ -114,6 +121,8 @@ PATH_PARAMETERS: Final[dict[str, Any]] = {
     "booking_id": Serial,
     "hospital_id": EntityId,
     "patient_id": EntityId,
+    "department_id": EntityId,
+    "doctor_id": EntityId,
 }
 
 
@@ -131,7 +140,15 @@ class Schedule(Shape):
     fee_cents: FeeCents
     opens_at: dt.datetime
     remaining: Annotated[int, Meta(ge=0, description="May lag by up to one second.")]
-    status: ScheduleStatus
+    status: Annotated[
+        ScheduleStatus,
+        Meta(
+            description=(
+                "`closed` (an extension of v1): the visit date has passed in the hospital's "
+                "time zone, or its hospital, department or doctor was deleted."
+            )
+        ),
+    ]
 
 
 class ScheduleList(Shape):

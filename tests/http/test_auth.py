@@ -34,6 +34,8 @@ PARAMETERS = {
     "booking_id": "1",
     "hospital_id": "h1",
     "patient_id": "p1",
+    "department_id": "d1",
+    "doctor_id": "dr1",
 }
 V1 = [route for route in ROUTES if route.path.startswith("/v1/")]
 ADMIN = [route for route in V1 if route.path.startswith("/v1/admin/")]

@@ -121,6 +121,12 @@ INVALID_SCHEDULES: list[tuple[str, Any]] = [
     ("opens_at at hour 24", schedule_in(opens_at="2031-01-01T24:00:00Z")),
     ("opens_at before year 1", schedule_in(opens_at="0001-01-01T00:00:00+01:00")),
     ("opens_at null", schedule_in(opens_at=None)),
+    ("visit date passed", schedule_in(visit_date=str(dt.date.today() - dt.timedelta(days=2)))),
+    (
+        "opens_at after the visit starts",
+        # Visits are 30 days ahead; an am session of a hospital in UTC starts at 08:00 UTC.
+        schedule_in(opens_at=f"{dt.date.today() + dt.timedelta(days=30)}T08:00:01Z"),
+    ),
     ("a list", [schedule_in()]),
     ("empty batch", {"schedules": []}),
     ("batch not a list", {"schedules": schedule_in()}),
@@ -161,7 +167,9 @@ async def test_numbers_with_a_zero_fraction_are_integers(api: Client) -> None:
 
 
 async def test_times_with_offsets_are_stored_as_utc(api: Client) -> None:
-    schedule = await api.create_schedule(opens_at="2031-01-01T08:30:00.25+05:30")
+    schedule = await api.create_schedule(
+        visit_date="2031-01-02", opens_at="2031-01-01T08:30:00.25+05:30"
+    )
     assert schedule["opens_at"] == "2031-01-01T03:00:00.250000Z"
     assert schedule["status"] == "not_open"
 
