@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from server.endpoints import admin, operations, patients
+from server.endpoints import admin, analytics, operations, patients, profiles, records
 from server.route import Route
 
 # The hottest route (booking) first: the router tries routes sharing a prefix in order.
-ROUTES: Final[tuple[Route, ...]] = (*patients.ROUTES, *admin.ROUTES, *operations.ROUTES)
+ROUTES: Final[tuple[Route, ...]] = (
+    *patients.ROUTES,
+    *admin.ROUTES,
+    *profiles.ROUTES,
+    *records.ROUTES,
+    *analytics.ROUTES,
+    *operations.ROUTES,
+)
