@@ -7,13 +7,15 @@ them, and JavaScript cannot hold every bigint). Times are RFC 3339 UTC with a `Z
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from core.analytics import GroupOutcomes
+from core.analytics import GroupBy, GroupOutcomes
 from core.booking import ScheduleView
 from core.domain import Booking, Rules
 from core.ledger import Audit
@@ -125,7 +127,24 @@ def record_out(r: BookingRecord) -> record_shapes.BookingRecord:
     )
 
 
-def group_out(g: GroupOutcomes) -> analytics_shapes.GroupOutcomes:
+def analytics_out(
+    hospital_id: str,
+    group_by: GroupBy,
+    first_visit: dt.date,
+    last_visit: dt.date,
+    groups: Iterable[GroupOutcomes],
+) -> analytics_shapes.Analytics:
+    """The analytics answer; an open end of the date range (date.min, date.max) is null."""
+    return analytics_shapes.Analytics(
+        hospital_id=hospital_id,
+        group_by=group_by,
+        first_visit=None if first_visit == dt.date.min else first_visit,
+        last_visit=None if last_visit == dt.date.max else last_visit,
+        groups=[_group_out(g) for g in groups],
+    )
+
+
+def _group_out(g: GroupOutcomes) -> analytics_shapes.GroupOutcomes:
     return analytics_shapes.GroupOutcomes(
         group=g.group,
         bookings=g.bookings,

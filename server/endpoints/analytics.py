@@ -5,7 +5,6 @@ The handler checks who may read the hospital in its first two lines.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Final
 
 from aiohttp import web
@@ -15,7 +14,7 @@ from core.domain import Code
 from server import auth
 from server import validation as parse
 from server.appkeys import STORES
-from server.encoding import group_out, json_response
+from server.encoding import analytics_out, json_response
 from server.openapi import ADMIN, errors, ok, query_parameters
 from server.route import Route
 from server.shapes import analytics as shapes
@@ -28,15 +27,7 @@ async def get_analytics(request: web.Request) -> web.Response:
     groups = await analytics.outcomes(
         request.app[STORES].pg, hospital_id, group_by, first_visit, last_visit
     )
-    return json_response(
-        shapes.Analytics(
-            hospital_id=hospital_id,
-            group_by=group_by,
-            first_visit=None if first_visit == dt.date.min else first_visit,
-            last_visit=None if last_visit == dt.date.max else last_visit,
-            groups=[group_out(g) for g in groups],
-        )
-    )
+    return json_response(analytics_out(hospital_id, group_by, first_visit, last_visit, groups))
 
 
 ROUTES: Final[tuple[Route, ...]] = (
