@@ -19,7 +19,8 @@ FROM (
                WHEN 'weekday' THEN extract(isodow FROM b.visit_date)::int
                WHEN 'age_band' THEN width_bucket(
                    CASE WHEN p.birth_date <= b.visit_date
-                        THEN extract(year FROM age(b.visit_date, p.birth_date))::int END,
+                        THEN extract(year FROM age(b.visit_date::timestamp,
+                                                   p.birth_date::timestamp))::int END,
                    $5::int[])
                WHEN 'lead_time' THEN width_bucket(
                    b.visit_date - (b.created_at AT TIME ZONE 'UTC')::date, $6::int[])
