@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint bench microbench faults clean
+.PHONY: install test lint bench microbench faults export-bench season clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ bench: $(STAMP)
 
 faults: $(STAMP)
 	$(BIN)/slotrush faults $(FAULTS_ARGS)
+
+# A hospital's CSV export of 1,000,000 bookings with the server's memory sampled: results/.
+export-bench: $(STAMP)
+	$(BIN)/python -m bench.export_memory $(EXPORT_ARGS)
+
+# A simulated season of a region and its first hospital's report, plots included: results/.
+season: $(STAMP)
+	$(BIN)/slotrush simulate --report-to results $(SEASON_ARGS)
 
 microbench: $(STAMP)
 	$(BIN)/pytest bench --benchmark-only --benchmark-json=results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json

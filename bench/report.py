@@ -151,6 +151,11 @@ def update_index(results: Path) -> None:
         if "benchmarks" in record:  # pytest-benchmark's output: `make microbench`
             rows.append(f"| [{path.stem}]({path.name}) | micro-benchmarks | - | - |")
             continue
+        if "kind" in record:  # other tools' records name their page and verdict
+            page = record.get("page", path.name)
+            verdict = record.get("verdict", "-")
+            rows.append(f"| [{path.stem}]({page}) | {record['kind']} | - | {verdict} |")
+            continue
         if "strategies" not in record:
             continue
         verdict = "PASS" if record.get("ok") else "FAIL"

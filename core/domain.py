@@ -17,6 +17,9 @@ class Period(StrEnum):
 class BookingStatus(StrEnum):
     BOOKED = "booked"
     CANCELLED = "cancelled"
+    # After the visit date: checked in, or still booked at day-end settlement (API.md 1.1).
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
 
 
 class Code(StrEnum):
@@ -43,6 +46,7 @@ class Code(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     RATE_LIMITED = "rate_limited"
     BUSY = "busy"
+    PROFILE_NOT_FOUND = "profile_not_found"
 
 
 # A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.

@@ -29,6 +29,7 @@ PROBLEMS: Final[dict[Code, tuple[int, str]]] = {
     Code.IDEMPOTENCY_CONFLICT: (422, "Idempotency conflict"),
     Code.RATE_LIMITED: (429, "Too many requests"),
     Code.BUSY: (503, "Busy, retry later"),
+    Code.PROFILE_NOT_FOUND: (404, "Profile not found"),
 }
 
 

@@ -1,7 +1,9 @@
-"""The `slotrush` command: serve, token, services, and the bench and faults harnesses.
+"""The `slotrush` command: serve, token, services, the bench and faults harnesses, and the
+season simulator and analytics report.
 
 Each subcommand imports what it needs when it runs, so `slotrush token` is quick and the
-harnesses (bench.harness, bench.faults.cli) are only needed by the commands that run them.
+tooling (bench.harness, bench.faults.cli, bench.season.cli, bench.outcomes.cli) is only
+needed by the commands that run it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ if TYPE_CHECKING:
 
 # Subcommands whose arguments and behaviour belong to another module:
 # add_arguments(parser) -> None and run(args) -> int.
-_DELEGATED = {"bench": "bench.harness", "faults": "bench.faults.cli"}
+_DELEGATED = {
+    "bench": "bench.harness",
+    "faults": "bench.faults.cli",
+    "simulate": "bench.season.cli",
+    "report": "bench.outcomes.cli",
+}
 _SECRET_ENV = "SLOTRUSH_SECRET"
 
 

@@ -7,6 +7,8 @@ them, and JavaScript cannot hold every bigint). Times are RFC 3339 UTC with a `Z
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgspec
@@ -14,11 +16,17 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from core import hospitals
+from core.analytics import GroupBy, GroupOutcomes
 from core.booking import ScheduleView
 from core.domain import Booking, Rules
 from core.ledger import Audit
+from core.profiles import PatientTags, Profile
+from core.records import BookingRecord
 from server import shapes
+from server.shapes import analytics as analytics_shapes
 from server.shapes import hospitals as hospital_shapes
+from server.shapes import profiles as profile_shapes
+from server.shapes import records as record_shapes
 
 _ENCODER: Final = msgspec.json.Encoder()
 _JSON_HEADERS: Final = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
@@ -112,4 +120,68 @@ def audit_out(audit: Audit) -> shapes.Audit:
         duplicate_numbers=audit.duplicate_numbers,
         duplicate_patients=audit.duplicate_patients,
         limit_violations=audit.limit_violations,
+    )
+
+
+def profile_out(profile: Profile) -> profile_shapes.Profile:
+    return profile_shapes.Profile(
+        patient_id=profile.patient_id,
+        birth_date=profile.birth_date,
+        sex=profile.sex,
+        updated_at=profile.updated_at,
+    )
+
+
+def tags_out(tags: PatientTags) -> profile_shapes.PatientTags:
+    return profile_shapes.PatientTags(
+        hospital_id=tags.hospital_id, patient_id=tags.patient_id, tags=list(tags.tags)
+    )
+
+
+def record_out(r: BookingRecord) -> record_shapes.BookingRecord:
+    return record_shapes.BookingRecord(
+        id=str(r.id),
+        hospital_id=r.hospital_id,
+        schedule_id=str(r.schedule_id),
+        patient_id=r.patient_id,
+        department_id=r.department_id,
+        doctor_id=r.doctor_id,
+        visit_date=r.visit_date,
+        period=r.period,
+        number=r.number,
+        status=r.status,
+        fee_cents=r.fee_cents,
+        created_at=r.created_at,
+        cancelled_at=r.cancelled_at,
+    )
+
+
+def analytics_out(
+    hospital_id: str,
+    group_by: GroupBy,
+    first_visit: dt.date,
+    last_visit: dt.date,
+    groups: Iterable[GroupOutcomes],
+) -> analytics_shapes.Analytics:
+    """The analytics answer; an open end of the date range (date.min, date.max) is null."""
+    return analytics_shapes.Analytics(
+        hospital_id=hospital_id,
+        group_by=group_by,
+        first_visit=None if first_visit == dt.date.min else first_visit,
+        last_visit=None if last_visit == dt.date.max else last_visit,
+        groups=[_group_out(g) for g in groups],
+    )
+
+
+def _group_out(g: GroupOutcomes) -> analytics_shapes.GroupOutcomes:
+    return analytics_shapes.GroupOutcomes(
+        group=g.group,
+        bookings=g.bookings,
+        attended=g.attended,
+        no_shows=g.no_shows,
+        cancellations=g.cancellations,
+        attendance_rate=g.attendance_rate,
+        no_show_rate=g.no_show_rate,
+        cancellation_rate=g.cancellation_rate,
+        small=g.small,
     )

@@ -19,17 +19,23 @@ from typing import Any, Final, TypeVar
 import msgspec
 from multidict import MultiMapping
 
-from core import domain, hospitals
+from core import domain, hospitals, profiles, records
+from core.analytics import GroupBy
 from core.domain import Code
 from core.errors import SlotrushError
 from server import shapes
+from server.shapes import analytics as analytics_shapes
 from server.shapes import hospitals as hospital_shapes
+from server.shapes import profiles as profile_shapes
+from server.shapes import records as record_shapes
 
 MAX_BODY_BYTES: Final = 64 * 1024
 # 10,000 schedules of long ids do not fit 64 KiB; only an admin's batch may be this large.
 MAX_BATCH_BODY_BYTES: Final = 8 * 1024 * 1024
 
 S = TypeVar("S")
+T = TypeVar("T")
+D = TypeVar("D")
 
 _NO_FIELDS: Final = msgspec.json.Decoder(shapes.NoFields)
 _RULES: Final = msgspec.json.Decoder(shapes.Rules)
@@ -37,6 +43,8 @@ _BLACKLIST_IN: Final = msgspec.json.Decoder(shapes.BlacklistIn)
 _HOSPITAL_IN: Final = msgspec.json.Decoder(hospital_shapes.HospitalIn)
 _DEPARTMENT_IN: Final = msgspec.json.Decoder(hospital_shapes.DepartmentIn)
 _DOCTOR_IN: Final = msgspec.json.Decoder(hospital_shapes.DoctorIn)
+_PROFILE_IN: Final = msgspec.json.Decoder(profile_shapes.ProfileIn)
+_TAGS_IN: Final = msgspec.json.Decoder(profile_shapes.TagsIn)
 # Single strings are checked with the shapes' own patterns: msgspec.convert costs more.
 _SERIAL: Final = re.compile(shapes.SERIAL_PATTERN)
 _ENTITY_ID: Final = re.compile(shapes.ID_PATTERN)
@@ -122,6 +130,22 @@ def doctor_in(raw: bytes, hospital_id: str, doctor_id: str) -> hospitals.Doctor:
     )
 
 
+def profile_in(raw: bytes, now: dt.datetime) -> tuple[dt.date, profiles.Sex | None]:
+    """(birth date, sex) of a profile: a real date from 1900 to today; no sex is not stated."""
+    shape = decode(raw, _PROFILE_IN)
+    try:
+        birth_date = dt.date.fromisoformat(shape.birth_date)
+    except ValueError:
+        raise invalid("birth_date must be a real date such as 1980-01-31") from None
+    if birth_date > profiles.latest_birth_date(now):
+        raise invalid("birth_date must not be after today")
+    return birth_date, None if shape.sex is msgspec.UNSET else shape.sex
+
+
+def tags_in(raw: bytes) -> list[str]:
+    return decode(raw, _TAGS_IN).tags
+
+
 def utc_time(time: str, field: str) -> dt.datetime:
     """A time of the shapes' Time pattern as UTC, if it names a real instant."""
     try:
@@ -149,13 +173,59 @@ def entity_id(raw: str, name: str) -> str:
     return raw
 
 
-def schedule_filters(query: MultiMapping[str]) -> dict[str, Any]:
-    """Keyword arguments of BookingService.list_schedules from the query string."""
-    first_values = dict(query)
-    if len(first_values) != len(query):
+def query(raw: MultiMapping[str], shape: type[S]) -> S:
+    """The query string as `shape`, each parameter given at most once; numbers, dates and
+    enums are converted from their text."""
+    first_values = dict(raw)
+    if len(first_values) != len(raw):
         raise invalid("a query parameter is given more than once")
-    filters = convert(first_values, shapes.ScheduleFilters, "the query")
+    try:
+        return msgspec.convert(first_values, shape, strict=False)
+    except msgspec.ValidationError as exc:
+        raise invalid(_detail(str(exc), "the query")) from None
+
+
+def schedule_filters(raw: MultiMapping[str]) -> dict[str, Any]:
+    """Keyword arguments of BookingService.list_schedules from the query string."""
+    filters = query(raw, shapes.ScheduleFilters)
     return {k: v for k, v in msgspec.structs.asdict(filters).items() if v is not msgspec.UNSET}
+
+
+def tags_hospital(raw: MultiMapping[str]) -> str:
+    return query(raw, profile_shapes.TagsQuery).hospital_id
+
+
+def records_query(
+    raw: MultiMapping[str], hospital_id: str
+) -> tuple[records.RecordFilter, records.Position | None, int]:
+    """(which records, the position the page starts after, the page's size)."""
+    shape = query(raw, record_shapes.RecordQuery)
+    where = records.RecordFilter(
+        hospital_id=hospital_id,
+        first_visit=_given(shape.first_visit, dt.date.min),
+        last_visit=_given(shape.last_visit, dt.date.max),
+        department_id=_given(shape.department_id, None),
+        doctor_id=_given(shape.doctor_id, None),
+        status=_given(shape.status, None),
+    )
+    cursor = shape.cursor
+    # The shape's pattern admits only text that decodes; a cursor never names an error.
+    after = None if cursor is msgspec.UNSET else records.Position.from_cursor(cursor)
+    return where, after, shape.limit
+
+
+def analytics_query(raw: MultiMapping[str]) -> tuple[GroupBy, dt.date, dt.date]:
+    """(group by, first visit date, last visit date)."""
+    shape = query(raw, analytics_shapes.AnalyticsQuery)
+    return (
+        shape.group_by,
+        _given(shape.first_visit, dt.date.min),
+        _given(shape.last_visit, dt.date.max),
+    )
+
+
+def _given(value: T | msgspec.UnsetType, default: D) -> T | D:
+    return default if value is msgspec.UNSET else value
 
 
 def idempotency_key(headers: MultiMapping[str]) -> str | None:

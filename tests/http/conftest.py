@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import asyncpg
 import msgspec
 import orjson
 import pytest
@@ -196,6 +197,51 @@ async def api_server(
     assert await served.stop() == 0, served.log_text()
     assert failures == 0, served.log_text()
     assert "Traceback" not in served.log_text()
+
+
+@pytest.fixture
+async def shared_ledger(shared_stores: tuple[str, str]) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the package server's ledger, for what no endpoint does yet (settling a
+    visit, back-dating a booking)."""
+    conn = await asyncpg.connect(shared_stores[0])
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def settle(
+    conn: asyncpg.Connection, booking_id: str, status: str, created_at: dt.datetime | None = None
+) -> None:
+    """What a check-in, day-end settlement or cancellation leaves in the ledger; and when the
+    booking was made, if not now."""
+    await conn.execute(
+        "UPDATE bookings SET status = $2, created_at = coalesce($3, created_at),"
+        " cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() END WHERE id = $1",
+        int(booking_id),
+        status,
+        created_at,
+    )
+
+
+async def fill(conn: asyncpg.Connection, schedule_id: str, status: str = "booked") -> None:
+    """Book every number of a schedule in one statement, each for a patient of its own."""
+    await conn.execute(
+        """
+        WITH b AS (
+            INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id,
+                                  visit_date, number, verification_code, request_id, status)
+            SELECT s.id, 'bulk-' || s.id || '-' || n, s.hospital_id, s.department_id,
+                   s.visit_date, n, 'ABCDEF', gen_random_uuid(), $2
+            FROM schedules s, generate_series(1, s.capacity) AS n WHERE s.id = $1
+            RETURNING id, schedule_id, number
+        )
+        UPDATE schedule_numbers n SET booking_id = b.id FROM b
+        WHERE n.schedule_id = b.schedule_id AND n.number = b.number
+        """,
+        int(schedule_id),
+        status,
+    )
 
 
 # --- the client -------------------------------------------------------------------------------

@@ -40,9 +40,15 @@ PARAMETERS = {
 V1 = [route for route in ROUTES if route.path.startswith("/v1/")]
 ADMIN = [route for route in V1 if route.path.startswith("/v1/admin/")]
 # Routes that act for one patient, so the token must name one.
-PATIENT_ONLY = [
-    r for r in V1 if r.name in {"book", "getBooking", "cancelBooking", "listMyBookings"}
-]
+PATIENT_ROUTE_NAMES = {
+    "book",
+    "getBooking",
+    "cancelBooking",
+    "listMyBookings",
+    "putProfile",
+    "getProfile",
+}
+PATIENT_ONLY = [r for r in V1 if r.name in PATIENT_ROUTE_NAMES]
 
 
 def route_id(route: Any) -> str:

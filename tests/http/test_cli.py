@@ -218,8 +218,8 @@ def test_without_server_binaries_the_error_names_the_extra(
     )
 
 
-def test_bench_and_faults_belong_to_their_harnesses(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("bench", "faults"):
+def test_tooling_commands_belong_to_their_modules(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("bench", "faults", "simulate", "report"):
         with pytest.raises(SystemExit) as exited:
             cli.main([command, "--help"])
         assert exited.value.code == 0
