@@ -19,7 +19,8 @@ from typing import Final
 
 from bench.season import rates
 from core.analytics import AGE_BANDS, LEAD_TIME_BANDS
-from core.domain import BookingStatus, Period, ScheduleIn, visit_starts_at
+from core.domain import BookingStatus, Period, ScheduleIn
+from core.localtime import UTC, visit_starts_at
 from core.profiles import Sex
 
 ADULTS: Final = AGE_BANDS.labels[1:]
@@ -196,7 +197,7 @@ def _sessions(
             visit_date=day,
             period=period,
             capacity=capacity,
-            opens_at=visit_starts_at(day, period) - dt.timedelta(days=OPENS_DAYS_AHEAD),
+            opens_at=visit_starts_at(day, period, UTC) - dt.timedelta(days=OPENS_DAYS_AHEAD),
         )
         for day in days
         if day.weekday() in weekdays
@@ -230,7 +231,7 @@ def _bookings(
 def _booking(
     draw: _Draw, schedule: ScheduleIn, index: int, patient: Patient, number: int
 ) -> SimulatedBooking:
-    starts = visit_starts_at(schedule.visit_date, schedule.period)
+    starts = visit_starts_at(schedule.visit_date, schedule.period, UTC)
     lead_band = draw.weighted(rates.LEAD_MIX)
     lead_days = draw.within(
         lead_band, LEAD_TIME_BANDS.labels, LEAD_TIME_BANDS.lower_bounds, LONGEST_LEAD_DAYS

@@ -5,8 +5,8 @@
 -- 'department'; 'weekday' (ISO 1..7 of the visit); 'age_band' (the patient's age at the
 -- visit, bucketed by the lower bounds $5; no profile, or a visit before the birth date, is
 -- NULL); 'lead_time' (days from the booking's date to the visit, bucketed by $6). A bucket
--- is width_bucket's: 0 below the first bound. The booking's date is its UTC date until
--- hospitals carry their time zone.
+-- is width_bucket's: 0 below the first bound. The booking's date is its date in the
+-- hospital's time zone, the calendar its visit dates are on.
 SELECT g.department, g.bucket,
        count(*) AS bookings,
        count(*) FILTER (WHERE g.status = 'attended') AS attended,
@@ -23,9 +23,10 @@ FROM (
                                                    p.birth_date::timestamp))::int END,
                    $5::int[])
                WHEN 'lead_time' THEN width_bucket(
-                   b.visit_date - (b.created_at AT TIME ZONE 'UTC')::date, $6::int[])
+                   b.visit_date - (b.created_at AT TIME ZONE h.timezone)::date, $6::int[])
            END AS bucket
     FROM bookings b
+    JOIN hospitals h ON h.id = b.hospital_id
     LEFT JOIN patient_profiles p ON $2::text = 'age_band' AND p.patient_id = b.patient_id
     WHERE b.hospital_id = $1 AND b.visit_date BETWEEN $3::date AND $4::date
 ) g

@@ -76,9 +76,12 @@ async def a_season(api: Client, ledger: asyncpg.Connection) -> str:
             )
             assert answer.status == 200, answer.body
     places = sorted({(v.day, v.department) for v in VISITS})
+    # A past visit date cannot be booked: book the same weekdays some weeks ahead, then move
+    # the season back to its dates, as the ledger holds it once it has happened.
+    ahead = dt.timedelta(weeks=(dt.date.today() - VISIT).days // 7 + 2)
     made = await api.create_schedules(
         *(
-            schedule_in(hospital_id=hospital, visit_date=d.isoformat(), department_id=dep)
+            schedule_in(hospital_id=hospital, visit_date=(d + ahead).isoformat(), department_id=dep)
             for d, dep in places
         )
     )
@@ -88,7 +91,17 @@ async def a_season(api: Client, ledger: asyncpg.Connection) -> str:
         assert answer.status == 201, answer.body
         made_at = dt.datetime.combine(v.day, dt.time(0, 30), dt.UTC) - dt.timedelta(v.lead_days)
         await settle(ledger, answer.json["booking"]["id"], v.status, made_at)
+    await into_the_past(ledger, hospital, ahead)
     return hospital
+
+
+async def into_the_past(ledger: asyncpg.Connection, hospital: str, by: dt.timedelta) -> None:
+    for table in ("schedules", "bookings"):
+        await ledger.execute(
+            f"UPDATE {table} SET visit_date = visit_date - $2::int WHERE hospital_id = $1",
+            hospital,
+            by.days,
+        )
 
 
 async def analytics(api: Client, hospital: str, query: str) -> Answer:
@@ -143,6 +156,25 @@ async def test_lead_times_from_the_booking_date_to_the_visit(api: Client, season
         ("7-13d", (2, 1, 0, 1)),
         ("14-29d", (2, 1, 1, 0)),
         ("30d+", (1, 0, 0, 0)),
+    ]
+
+
+async def test_lead_times_count_days_on_the_hospitals_calendar(api: Client, season: str) -> None:
+    # Every booking was made at 00:30 UTC: the evening before in New York, one day earlier.
+    answer = await api.call(
+        "PUT",
+        f"/v1/admin/hospitals/{season}",
+        token=admin_token(),
+        json={"name": "New York", "timezone": "America/New_York"},
+    )
+    assert answer.status == 200, answer.body
+    found = await groups(api, season, "group_by=lead_time")
+    assert list(found.items()) == [
+        ("1d", (1, 0, 1, 0)),
+        ("2-6d", (1, 1, 0, 0)),
+        ("7-13d", (2, 1, 0, 1)),
+        ("14-29d", (2, 1, 1, 0)),
+        ("30d+", (2, 1, 0, 0)),
     ]
 
 
@@ -202,7 +234,7 @@ async def test_a_hospital_without_bookings_has_no_groups(api: Client) -> None:
 
 
 async def test_one_hospital_counts_none_of_anothers_bookings(api: Client, season: str) -> None:
-    other = await api.create_schedule(visit_date=VISIT.isoformat())
+    other = await api.create_schedule()
     assert (await api.book(other["id"], unique("p"))).status == 201
     assert sum(b[0] for b in (await groups(api, season, "group_by=weekday")).values()) == 8
 
