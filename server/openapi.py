@@ -202,6 +202,8 @@ _ALL_CODES: Final[dict[str, int]] = {
     **{code.value: status for code, (status, _) in PROBLEMS.items()},
     HttpCode.NOT_FOUND.value: 404,
     HttpCode.METHOD_NOT_ALLOWED.value: 405,
+    HttpCode.REQUEST_TIMEOUT.value: 408,
+    HttpCode.HEADERS_TOO_LARGE.value: 431,
     HttpCode.INTERNAL_ERROR.value: 500,
 }
 
@@ -408,8 +410,14 @@ OPERATIONS: Final[dict[str, dict[str, Any]]] = {
     },
 }
 
-# Answers any route may give, whatever the operation.
-_EVERYWHERE: Final = _errors(HttpCode.INTERNAL_ERROR)
+# Answers any route may give, whatever the operation: a request HTTP's parser refuses, a
+# body that does not arrive before the deadline, a bug. An operation's own list comes first.
+_EVERYWHERE: Final = _errors(
+    Code.INVALID_REQUEST,
+    HttpCode.REQUEST_TIMEOUT,
+    HttpCode.HEADERS_TOO_LARGE,
+    HttpCode.INTERNAL_ERROR,
+)
 
 
 class DocumentDrift(RuntimeError):
@@ -432,7 +440,7 @@ def build_document(routes: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
         operation = {"operationId": name, **OPERATIONS[name]}
         parameters = [_path_parameter(p) for p in re.findall(r"\{(\w+)\}", path)]
         operation["parameters"] = parameters + operation.get("parameters", [])
-        operation["responses"] = {**operation["responses"], **_EVERYWHERE}
+        operation["responses"] = {**_EVERYWHERE, **operation["responses"]}
         paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",

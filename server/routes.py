@@ -6,7 +6,6 @@ a schedule remembered as sold out before looking at the request at all.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Final
 
@@ -18,14 +17,12 @@ from core.errors import SlotrushError
 from core.tokens import Principal
 from server import validation as parse
 from server.appkeys import (
+    ADMISSION,
     METRICS_REGISTRY,
     OPENAPI_JSON,
     RATE_LIMITER,
     SERVICE,
-    SETTINGS,
     SOLD_OUT,
-    STORES,
-    STRATEGY,
     VERIFIER,
 )
 from server.encoding import (
@@ -36,11 +33,9 @@ from server.encoding import (
     schedule_json,
 )
 from server.fastpath import sold_out_response
+from server.health import health
 from server.metrics import CONTENT_TYPE, render
-from server.problems import problem_response
 
-# /healthz gives up on a dependency that has not answered by then.
-HEALTH_TIMEOUT: Final = 2.0
 _CEILING_BODY: Final = b"ok"
 IDEMPOTENCY_KEY: Final = "Idempotency-Key"
 _CEILING_HEADERS: Final = {hdrs.CONTENT_TYPE: "text/plain"}
@@ -123,7 +118,8 @@ async def book(request: web.Request) -> web.Response:
     await _empty_body(request)
     key = parse.idempotency_key(request.headers)
     try:
-        outcome = await request.app[SERVICE].book(patient_id, schedule_id, key)
+        async with request.app[ADMISSION]:
+            outcome = await request.app[SERVICE].book(patient_id, schedule_id, key)
     except SlotrushError as exc:
         if exc.code is not Code.SOLD_OUT:
             raise
@@ -201,22 +197,7 @@ async def audit(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    strategy = request.app[STRATEGY].name
-    try:
-        answers = await asyncio.wait_for(request.app[STORES].ping(), HEALTH_TIMEOUT)
-    except TimeoutError:
-        detail, extensions = f"no answer from the stores in {HEALTH_TIMEOUT} s", {}
-    else:
-        if all(answers.values()):
-            return json_response({"status": "ok", "strategy": strategy})
-        down = ", ".join(name for name, up in answers.items() if not up)
-        detail, extensions = f"unreachable: {down}", {"dependencies": answers}
-    return problem_response(
-        Code.BUSY,
-        detail,
-        retry_after=request.app[SETTINGS].busy_retry_after,
-        extensions={"strategy": strategy, **extensions},
-    )
+    return await health(request.app)
 
 
 async def metrics(request: web.Request) -> web.Response:
