@@ -30,10 +30,16 @@ class Admission:
         self._queue = queue
         self._waiting = 0
 
-    async def __aenter__(self) -> None:
+    def refuse_if_full(self) -> None:
+        """Busy at once when no seat is free and the queue is full. A booking handler asks
+        before anything else (its token included): under overload the answer to the excess
+        must cost next to nothing, or answering it is itself the overload."""
         if self._seats.locked() and self._waiting >= self._queue:
             _FULL.inc()
             raise SlotrushError(Code.BUSY, "too many bookings in progress; retry shortly")
+
+    async def __aenter__(self) -> None:
+        self.refuse_if_full()
         self._waiting += 1
         try:
             await self._seats.acquire()

@@ -37,7 +37,7 @@ _SLOW_HEAD = CONNECTIONS_CLOSED.labels("header_timeout")
 # dropped for this long before closing (closing on unread bytes resets the connection, which
 # can destroy the answer on its way); aiohttp's own 10 s would let a slow body hold on.
 _LINGER_SECONDS = 2.0
-# Requests refused by the parser never reach a route.
+# The route label of answers given before any route: the parser's refusals.
 _UNPARSED = "unparsed"
 
 

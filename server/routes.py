@@ -1,7 +1,8 @@
 """The handlers and the route table that drives both the router and /openapi.json.
 
-Every handler authenticates first (API.md), with one exception: the booking handler answers
-a schedule remembered as sold out before looking at the request at all.
+Every handler authenticates first (API.md), with two exceptions in the booking handler: a
+schedule remembered as sold out is answered before looking at the request at all, and a full
+waiting room (server.admission) answers busy before the token is checked.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ async def book(request: web.Request) -> web.Response:
         remembered = sold_out.answer(raw_id)
         if remembered is not None:
             return remembered
+    request.app[ADMISSION].refuse_if_full()
     patient_id = await _patient(request)
     schedule_id = parse.path_id(raw_id, Code.SCHEDULE_NOT_FOUND)
     await _empty_body(request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -30,7 +31,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import uvloop
 from aiohttp import web
@@ -226,7 +226,7 @@ class _Supervisor:
                 self.workers.append(self._spawn())
             if self._all_ready() and not self.stopping:
                 announce(self.settings, self.options, self.port)
-            else:
+            elif not self.stopping:
                 self.failed = True
                 self.stop()
             self._supervise()
@@ -322,10 +322,10 @@ def _worker_process(
     options: ServeOptions,
     port: int,
     ready: multiprocessing.Queue[int],
-    serving: Any,
+    serving: ctypes.c_int,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    workers = Workers(options.workers, lambda: int(serving.value))
+    workers = Workers(options.workers, lambda: serving.value)
     status = _run_worker(settings, options, port, lambda _: ready.put(os.getpid()), workers)
     raise SystemExit(status)
 
