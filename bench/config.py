@@ -27,6 +27,11 @@ class BenchConfig:
     slice_seconds: float
     slices: int
     max_phase_seconds: float
+    # The overload phase offers `overload_factor` times the sustainable booking rate for
+    # `overload_seconds`, over enough connections that the generator never queues.
+    overload_factor: float
+    overload_seconds: float
+    overload_connections: int
     reference: bool
     quick: bool
     results: Path
@@ -34,4 +39,4 @@ class BenchConfig:
     @property
     def phase_names(self) -> list[str]:
         crowd = ["crowd", "churn"] if self.scenario == "churn" else ["crowd"]
-        return ["ceiling", "sold_out", "spread", "hot", *crowd, "verify"]
+        return ["ceiling", "sold_out", "spread", "hot", *crowd, "overload", "verify"]

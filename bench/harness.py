@@ -10,6 +10,9 @@ and timed with the CPU of every party:
   hot         the same with 90% of them on one schedule
   crowd       the scenario (default: the flash crowd, every patient arriving within a second
               of the opening), every patient answered
+  overload    bookings flat out to measure what the strategy sustains, then three times that
+              rate for a few seconds, sent once each: answered within the deadline? server
+              memory flat? (bench/overload.py)
   verify      GET of every confirmed booking, then the audit and the invariant verdict
 
 "Flat out" phases release all their requests at once and send for a few seconds; what was
@@ -42,10 +45,12 @@ from bench import loadgen, phases
 from bench.config import SCENARIOS, BenchConfig
 from bench.embedded import running_services
 from bench.fairness import fairness
+from bench.overload import Overload, RssSampler, shed_between, shed_counts, sustainable_rate
 from bench.phases import Call, Encoder, PhaseResult, Workload
 from bench.reference import measure_references
 from bench.stack import CpuMeter, ServerProcess, describe_machine, fresh_database, fresh_prefix
 from bench.summary import StrategyResult, build_record, render_tables, write_results
+from core.settings import Settings
 from loadtest.client.invariants import evaluate
 from loadtest.client.seed import AdminClient, SchedulePlan, SeededSchedule, new_run_id, opening_in
 from loadtest.client.tally import Tally
@@ -117,6 +122,9 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         slice_seconds=0.5 if quick else 1.0,
         slices=3,
         max_phase_seconds=120.0,
+        overload_factor=3.0,
+        overload_seconds=3.0 if quick else 5.0,
+        overload_connections=1024,
         reference=bool(args.reference),
         quick=quick,
         results=args.results,
@@ -171,6 +179,7 @@ class StrategyBench:
             )
             self.measure_against_ceiling(workload)
         self.crowd()
+        self.overload()
         ceiling = self.result.phases["ceiling"].throughput
         for phase in self.result.phases.values():
             if phase.ratio_to_ceiling is None and ceiling:
@@ -215,6 +224,39 @@ class StrategyBench:
             1
             for c in self.tally.confirmed.values()
             if c.booking_id in active and c.schedule_id in ours
+        )
+
+    def overload(self) -> None:
+        """What the strategy sustains, measured now, then `overload_factor` times that rate
+        on schedules that never run out (bench/overload.py)."""
+        config = self.config
+        self._advance("overload")
+        count = config.booking_requests
+        sustain = self.seed("sustain", 10, count // 10 + 10)
+        self.book_one_each("sustain", sustain)
+        flat_out = phases.crowd(self.encoder, "sustain", _ids(sustain), count, loadgen.burst(count))
+        rate = sustainable_rate(self.run_shot(flat_out, book=True, send_for=config.phase_seconds))
+        offered = config.overload_factor * rate
+        arrivals = max(round(offered * config.overload_seconds), 1)
+        plan = self.seed("overload", 10, arrivals // 10 + 10)
+        self.book_one_each("overload", plan)
+        spread = loadgen.spread(arrivals, config.overload_seconds)
+        workload = phases.crowd(self.encoder, "overload", _ids(plan), arrivals, spread)
+        shed_before, cpu_before = shed_counts(self.server.url), self.meter.sample()
+        with RssSampler(self.server.processes) as rss:
+            shot = self.run_shot(
+                workload, book=True, connections=config.overload_connections, max_retries=0
+            )
+        phase = phases.summarise("overload", shot)
+        phase.cpu_seconds = CpuMeter.delta(cpu_before, self.meter.sample())
+        self.result.overload = Overload(
+            sustainable_rps=rate,
+            offered_rps=offered,
+            seconds=config.overload_seconds,
+            deadline_s=Settings.from_env().request_timeout,
+            phase=phase,
+            rss_mib=rss.samples,
+            shed=shed_between(shed_before, shed_counts(self.server.url)),
         )
 
     def sold_out_workload(self) -> Workload:
@@ -302,14 +344,21 @@ class StrategyBench:
         self.result.phases[workload.name] = result
 
     def run_shot(
-        self, workload: Workload, *, book: bool, send_for: float | None = None
+        self,
+        workload: Workload,
+        *,
+        book: bool,
+        send_for: float | None = None,
+        connections: int | None = None,
+        max_retries: int = loadgen.MAX_RETRIES,
     ) -> loadgen.Shot:
         total = len(workload.requests)
         shot = loadgen.run(
             ("127.0.0.1", self.server.port),
             workload.requests,
             workload.arrivals,
-            connections=self.config.connections,
+            connections=connections or self.config.connections,
+            max_retries=max_retries,
             max_seconds=self.config.max_phase_seconds,
             send_for=send_for,
             progress=lambda done: self._progress(done, total),

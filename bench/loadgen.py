@@ -26,6 +26,8 @@ from typing import cast
 import uvloop
 
 _RETRYABLE = frozenset({429, 503})
+# A busy or rate-limited answer is retried after its Retry-After this many times at most.
+MAX_RETRIES = 30
 _HEADER_END = b"\r\n\r\n"
 _CONNECT_BATCH = 64
 
@@ -356,7 +358,7 @@ def run(
     *,
     connections: int = 128,
     timeout: float = 30.0,
-    max_retries: int = 30,
+    max_retries: int = MAX_RETRIES,
     max_seconds: float = 120.0,
     send_for: float | None = None,
     progress: Callable[[int], None] | None = None,

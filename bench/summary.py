@@ -12,6 +12,7 @@ from typing import Any
 from bench import report
 from bench.config import BenchConfig
 from bench.fairness import Fairness
+from bench.overload import Overload
 from bench.phases import PhaseResult
 from bench.reference import References
 from loadtest.client.invariants import Verdict
@@ -36,6 +37,7 @@ class StrategyResult:
     numbers: int = 0
     failure: str | None = None
     driver: dict[str, Any] | None = None
+    overload: Overload | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,6 +64,7 @@ class StrategyResult:
             "sold": self.sold,
             "hot_loss": self.hot_loss(),
             "phases": {name: p.to_dict() for name, p in self.phases.items()},
+            "overload": self.overload.to_dict() if self.overload else None,
         }
 
 
@@ -187,7 +190,7 @@ def render_tables(
     references: References | None,
     found_targets: list[dict[str, Any]],
 ) -> str:
-    crowd_rows, throughput_rows = [], []
+    crowd_rows, throughput_rows, overload_rows = [], [], []
     for r in results:
         crowd = r.phases.get("crowd")
         fair = r.fairness
@@ -224,6 +227,8 @@ def render_tables(
                 ),
             ]
         )
+        if r.overload is not None:
+            overload_rows.append(_overload_row(r.strategy, r.overload))
     parts = [
         report.table(
             [
@@ -265,11 +270,48 @@ def render_tables(
             throughput_rows,
         ),
     ]
+    if overload_rows:
+        parts += ["", report.table(_OVERLOAD_HEADERS, overload_rows)]
     if references is not None:
         parts += ["", references.describe()]
     if found_targets:
         parts += ["", "targets:", *(_target_line(t) for t in found_targets)]
     return "\n".join(parts)
+
+
+_OVERLOAD_HEADERS = [
+    "overload",
+    "sustained/s",
+    "offered/s",
+    "answered",
+    "booked",
+    "busy: queue full / deadline",
+    "max ms (deadline)",
+    "p99 ms",
+    "server RSS MiB start/max/end",
+    "verdict",
+]
+
+
+def _overload_row(strategy: str, overload: Overload) -> list[object]:
+    phase, shed = overload.phase, overload.shed
+    rss = overload.rss_mib
+    checks = [
+        "in time" if overload.within_deadline else "LATE",
+        "flat" if overload.rss_flat else "GREW",
+    ]
+    return [
+        strategy,
+        overload.sustainable_rps,
+        overload.offered_rps,
+        f"{phase.answered}/{phase.requests}",
+        phase.codes.get("201 booked", 0),
+        f"{shed.get('booking_queue_full', 0):,.0f} / {shed.get('deadline', 0):,.0f}",
+        f"{overload.max_latency_ms:,.0f} ({1000 * overload.deadline_s:,.0f})",
+        phase.latency_ms["p99"],
+        f"{rss[0]:,.0f}/{max(rss):,.0f}/{rss[-1]:,.0f}" if rss else None,
+        ", ".join(checks),
+    ]
 
 
 def _target_line(target: dict[str, Any]) -> str:
@@ -327,6 +369,12 @@ def render_markdown(
         "retried after Retry-After), so they include queueing. CPU is per cent of one core "
         'during the crowd phase; "other processes" is what the rest of the machine used '
         "meanwhile (the machine's busy time less the four parties).",
+        "",
+        "Overload: new patients arriving at three times the booking rate the strategy sustained "
+        "moments before, each sending once (no retries); max and p99 are one request's latency "
+        "from its planned arrival, beside the server's request deadline; busy answers are split "
+        "by the server's own count (waiting room full, deadline passed); RSS sums every server "
+        "process, sampled through the phase.",
         "",
         "```",
         render_tables(results, None, record["targets"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from core.queries import migrations
@@ -10,17 +12,39 @@ from core.queries import migrations
 _MIGRATION_LOCK = 0x510752
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
+class _Pool(asyncpg.Pool):
+    """A pool whose acquire() gives up after `acquire_timeout` unless told otherwise: under
+    overload a request waits for a connection a bounded time, then answers busy."""
+
+    __slots__ = ("_acquire_timeout",)
+
+    def __init__(self, dsn: str, *, acquire_timeout: float | None, **kwargs: Any) -> None:
+        super().__init__(dsn, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 20, acquire_timeout: float | None = None
+) -> asyncpg.Pool:
+    pool = _Pool(
         dsn,
+        acquire_timeout=acquire_timeout,
         min_size=min_size,
         max_size=max_size,
+        # asyncpg.create_pool's defaults, which it would pass for us.
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         # A statement stuck behind a lock for this long is treated as "busy", not waited on.
         command_timeout=30,
         server_settings={"application_name": "slotrush"},
     )
-    if pool is None:
-        raise RuntimeError("asyncpg.create_pool answered no pool")
+    await pool
     return pool
 
 

@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from core.domain import Booking, BookingRequest, BookResult, Schedule
-from core.stores import Stores
+from core.stores import Store, Stores
 
 
 class Inventory(ABC):
     # The name clients and results know the strategy by, e.g. "redis-lua".
     name: ClassVar[str]
+    # The stores it cannot work without, which /healthz checks (both unless it says less).
+    stores_needed: ClassVar[frozenset[Store]] = frozenset(Store)
 
     @abstractmethod
     async def start(self) -> None:

@@ -40,6 +40,19 @@ class Settings:
     sold_out_ttl: float = 1.0
     optimistic_retries: int = 8
     busy_retry_after: int = 1
+    # Backpressure: every request has a deadline (admin endpoints a longer one), a PostgreSQL
+    # connection is waited for this long at most, and a process books at most
+    # `bookings_in_flight` at once with `booking_queue` more waiting; past any of these the
+    # answer is 503 busy at once.
+    request_timeout: float = 5.0
+    admin_request_timeout: float = 60.0
+    pg_acquire_timeout: float = 2.0
+    bookings_in_flight: int = 64
+    booking_queue: int = 256
+    # Connections: a request head must arrive within `header_timeout` of its first byte, and
+    # a connection with no request under way is closed after `idle_timeout`.
+    header_timeout: float = 10.0
+    idle_timeout: float = 75.0
     # Rate limits: "N/second" per patient and per address; empty disables (trusted generators).
     rate_limit_patient: str = ""
     rate_limit_address: str = ""
@@ -62,6 +75,15 @@ class Settings:
             reconcile_interval=_env_float("SLOTRUSH_RECONCILE_INTERVAL", cls.reconcile_interval),
             sold_out_ttl=_env_float("SLOTRUSH_SOLD_OUT_TTL", cls.sold_out_ttl),
             optimistic_retries=_env_int("SLOTRUSH_OPTIMISTIC_RETRIES", cls.optimistic_retries),
+            request_timeout=_env_float("SLOTRUSH_REQUEST_TIMEOUT", cls.request_timeout),
+            admin_request_timeout=_env_float(
+                "SLOTRUSH_ADMIN_REQUEST_TIMEOUT", cls.admin_request_timeout
+            ),
+            pg_acquire_timeout=_env_float("SLOTRUSH_PG_ACQUIRE_TIMEOUT", cls.pg_acquire_timeout),
+            bookings_in_flight=_env_int("SLOTRUSH_BOOKINGS_IN_FLIGHT", cls.bookings_in_flight),
+            booking_queue=_env_int("SLOTRUSH_BOOKING_QUEUE", cls.booking_queue),
+            header_timeout=_env_float("SLOTRUSH_HEADER_TIMEOUT", cls.header_timeout),
+            idle_timeout=_env_float("SLOTRUSH_IDLE_TIMEOUT", cls.idle_timeout),
             rate_limit_patient=os.environ.get("SLOTRUSH_RATE_LIMIT_PATIENT", ""),
             rate_limit_address=os.environ.get("SLOTRUSH_RATE_LIMIT_ADDRESS", ""),
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -16,6 +17,11 @@ from core.ledger import Ledger
 from core.settings import Settings
 
 
+class Store(StrEnum):
+    POSTGRES = "postgres"
+    REDIS = "redis"
+
+
 @dataclass(frozen=True, slots=True)
 class Stores:
     settings: Settings
@@ -23,17 +29,18 @@ class Stores:
     redis: aioredis.Redis
     ledger: Ledger
 
-    async def ping(self) -> dict[str, bool]:
-        """Which dependency answers now; used by /healthz."""
-        return {
-            "redis": await _answers(self.redis.ping()),
-            "postgres": await _answers(self.pg.fetchval("SELECT 1")),
+    async def ping(self, stores: Iterable[Store]) -> dict[str, bool]:
+        """Which of `stores` answer now; used by /healthz."""
+        probes: dict[Store, Callable[[], Awaitable[object]]] = {
+            Store.REDIS: self.redis.ping,
+            Store.POSTGRES: lambda: self.pg.fetchval("SELECT 1"),
         }
+        return {store.value: await _answers(probes[store]()) for store in sorted(stores)}
 
 
-async def _answers(probe: object) -> bool:
+async def _answers(probe: Awaitable[object]) -> bool:
     try:
-        await probe  # type: ignore[misc]
+        await probe
     except Exception:
         return False
     return True
@@ -57,7 +64,10 @@ async def open_stores(
     settings: Settings, *, redis_url: str, database_url: str, migrate_schema: bool = True
 ) -> AsyncIterator[Stores]:
     pool = await create_pool(
-        database_url, min_size=settings.pg_pool_min, max_size=settings.pg_pool_max
+        database_url,
+        min_size=settings.pg_pool_min,
+        max_size=settings.pg_pool_max,
+        acquire_timeout=settings.pg_acquire_timeout,
     )
     client = redis_client(redis_url)
     try:

@@ -17,7 +17,9 @@ from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
 from core.tokens import token_verifier
+from server.admission import Admission
 from server.appkeys import (
+    ADMISSION,
     HOSPITALS,
     METRICS_REGISTRY,
     OPENAPI_JSON,
@@ -29,6 +31,7 @@ from server.appkeys import (
     STRATEGY,
     STRATEGY_CLASS,
     VERIFIER,
+    WORKERS,
 )
 from server.encoding import dumps
 from server.endpoints import ROUTES
@@ -37,6 +40,7 @@ from server.metrics import HttpMetrics, exposition_registry
 from server.middlewares import problems_and_metrics
 from server.openapi import build_document
 from server.validation import MAX_BODY_BYTES
+from server.workers import ONE_PROCESS
 from strategies import strategy_class
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -51,12 +55,15 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
         raise ValueError("create_app needs redis_url and database_url")
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[problems_and_metrics(HttpMetrics(), retry_after=settings.busy_retry_after)],
+        middlewares=[problems_and_metrics(HttpMetrics(), settings)],
     )
     app[SETTINGS] = settings
     app[STRATEGY_CLASS] = strategy or strategy_class(settings.strategy)
     app[VERIFIER] = token_verifier(settings)
     app[METRICS_REGISTRY] = exposition_registry()
+    app[ADMISSION] = Admission(settings.bookings_in_flight, settings.booking_queue)
+    # One process unless the runner's supervisor says how many workers serve.
+    app[WORKERS] = ONE_PROCESS
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app[OPENAPI_JSON] = dumps(build_document(ROUTES, served_routes(app)))

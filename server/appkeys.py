@@ -12,7 +12,9 @@ from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import Stores
 from core.tokens import TokenVerifier
+from server.admission import Admission
 from server.fastpath import SoldOutMemory
+from server.workers import Workers
 
 SETTINGS = web.AppKey("settings", Settings)
 STRATEGY_CLASS: web.AppKey[InventoryFactory] = web.AppKey("strategy_class")
@@ -25,3 +27,5 @@ SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
+ADMISSION = web.AppKey("admission", Admission)
+WORKERS = web.AppKey("workers", Workers)

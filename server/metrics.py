@@ -39,6 +39,18 @@ HTTP_SECONDS = Histogram(
     ["route"],
     buckets=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
 )
+LOAD_SHED = Counter(
+    "slotrush_load_shed_total",
+    "Requests answered 503 busy to protect the server: booking_queue_full (the waiting room "
+    "in front of the strategy was full) or deadline (no answer within the request deadline).",
+    ["reason"],
+)
+CONNECTIONS_CLOSED = Counter(
+    "slotrush_connections_closed_total",
+    "Connections the server closed on a slow client: header_timeout (a request head took too "
+    "long) or body_timeout (a request body did not arrive before the request deadline).",
+    ["reason"],
+)
 SOLD_OUT_FAST_PATH = Counter(
     "slotrush_sold_out_fast_path_total",
     "Booking requests answered sold out from memory, without touching Redis or PostgreSQL.",

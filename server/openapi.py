@@ -16,9 +16,8 @@ from typing import Any, Final
 import msgspec
 
 from core.domain import Code
-from core.errors import PROBLEMS
 from server import shapes
-from server.problems import PROBLEM_JSON, HttpCode
+from server.problems import ALL_PROBLEMS, PROBLEM_JSON, HttpCode
 from server.route import Route
 from server.validation import MAX_BODY_BYTES
 
@@ -44,12 +43,7 @@ IDEMPOTENCY_KEY: Final = {
     "schema": shapes.schema(shapes.IdempotencyKey),
 }
 
-_ALL_CODES: Final[dict[str, int]] = {
-    **{code.value: status for code, (status, _) in PROBLEMS.items()},
-    HttpCode.NOT_FOUND.value: 404,
-    HttpCode.METHOD_NOT_ALLOWED.value: 405,
-    HttpCode.INTERNAL_ERROR.value: 500,
-}
+_ALL_CODES: Final[dict[str, int]] = {code: status for code, (status, _) in ALL_PROBLEMS.items()}
 
 
 def _json(schema: Any) -> dict[str, Any]:
@@ -97,8 +91,14 @@ ADMIN: Final = (Code.UNAUTHORIZED, Code.FORBIDDEN, Code.BUSY)
 BODY: Final = (Code.INVALID_REQUEST, Code.PAYLOAD_TOO_LARGE)
 
 
-# Answers any route may give, whatever the operation.
-_EVERYWHERE: Final = errors(HttpCode.INTERNAL_ERROR)
+# Answers any route may give, whatever the operation: a request HTTP's parser refuses, a
+# body that does not arrive before the deadline, a bug. An operation's own list comes first.
+_EVERYWHERE: Final = errors(
+    Code.INVALID_REQUEST,
+    HttpCode.REQUEST_TIMEOUT,
+    HttpCode.HEADERS_TOO_LARGE,
+    HttpCode.INTERNAL_ERROR,
+)
 
 
 class DocumentDrift(RuntimeError):
@@ -123,7 +123,7 @@ def build_document(
         operation = {"operationId": route.name, **route.operation}
         parameters = [_path_parameter(p) for p in re.findall(r"\{(\w+)\}", route.path)]
         operation["parameters"] = parameters + operation.get("parameters", [])
-        operation["responses"] = {**operation["responses"], **_EVERYWHERE}
+        operation["responses"] = {**_EVERYWHERE, **operation["responses"]}
         paths.setdefault(route.path, {})[route.method.lower()] = _referring(operation, used)
     return {
         "openapi": "3.1.0",

@@ -12,8 +12,10 @@ from typing import Any, Final
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import DecompressSizeError, LineTooLong
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from core.domain import Code
 from core.errors import PROBLEMS, SlotrushError
 
 PROBLEM_JSON: Final = "application/problem+json"
@@ -24,6 +26,8 @@ class HttpCode(StrEnum):
 
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    REQUEST_TIMEOUT = "request_timeout"
+    HEADERS_TOO_LARGE = "headers_too_large"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -32,6 +36,8 @@ ALL_PROBLEMS: Final[dict[str, tuple[int, str]]] = {
     **{code.value: status_title for code, status_title in PROBLEMS.items()},
     HttpCode.NOT_FOUND: (404, "Not found"),
     HttpCode.METHOD_NOT_ALLOWED: (405, "Method not allowed"),
+    HttpCode.REQUEST_TIMEOUT: (408, "Request body not received in time"),
+    HttpCode.HEADERS_TOO_LARGE: (431, "Request header fields too large"),
     HttpCode.INTERNAL_ERROR: (500, "Internal server error"),
 }
 # Statuses whose answers say when to come back (API.md: 429 and 503 carry Retry-After).
@@ -91,3 +97,12 @@ def error_response(exc: SlotrushError, *, default_retry_after: int) -> web.Respo
     if retry_after is None and exc.status in _RETRY_STATUSES:
         retry_after = default_retry_after
     return problem_response(exc.code, exc.detail, retry_after=retry_after)
+
+
+def bad_request_code(exc: BaseException) -> str:
+    """The code of a request that broke HTTP itself, as aiohttp's parser found it."""
+    if isinstance(exc, LineTooLong):
+        return HttpCode.HEADERS_TOO_LARGE
+    if isinstance(exc, DecompressSizeError):
+        return Code.PAYLOAD_TOO_LARGE
+    return Code.INVALID_REQUEST

@@ -3,7 +3,10 @@
 Workers each bind the same port with SO_REUSEPORT, so the kernel spreads connections over
 them. SIGTERM (or SIGINT) stops accepting, lets requests in flight finish (a booking is
 committed or not at all, never half-written), then closes the stores. A worker that dies on
-its own takes the whole group down: a process manager restarts it cleanly.
+its own is replaced, as gunicorn does, while the others keep serving; more than
+`restart_limit` replacements within `restart_window` seconds is a crash loop, and the
+server stops with status 1 for its process manager. The supervisor shares how many workers
+serve with all of them, so /healthz answers 200 only when every one does.
 
 Workers are spawned, not forked, so each imports prometheus_client afresh after the
 supervisor has set PROMETHEUS_MULTIPROC_DIR: their metrics then add up across processes.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -22,6 +26,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +39,10 @@ from core.failures import STORE_FAILURES
 from core.settings import Settings
 from server.accesslog import JsonAccessLogger
 from server.app import create_app
+from server.appkeys import WORKERS
+from server.connections import GuardedAppRunner
 from server.metrics import MULTIPROC_ENV
+from server.workers import ONE_PROCESS, Workers
 
 log = logging.getLogger("slotrush.server")
 
@@ -43,6 +51,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SHUTDOWN_TIMEOUT = 30.0
 _READY_TIMEOUT = 120.0
 _BACKLOG = 2048
+# How often the supervisor looks for workers that have become ready.
+_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,9 @@ class ServeOptions:
     workers: int = 1
     access_log: bool = False
     shutdown_timeout: float = SHUTDOWN_TIMEOUT
+    # A worker that dies is replaced, unless this many were replaced within the window.
+    restart_limit: int = 5
+    restart_window: float = 60.0
 
 
 def serve(settings: Settings, options: ServeOptions) -> int:
@@ -110,14 +123,19 @@ def _serve_in_this_process(settings: Settings, options: ServeOptions) -> int:
 
 
 def _run_worker(
-    settings: Settings, options: ServeOptions, port: int, on_ready: Callable[[int], None]
+    settings: Settings,
+    options: ServeOptions,
+    port: int,
+    on_ready: Callable[[int], None],
+    workers: Workers = ONE_PROCESS,
 ) -> int:
     """Serve until signalled: 0, or 1 if the server could not start (port taken, a store
     unreachable), which is logged without a traceback."""
     app = create_app(settings)
+    app[WORKERS] = workers
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve_until_signalled(app, options, port, on_ready))
+            runner.run(_serve_until_signalled(app, settings, options, port, on_ready))
     except STORE_FAILURES as exc:
         log.error("pid %d could not start: %s", os.getpid(), exc)
         return 1
@@ -125,17 +143,23 @@ def _run_worker(
 
 
 async def _serve_until_signalled(
-    app: web.Application, options: ServeOptions, port: int, on_ready: Callable[[int], None]
+    app: web.Application,
+    settings: Settings,
+    options: ServeOptions,
+    port: int,
+    on_ready: Callable[[int], None],
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in _SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(
+    runner = GuardedAppRunner(
         app,
+        header_timeout=settings.header_timeout,
+        idle_timeout=settings.idle_timeout,
+        shutdown_timeout=options.shutdown_timeout,
         access_log=logging.getLogger("slotrush.access") if options.access_log else None,
         access_log_class=JsonAccessLogger,
-        shutdown_timeout=options.shutdown_timeout,
     )
     try:
         await runner.setup()
@@ -180,35 +204,35 @@ def _supervise(settings: Settings, options: ServeOptions) -> int:
 
 
 class _Supervisor:
-    """Starts the workers, stops them all on a signal or when one of them dies."""
+    """Starts the workers, replaces one that dies (within the restart budget), and stops
+    them all on a signal."""
 
     def __init__(self, settings: Settings, options: ServeOptions, port: int) -> None:
-        context = multiprocessing.get_context("spawn")
+        self.context = multiprocessing.get_context("spawn")
         self.settings, self.options, self.port = settings, options, port
-        self.ready: multiprocessing.Queue[int] = context.Queue()
-        self.workers = [
-            context.Process(
-                target=_worker_process,
-                args=(settings, options, port, self.ready),
-                name=f"slotrush-worker-{i}",
-            )
-            for i in range(options.workers)
-        ]
+        self.ready: multiprocessing.Queue[int] = self.context.Queue()
+        # Workers that serve now: written here, read by every worker's /healthz.
+        self.serving = self.context.RawValue("i", 0)
+        self.ready_pids: set[int] = set()
+        self.workers: list[multiprocessing.process.BaseProcess] = []
+        self.restarts: deque[float] = deque()
         self.stopping = False
+        self.failed = False
 
     def run(self) -> int:
         """The exit status: 0 when every worker stopped cleanly because it was asked to."""
         try:
-            for worker in self.workers:
-                worker.start()
+            for _ in range(self.options.workers):
+                self.workers.append(self._spawn())
             if self._all_ready() and not self.stopping:
                 announce(self.settings, self.options, self.port)
-            else:
+            elif not self.stopping:
+                self.failed = True
                 self.stop()
-            failed = self._wait_for_exit()
+            self._supervise()
         finally:
             self.ready.close()
-        return 1 if failed else 0
+        return 1 if self.failed or any(w.exitcode != 0 for w in self.workers) else 0
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
@@ -219,39 +243,90 @@ class _Supervisor:
             if worker.pid is not None and worker.exitcode is None:
                 os.kill(worker.pid, signal.SIGTERM)
 
+    def _spawn(self) -> multiprocessing.process.BaseProcess:
+        worker = self.context.Process(
+            target=_worker_process,
+            args=(self.settings, self.options, self.port, self.ready, self.serving),
+            name="slotrush-worker",
+        )
+        worker.start()
+        if self.stopping and worker.pid is not None:
+            # A signal came while it started: it stops with the others.
+            os.kill(worker.pid, signal.SIGTERM)
+        return worker
+
     def _all_ready(self) -> bool:
-        waiting = {worker.pid for worker in self.workers}
         deadline = time.monotonic() + _READY_TIMEOUT
-        while waiting and time.monotonic() < deadline:
+        while len(self.ready_pids) < len(self.workers) and time.monotonic() < deadline:
             if any(worker.exitcode is not None for worker in self.workers):
                 log.error("a worker exited while starting")
                 return False
             with contextlib.suppress(queue.Empty):
-                waiting.discard(self.ready.get(timeout=0.2))
-        return not waiting
+                self.ready_pids.add(self.ready.get(timeout=_POLL_SECONDS))
+            self._publish()
+        return len(self.ready_pids) == len(self.workers)
 
-    def _wait_for_exit(self) -> bool:
-        """Wait until every worker has exited; True if any failed or exited unasked."""
-        failed = False
+    def _supervise(self) -> None:
+        """Until every worker has exited: note the ones that became ready, replace the ones
+        that died unasked."""
         while running := [w for w in self.workers if w.exitcode is None]:
-            fired = multiprocessing.connection.wait([w.sentinel for w in running])
+            fired = multiprocessing.connection.wait(
+                [w.sentinel for w in running], timeout=_POLL_SECONDS
+            )
             # A sentinel can fire before the process is reaped: join() reaps it, so its
             # exitcode is set now and the exit is handled in this round, not lost.
-            exited = [w for w in running if w.sentinel in fired]
-            for worker in exited:
-                worker.join()
-            if exited and not self.stopping:
-                log.error("worker %s exited (%s); stopping all", exited[0].pid, exited[0].exitcode)
-                failed = True
-                self.stop()
-        return failed or any(worker.exitcode != 0 for worker in self.workers)
+            for worker in running:
+                if worker.sentinel in fired:
+                    worker.join()
+            self._note_ready()
+            for slot, worker in enumerate(self.workers):
+                if worker.exitcode is not None and not self.stopping:
+                    self._replace(slot, worker)
+            self._publish()
+
+    def _replace(self, slot: int, dead: multiprocessing.process.BaseProcess) -> None:
+        now = time.monotonic()
+        while self.restarts and now - self.restarts[0] > self.options.restart_window:
+            self.restarts.popleft()
+        if len(self.restarts) >= self.options.restart_limit:
+            log.error(
+                "worker %s exited (%s): %d replaced in %g s already; stopping all",
+                dead.pid,
+                dead.exitcode,
+                len(self.restarts),
+                self.options.restart_window,
+            )
+            self.failed = True
+            self.stop()
+            return
+        self.restarts.append(now)
+        self.ready_pids.discard(dead.pid)
+        self.workers[slot] = self._spawn()
+        log.error(
+            "worker %s exited (%s); replaced by %s", dead.pid, dead.exitcode, self.workers[slot].pid
+        )
+
+    def _note_ready(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.ready_pids.add(self.ready.get_nowait())
+
+    def _publish(self) -> None:
+        self.serving.value = sum(
+            1 for w in self.workers if w.exitcode is None and w.pid in self.ready_pids
+        )
 
 
 def _worker_process(
-    settings: Settings, options: ServeOptions, port: int, ready: multiprocessing.Queue[int]
+    settings: Settings,
+    options: ServeOptions,
+    port: int,
+    ready: multiprocessing.Queue[int],
+    serving: ctypes.c_int,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    status = _run_worker(settings, options, port, lambda _: ready.put(os.getpid()))
+    workers = Workers(options.workers, lambda: serving.value)
+    status = _run_worker(settings, options, port, lambda _: ready.put(os.getpid()), workers)
     raise SystemExit(status)
 
 

@@ -6,6 +6,8 @@ implements only `_book` and `_cancel`, and the hooks it needs.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -19,6 +21,8 @@ from core.inventory import Inventory
 from core.metrics import BOOKING_OUTCOMES, BOOKING_SECONDS, CANCELLATIONS
 from core.stores import Stores
 
+log = logging.getLogger("slotrush.strategy")
+
 
 class InventoryStrategy(Inventory):
     def __init__(self, stores: Stores) -> None:
@@ -29,6 +33,8 @@ class InventoryStrategy(Inventory):
             code: BOOKING_OUTCOMES.labels(self.name, code) for code in [*Code, "booked"]
         }
         self._latency = BOOKING_SECONDS.labels(self.name)
+        # Cancels left to finish after their caller was cancelled (see cancel).
+        self._finishing: set[asyncio.Task[Booking | None]] = set()
 
     # Nothing to start or stop unless a strategy has background work.
     async def start(self) -> None:
@@ -50,14 +56,27 @@ class InventoryStrategy(Inventory):
         return result
 
     async def cancel(self, booking: Booking) -> Booking | None:
+        # A cancel runs to its end even when its caller is cancelled (client gone, deadline
+        # passed): it is one short ledger transaction and a release in Redis, and cut between
+        # the two it would keep the number out of Redis.
+        task = asyncio.ensure_future(self._cancel(booking))
         try:
-            cancelled = await self._cancel(booking)
+            cancelled = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._finishing.add(task)
+            task.add_done_callback(self._finished)
+            raise
         except STORE_FAILURES as exc:
             await self._forget_stale_connections(exc)
             raise ServiceUnavailable(f"{self.name}: {type(exc).__name__}") from exc
         if cancelled is not None:
             CANCELLATIONS.labels(self.name).inc()
         return cancelled
+
+    def _finished(self, task: asyncio.Task[Booking | None]) -> None:
+        self._finishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s: a cancel whose caller left failed: %r", self.name, task.exception())
 
     async def _forget_stale_connections(self, exc: BaseException) -> None:
         # After a Redis restart every idle pooled connection is dead and would fail once on

@@ -15,6 +15,7 @@ from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
 from core.metrics import BUSY_RETRIES
 from core.queries import fetch_one
 from core.queries import query as q
+from core.stores import Store
 from strategies.base import InventoryStrategy
 
 _FIRST_PAUSE = 0.002
@@ -27,6 +28,7 @@ class _LostRace(Exception):
 
 class PgOptimistic(InventoryStrategy):
     name = "pg-optimistic"
+    stores_needed = frozenset({Store.POSTGRES})
 
     async def _book(self, req: BookingRequest) -> BookResult:
         lost_race = BUSY_RETRIES.labels(self.name, "version_conflict")

@@ -11,11 +11,13 @@ import asyncpg
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
 from core.queries import query as q
+from core.stores import Store
 from strategies.base import InventoryStrategy
 
 
 class PgSkipLocked(InventoryStrategy):
     name = "pg-skip-locked"
+    stores_needed = frozenset({Store.POSTGRES})
 
     async def _book(self, req: BookingRequest) -> BookResult:
         async with self.stores.pg.acquire() as conn, conn.transaction():

@@ -52,9 +52,12 @@ async def test_no_confirmed_booking_is_lost(
     result = await run_scenario(services, strategy, fault, QUICK, tmp_path)
     assert not result.problems, "\n".join(result.problems)
     assert result.ok > 0
-    # The crowd felt the fault: answers went missing, or connections were refused.
+    # The crowd felt the fault: answers went missing, or connections were refused. Not so a
+    # killed worker: the supervisor replaces it while the other serves, and only requests it
+    # held at that instant, if any, go unanswered.
     assert result.faults_injected >= 1
-    assert result.uncertain + result.refused > 0
+    if fault != "worker-kill":
+        assert result.uncertain + result.refused > 0
     assert result.unknown_resolved_booked + result.unknown_resolved_none == result.uncertain
 
 

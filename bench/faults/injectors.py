@@ -99,9 +99,8 @@ class WorkerPause(Fault):
 
 
 class WorkerKill(Fault):
-    """SIGKILL one of several workers. A supervisor may replace it, or stop the whole server
-    (slotrush's does, by design: a process manager restarts it cleanly); then restart it as
-    a process manager would."""
+    """SIGKILL one of several workers. A supervisor may replace it (slotrush's does), or stop
+    the whole server; then restart it as a process manager would."""
 
     name = "worker-kill"
     min_workers = 2

@@ -2,43 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 from aiohttp import hdrs, web
 
 from core.domain import Code
 from server import shapes
-from server.appkeys import METRICS_REGISTRY, OPENAPI_JSON, SETTINGS, STORES, STRATEGY
-from server.encoding import json_response
+from server.appkeys import METRICS_REGISTRY, OPENAPI_JSON
+from server.health import health
 from server.metrics import CONTENT_TYPE, render
 from server.openapi import errors, ok
-from server.problems import problem_response
 from server.route import Route
 
-# /healthz gives up on a dependency that has not answered by then.
-HEALTH_TIMEOUT: Final = 2.0
 _CEILING_BODY: Final = b"ok"
 _CEILING_HEADERS: Final = {hdrs.CONTENT_TYPE: "text/plain"}
 
 
 async def healthz(request: web.Request) -> web.Response:
-    strategy = request.app[STRATEGY].name
-    try:
-        answers = await asyncio.wait_for(request.app[STORES].ping(), HEALTH_TIMEOUT)
-    except TimeoutError:
-        detail, extensions = f"no answer from the stores in {HEALTH_TIMEOUT} s", {}
-    else:
-        if all(answers.values()):
-            return json_response(shapes.Health(status="ok", strategy=strategy))
-        down = ", ".join(name for name, up in answers.items() if not up)
-        detail, extensions = f"unreachable: {down}", {"dependencies": answers}
-    return problem_response(
-        Code.BUSY,
-        detail,
-        retry_after=request.app[SETTINGS].busy_retry_after,
-        extensions={"strategy": strategy, **extensions},
-    )
+    return await health(request.app)
 
 
 async def metrics(request: web.Request) -> web.Response:

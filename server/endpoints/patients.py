@@ -14,7 +14,7 @@ from core.domain import Code
 from core.errors import SlotrushError
 from server import auth, shapes
 from server import validation as parse
-from server.appkeys import SERVICE, SOLD_OUT
+from server.appkeys import ADMISSION, SERVICE, SOLD_OUT
 from server.encoding import booking_out, json_response, schedule_out
 from server.fastpath import sold_out_response
 from server.openapi import (
@@ -69,11 +69,14 @@ async def book(request: web.Request) -> web.Response:
         if remembered is not None:
             return remembered
     patient_id = await auth.patient(request)
+    # A full waiting room refuses at once, before the body is read or a store is touched.
+    request.app[ADMISSION].refuse_if_full()
     schedule_id = parse.path_id(raw_id, Code.SCHEDULE_NOT_FOUND)
     await _empty_body(request)
     key = parse.idempotency_key(request.headers)
     try:
-        outcome = await request.app[SERVICE].book(patient_id, schedule_id, key)
+        async with request.app[ADMISSION]:
+            outcome = await request.app[SERVICE].book(patient_id, schedule_id, key)
     except SlotrushError as exc:
         if exc.code is not Code.SOLD_OUT:
             raise

@@ -29,12 +29,29 @@ async def test_healthz_names_the_strategy(api: Client) -> None:
     assert answer.json == {"status": "ok", "strategy": "pg-pessimistic"}
 
 
-async def test_healthz_is_503_while_a_dependency_is_unreachable(
-    serve: ServeFn, session: aiohttp.ClientSession
+@pytest.mark.parametrize(
+    ("strategy", "env", "healthy"),
+    [
+        ("pg-pessimistic", {}, True),
+        ("redis-lua", {}, False),
+        # Rate limits are counted in Redis: then a PostgreSQL strategy needs it too.
+        ("pg-pessimistic", {"SLOTRUSH_RATE_LIMIT_PATIENT": "100/second"}, False),
+    ],
+)
+async def test_healthz_checks_the_stores_the_server_uses_and_only_those(
+    serve: ServeFn,
+    session: aiohttp.ClientSession,
+    strategy: str,
+    env: dict[str, str],
+    healthy: bool,
 ) -> None:
     nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
-    served = await serve("--strategy", "pg-pessimistic", env={"REDIS_URL": nobody_listens})
+    served = await serve("--strategy", strategy, env={"REDIS_URL": nobody_listens, **env})
     answer = await Client(session, served.url).call("GET", "/healthz")
+    if healthy:
+        assert answer.status == 200, answer.body
+        assert answer.json == {"status": "ok", "strategy": strategy}
+        return
     problem = answer.problem(503, "busy", frozenset({"strategy", "dependencies"}))
     assert int(answer.headers["Retry-After"]) >= 1
     assert problem["dependencies"] == {"redis": False, "postgres": True}
