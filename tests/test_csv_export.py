@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from core.settings import Settings
 from server.csv_export import CsvWriter, guard, stream
 from server.metrics import HttpMetrics
 from server.middlewares import problems_and_metrics
@@ -81,7 +82,7 @@ async def serve_rows(batches: list[list[Row]], fail_after: int | None) -> TestCl
 
     # The server's middleware, which answers any failure with a problem: once rows are out,
     # that answer must not be written into the middle of the body.
-    app = web.Application(middlewares=[problems_and_metrics(HttpMetrics(), retry_after=1)])
+    app = web.Application(middlewares=[problems_and_metrics(HttpMetrics(), Settings())])
     app.router.add_get("/rows", handler, name="rows")
     client = TestClient(TestServer(app))
     await client.start_server()

@@ -57,9 +57,10 @@ async def test_a_full_waiting_room_answers_busy_at_once(
 
     crowd = asyncio.gather(*(timed_book(api, schedule["id"], unique("p")) for _ in range(10)))
     await asyncio.sleep(PAUSE / 2)
-    # While the room is full, turning a booking away comes first, even before its token.
+    # While the room is full, a booking is turned away right after authentication.
     path = f"/v1/schedules/{schedule['id']}/bookings"
-    (await api.call("POST", path)).problem(503, "busy")
+    (await api.call("POST", path)).problem(401, "unauthorized")
+    (await api.call("POST", path, token=patient_token(unique("p")))).problem(503, "busy")
     answers = await crowd
     booked = sorted(elapsed for elapsed, answer in answers if answer.status == 201)
     refused = [(elapsed, answer) for elapsed, answer in answers if answer.status != 201]
