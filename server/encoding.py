@@ -18,6 +18,7 @@ from core.booking import ScheduleView
 from core.domain import Booking, Rules
 from core.ledger import Audit
 from server import shapes
+from server.shapes import browsing as browsing_shapes
 from server.shapes import hospitals as hospital_shapes
 
 _ENCODER: Final = msgspec.json.Encoder()
@@ -78,6 +79,16 @@ def hospital_out(h: hospitals.Hospital) -> hospital_shapes.Hospital:
         cancel_cutoff_minutes=h.cancel_cutoff_minutes,
         payment_window_minutes=h.payment_window_minutes,
         webhook_url=h.webhook_url,
+    )
+
+
+def public_hospital_out(h: hospitals.Hospital) -> browsing_shapes.PublicHospital:
+    return browsing_shapes.PublicHospital(
+        id=h.id,
+        name=h.name,
+        timezone=h.timezone,
+        cancel_cutoff_minutes=h.cancel_cutoff_minutes,
+        payment_window_minutes=h.payment_window_minutes,
     )
 
 

@@ -30,6 +30,7 @@ MAX_BODY_BYTES: Final = 64 * 1024
 MAX_BATCH_BODY_BYTES: Final = 8 * 1024 * 1024
 
 S = TypeVar("S")
+Q = TypeVar("Q", bound=shapes.PageQuery)
 
 _NO_FIELDS: Final = msgspec.json.Decoder(shapes.NoFields)
 _RULES: Final = msgspec.json.Decoder(shapes.Rules)
@@ -41,6 +42,7 @@ _DOCTOR_IN: Final = msgspec.json.Decoder(hospital_shapes.DoctorIn)
 _SERIAL: Final = re.compile(shapes.SERIAL_PATTERN)
 _ENTITY_ID: Final = re.compile(shapes.ID_PATTERN)
 _IDEMPOTENCY_KEY: Final = re.compile(shapes.IDEMPOTENCY_KEY_PATTERN)
+_PAGINATION: Final = frozenset(field.name for field in msgspec.structs.fields(shapes.PageQuery))
 # "<what went wrong> - at `$.schedules[3]`"; the path is absent at the top level.
 _PATH: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _MISSING: Final = re.compile(r"Object missing required field `(?P<name>\w+)`")
@@ -149,13 +151,33 @@ def entity_id(raw: str, name: str) -> str:
     return raw
 
 
-def schedule_filters(query: MultiMapping[str]) -> dict[str, Any]:
-    """Keyword arguments of BookingService.list_schedules from the query string."""
-    first_values = dict(query)
-    if len(first_values) != len(query):
+def query(raw: MultiMapping[str], shape: type[Q]) -> Q:
+    """The query string as `shape`; numbers and dates come as text there."""
+    first_values = dict(raw)
+    if len(first_values) != len(raw):
         raise invalid("a query parameter is given more than once")
-    filters = convert(first_values, shapes.ScheduleFilters, "the query")
-    return {k: v for k, v in msgspec.structs.asdict(filters).items() if v is not msgspec.UNSET}
+    try:
+        return msgspec.convert(first_values, shape, strict=False)
+    except msgspec.ValidationError as exc:
+        raise invalid(_detail(str(exc), "the query")) from None
+
+
+def filters_of(page_query: shapes.PageQuery) -> dict[str, Any]:
+    """The filters a list query sets, without its pagination."""
+    return {
+        name: value
+        for name, value in msgspec.structs.asdict(page_query).items()
+        if value is not msgspec.UNSET and name not in _PAGINATION
+    }
+
+
+def schedule_query(filters: shapes.ScheduleFilters, within: str | None) -> domain.ScheduleQuery:
+    """The filters of a schedule list; `within`: the one hospital the caller may see (its
+    hospital_id filter, if any, has been checked to be that one)."""
+    given = filters_of(filters)
+    if within is not None:
+        given["hospital_id"] = within
+    return domain.ScheduleQuery(**given)
 
 
 def idempotency_key(headers: MultiMapping[str]) -> str | None:

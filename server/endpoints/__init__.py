@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from server.endpoints import admin, hospitals, operations, patients
+from server.endpoints import admin, browsing, hospitals, operations, patients
 from server.route import Route
 
 # The hottest route (booking) first: the router tries routes sharing a prefix in order.
@@ -16,5 +16,6 @@ ROUTES: Final[tuple[Route, ...]] = (
     *patients.ROUTES,
     *admin.ROUTES,
     *hospitals.ROUTES,
+    *browsing.ROUTES,
     *operations.ROUTES,
 )

@@ -14,7 +14,7 @@ from server.encoding import json_response
 from server.metrics import CONTENT_TYPE, render
 from server.openapi import errors, ok
 from server.problems import problem_response
-from server.route import Route
+from server.route import Access, Route
 
 # /healthz gives up on a dependency that has not answered by then.
 HEALTH_TIMEOUT: Final = 2.0
@@ -66,9 +66,9 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["operations"],
             "summary": "Whether Redis and PostgreSQL answer.",
-            "security": [],
             "responses": {**ok(200, "Healthy", shapes.Health), **errors(Code.BUSY)},
         },
+        access=Access.PUBLIC,
     ),
     Route(
         "GET",
@@ -78,7 +78,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["operations"],
             "summary": "Prometheus metrics of every worker process.",
-            "security": [],
             "responses": {
                 "200": {
                     "description": "Prometheus text format",
@@ -86,6 +85,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 }
             },
         },
+        access=Access.PUBLIC,
     ),
     Route(
         "GET",
@@ -95,9 +95,9 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["operations"],
             "summary": "This document.",
-            "security": [],
             "responses": ok(200, "OpenAPI 3.1", {"type": "object"}),
         },
+        access=Access.PUBLIC,
     ),
     Route(
         "GET",
@@ -107,7 +107,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["operations"],
             "summary": "A constant answer with no I/O: the server's ceiling, for benchmarks.",
-            "security": [],
             "responses": {
                 "200": {
                     "description": "Always `ok`",
@@ -115,5 +114,6 @@ ROUTES: Final[tuple[Route, ...]] = (
                 }
             },
         },
+        access=Access.PUBLIC,
     ),
 )
