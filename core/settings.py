@@ -43,6 +43,8 @@ class Settings:
     # Rate limits: "N/second" per patient and per address; empty disables (trusted generators).
     rate_limit_patient: str = ""
     rate_limit_address: str = ""
+    # Origins whose pages may call the API from a browser, comma-separated; empty: no CORS.
+    cors_origins: str = ""
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -64,5 +66,6 @@ class Settings:
             optimistic_retries=_env_int("SLOTRUSH_OPTIMISTIC_RETRIES", cls.optimistic_retries),
             rate_limit_patient=os.environ.get("SLOTRUSH_RATE_LIMIT_PATIENT", ""),
             rate_limit_address=os.environ.get("SLOTRUSH_RATE_LIMIT_ADDRESS", ""),
+            cors_origins=os.environ.get("SLOTRUSH_CORS_ORIGINS", ""),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
