@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import itertools
 import uuid
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from aiohttp.typedefs import Handler
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from core.booking import BookingService
@@ -22,8 +26,11 @@ from core.domain import Booking, BookingRequest, BookingStatus, Period, Schedule
 from core.stores import Stores
 from core.tokens import TokenVerifier, issue_token
 from server import shapes
+from server.cors import cors, parse_origins
 from server.encoding import booking_out, dumps
 from server.fastpath import sold_out_response
+from server.metrics import HttpMetrics
+from server.middlewares import problems_and_metrics
 from server.problems import problem_body
 from strategies import STRATEGIES
 
@@ -108,6 +115,38 @@ def test_problem_body(benchmark: BenchmarkFixture) -> None:
 def test_sold_out_answer(benchmark: BenchmarkFixture) -> None:
     """What the sold-out fast path costs per answer, short of the socket."""
     assert benchmark(sold_out_response).status == 409
+
+
+@pytest.mark.parametrize("origins", ["", "http://127.0.0.1:3000"], ids=["no CORS", "CORS"])
+def test_sold_out_answer_through_the_middlewares(benchmark: BenchmarkFixture, origins: str) -> None:
+    """The sold-out answer as a browser's request meets it, through every middleware the
+    server installs: without CORS, and with CORS on for the request's Origin."""
+    middlewares = [problems_and_metrics(HttpMetrics(), retry_after=1)]
+    if origins:
+        middlewares.insert(0, cors(parse_origins(origins)))
+    handler: Handler = _answer_sold_out
+    for middleware in reversed(middlewares):
+        handler = functools.partial(middleware, handler=handler)
+    request = make_mocked_request(
+        "POST", "/v1/schedules/1/bookings", headers={"Origin": "http://127.0.0.1:3000"}
+    )
+
+    def answer() -> web.StreamResponse:
+        # Nothing in the chain waits, so the coroutine finishes on its first step.
+        try:
+            handler(request).send(None)
+        except StopIteration as done:
+            response: web.StreamResponse = done.value
+            return response
+        raise AssertionError("the sold-out answer waited for something")
+
+    response = benchmark(answer)
+    assert response.status == 409
+    assert ("Access-Control-Allow-Origin" in response.headers) == bool(origins)
+
+
+async def _answer_sold_out(request: web.Request) -> web.StreamResponse:
+    return sold_out_response()
 
 
 def _schedule() -> ScheduleIn:

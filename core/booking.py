@@ -23,6 +23,7 @@ from core.domain import (
     Rules,
     Schedule,
     ScheduleIn,
+    ScheduleQuery,
     ScheduleStatus,
 )
 from core.errors import SlotrushError
@@ -31,11 +32,14 @@ from core.inventory import Inventory
 from core.keyed import LruCache
 from core.ledger import Audit, Ledger
 from core.localtime import local_date, visit_starts_at
+from core.paging import DEFAULT_LIMIT, Page, page_of
 from core.terms import BookingTerms, TermsCache
 
 # Schedules are immutable once created, so a process may keep them (and their recent
 # `remaining`); this bound only stops a long-lived process from growing without end.
 _SCHEDULES_KEPT = 100_000
+# Rows a filtered schedule list reads at most per page before answering a short page.
+_SCAN_BUDGET = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +84,12 @@ class BookingService:
             self._schedules.put(schedule_id, schedule)
         return schedule
 
-    async def schedule_view(self, schedule_id: int) -> ScheduleView:
+    async def schedule_view(self, schedule_id: int, *, within: str | None = None) -> ScheduleView:
+        """The schedule as a client sees it; `within`: only if it is of that hospital (a
+        hospital administrator's), else schedule_not_found as if it did not exist."""
         schedule = await self.schedule(schedule_id)
+        if within is not None and schedule.hospital_id != within:
+            raise SlotrushError(Code.SCHEDULE_NOT_FOUND)
         now = time.monotonic()
         cached = self._remaining.get(schedule_id)
         if cached is not None and cached[0] > now:
@@ -100,27 +108,34 @@ class BookingService:
             return False
         return await self.ledger.remaining(schedule_id) == 0
 
-    async def list_schedules(
-        self,
-        *,
-        hospital_id: str | None = None,
-        department_id: str | None = None,
-        doctor_id: str | None = None,
-        visit_date: dt.date | None = None,
-    ) -> list[ScheduleView]:
-        rows = await self.ledger.list_schedules(
-            hospital_id=hospital_id,
-            department_id=department_id,
-            doctor_id=doctor_id,
-            visit_date=visit_date,
-            limit=500,
-        )
-        terms = await self.terms.of({schedule.hospital_id for schedule, _ in rows})
-        now = self.clock()
-        return [
-            _view(schedule, remaining, terms[schedule.hospital_id], now)
-            for schedule, remaining in rows
-        ]
+    async def schedule_page(
+        self, query: ScheduleQuery, *, after: int | None = None, limit: int = DEFAULT_LIMIT
+    ) -> Page[ScheduleView, int]:
+        """Up to `limit` schedules after the id `after`, in id order.
+
+        A status filter is applied here, to the same views a single schedule gets, so rows
+        are read in pages of `limit + 1` until enough match: at most _SCAN_BUDGET rows per
+        call, after which the page may be short, with a key to continue after the last row
+        read (the list still ends only where next_key is None).
+        """
+        views: list[ScheduleView] = []
+        scanned = 0
+        while True:
+            rows = await self.ledger.list_schedules(query, after=after, limit=limit + 1)
+            terms = await self.terms.of({schedule.hospital_id for schedule, _ in rows})
+            now = self.clock()
+            for schedule, remaining in rows:
+                view = _view(schedule, remaining, terms[schedule.hospital_id], now)
+                if query.status is None or view.status is query.status:
+                    if len(views) == limit:
+                        return Page(views, views[-1].schedule.id)
+                    views.append(view)
+                after = schedule.id
+            scanned += len(rows)
+            if len(rows) <= limit:
+                return Page(views, None)
+            if scanned >= _SCAN_BUDGET:
+                return Page(views, after)
 
     async def create_schedules(self, items: Sequence[ScheduleIn]) -> list[ScheduleView]:
         """Create schedules, each timed in its hospital's zone: a visit date that has passed
@@ -194,8 +209,12 @@ class BookingService:
             raise SlotrushError(Code.BOOKING_NOT_FOUND)
         return booking
 
-    async def patient_bookings(self, patient_id: str) -> list[Booking]:
-        return await self.ledger.patient_bookings(patient_id)
+    async def patient_bookings(
+        self, patient_id: str, *, before: int | None = None, limit: int = DEFAULT_LIMIT
+    ) -> Page[Booking, int]:
+        """Up to `limit` of the patient's bookings, newest first, before the id `before`."""
+        rows = await self.ledger.patient_bookings(patient_id, before=before, limit=limit + 1)
+        return page_of(rows, limit, lambda booking: booking.id)
 
     async def cancel(self, patient_id: str, booking_id: int) -> Booking:
         booking = await self.booking(patient_id, booking_id)
@@ -226,8 +245,9 @@ class BookingService:
         await self.ledger.delete_blacklist(hospital_id, patient_id)
         await self.strategy.blacklist_changed(hospital_id, patient_id)
 
-    async def audit(self) -> Audit:
-        return await self.ledger.audit()
+    async def audit(self, hospital_id: str | None = None) -> Audit:
+        """Over every hospital, or over `hospital_id` only (its administrator's audit)."""
+        return await self.ledger.audit(hospital_id)
 
 
 def _view(

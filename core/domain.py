@@ -132,6 +132,20 @@ class ScheduleStatus(StrEnum):
     CLOSED = "closed"
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleQuery:
+    """What a schedule list is filtered by; None: not filtered by that. Dates are inclusive."""
+
+    hospital_id: str | None = None
+    department_id: str | None = None
+    doctor_id: str | None = None
+    visit_date: dt.date | None = None
+    visit_from: dt.date | None = None
+    visit_to: dt.date | None = None
+    period: Period | None = None
+    status: ScheduleStatus | None = None
+
+
 # Hospital, department, doctor and patient ids are the hospital information system's own;
 # this is all the ledger (and every Redis key built from them) accepts. Use with fullmatch.
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -25,6 +25,7 @@ import asyncpg
 from core.domain import Code, Rules
 from core.errors import SlotrushError
 from core.localtime import local_date
+from core.paging import DEFAULT_LIMIT, Page, page_of
 from core.queries import query as q
 from core.terms import TermsCache
 
@@ -100,7 +101,22 @@ class Hospitals:
             raise SlotrushError(Code.HOSPITAL_NOT_FOUND)
         return Rules(**dict(row))
 
+    async def hospitals_page(
+        self, *, after: str | None = None, limit: int = DEFAULT_LIMIT
+    ) -> Page[Hospital, str]:
+        """Up to `limit` hospitals in id order after the id `after`."""
+        rows = await self._pool.fetch(q("list_hospitals"), after, limit + 1)
+        return page_of([Hospital(**dict(r)) for r in rows], limit, lambda h: h.id)
+
     # --- departments ----------------------------------------------------------------------
+
+    async def departments_page(
+        self, hospital_id: str, *, after: str | None = None, limit: int = DEFAULT_LIMIT
+    ) -> Page[Department, str]:
+        """Up to `limit` of the hospital's departments in id order after the id `after`."""
+        await self.hospital(hospital_id)
+        rows = await self._pool.fetch(q("list_departments"), hospital_id, after, limit + 1)
+        return page_of([Department(**dict(r)) for r in rows], limit, lambda d: d.id)
 
     async def department(self, hospital_id: str, department_id: str) -> Department:
         row = await self._pool.fetchrow(q("get_department"), hospital_id, department_id)
@@ -127,6 +143,22 @@ class Hospitals:
         )
 
     # --- doctors --------------------------------------------------------------------------
+
+    async def doctors_page(
+        self,
+        hospital_id: str,
+        *,
+        department_id: str | None = None,
+        after: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Page[Doctor, str]:
+        """Up to `limit` of the hospital's doctors (of one department, if given) in id order
+        after the id `after`."""
+        await self.hospital(hospital_id)
+        rows = await self._pool.fetch(
+            q("list_doctors"), hospital_id, department_id, after, limit + 1
+        )
+        return page_of([Doctor(**dict(r)) for r in rows], limit, lambda d: d.id)
 
     async def doctor(self, hospital_id: str, doctor_id: str) -> Doctor:
         row = await self._pool.fetchrow(q("get_doctor"), hospital_id, doctor_id)

@@ -24,6 +24,7 @@ from core.domain import (
     Rules,
     Schedule,
     ScheduleIn,
+    ScheduleQuery,
 )
 from core.queries import fetch_one
 from core.queries import query as q
@@ -229,16 +230,21 @@ class Ledger:
         return schedule_from_row(row) if row is not None else None
 
     async def list_schedules(
-        self,
-        *,
-        hospital_id: str | None = None,
-        department_id: str | None = None,
-        doctor_id: str | None = None,
-        visit_date: dt.date | None = None,
-        limit: int = 500,
+        self, query: ScheduleQuery, *, after: int | None, limit: int
     ) -> list[tuple[Schedule, int]]:
+        """Up to `limit` schedules after the id `after` in id order, with their free numbers;
+        `query.status` is not the ledger's to filter (it depends on the hospital's terms)."""
         rows = await self.pool.fetch(
-            q("list_schedules"), hospital_id, department_id, doctor_id, visit_date, limit
+            q("list_schedules"),
+            query.hospital_id,
+            query.department_id,
+            query.doctor_id,
+            query.visit_date,
+            query.visit_from,
+            query.visit_to,
+            query.period,
+            after,
+            limit,
         )
         return [(schedule_from_row(r), r["remaining"]) for r in rows]
 
@@ -278,22 +284,24 @@ class Ledger:
         row = await self.pool.fetchrow(q("get_booking_by_idempotency_key"), patient_id, key)
         return booking_from_row(row) if row is not None else None
 
-    async def patient_bookings(self, patient_id: str) -> list[Booking]:
-        return [
-            booking_from_row(r)
-            for r in await self.pool.fetch(q("list_patient_bookings"), patient_id)
-        ]
+    async def patient_bookings(
+        self, patient_id: str, *, before: int | None, limit: int
+    ) -> list[Booking]:
+        """Up to `limit` of the patient's bookings, newest first, before the id `before`."""
+        rows = await self.pool.fetch(q("list_patient_bookings"), patient_id, before, limit)
+        return [booking_from_row(r) for r in rows]
 
-    async def audit(self) -> Audit:
+    async def audit(self, hospital_id: str | None = None) -> Audit:
+        """The invariants counted over every hospital, or over `hospital_id` only."""
         async with (
             self.pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             schedules = [
                 ScheduleAudit(r["id"], r["capacity"], r["booked"])
-                for r in await conn.fetch(q("audit_schedules"))
+                for r in await conn.fetch(q("audit_schedules"), hospital_id)
             ]
-            dup = await fetch_one(conn, "audit_duplicates")
+            dup = await fetch_one(conn, "audit_duplicates", hospital_id)
         return Audit(
             schedules=schedules,
             duplicate_numbers=dup["duplicate_numbers"],

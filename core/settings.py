@@ -56,6 +56,8 @@ class Settings:
     # Rate limits: "N/second" per patient and per address; empty disables (trusted generators).
     rate_limit_patient: str = ""
     rate_limit_address: str = ""
+    # Origins whose pages may call the API from a browser, comma-separated; empty: no CORS.
+    cors_origins: str = ""
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -86,5 +88,6 @@ class Settings:
             idle_timeout=_env_float("SLOTRUSH_IDLE_TIMEOUT", cls.idle_timeout),
             rate_limit_patient=os.environ.get("SLOTRUSH_RATE_LIMIT_PATIENT", ""),
             rate_limit_address=os.environ.get("SLOTRUSH_RATE_LIMIT_ADDRESS", ""),
+            cors_origins=os.environ.get("SLOTRUSH_CORS_ORIGINS", ""),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from server.appkeys import (
     VERIFIER,
     WORKERS,
 )
+from server.cors import cors, parse_origins
 from server.encoding import dumps
 from server.endpoints import ROUTES
 from server.fastpath import SoldOutMemory
@@ -53,10 +54,12 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
     redis_url, database_url = settings.redis_url, settings.database_url
     if redis_url is None or database_url is None:
         raise ValueError("create_app needs redis_url and database_url")
-    app = web.Application(
-        client_max_size=MAX_BODY_BYTES,
-        middlewares=[problems_and_metrics(HttpMetrics(), settings)],
-    )
+    middlewares = [problems_and_metrics(HttpMetrics(), settings)]
+    origins = parse_origins(settings.cors_origins)
+    if origins:
+        # Outermost, so that its headers reach every answer, errors included.
+        middlewares.insert(0, cors(origins))
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[SETTINGS] = settings
     app[STRATEGY_CLASS] = strategy or strategy_class(settings.strategy)
     app[VERIFIER] = token_verifier(settings)

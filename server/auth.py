@@ -1,7 +1,10 @@
 """Who is asking: the bearer token of a request, checked before anything else (API.md).
 
-Each handler names what it needs (`reader`, `patient`, `admin`), and these raise the stable
-code of API.md when the request does not carry it.
+Each handler names what its route's Access needs (`reader`, `patient`, `staff`, `platform`),
+and these raise the stable code of API.md when the request does not carry it. A hospital
+administrator is bound to one hospital (invariant 11): `staff` and `confine` refuse it any
+other hospital a request names, and the principal they return carries the hospital every
+query of its must be keyed by (`hospital_id`; None for the platform, which sees all).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from aiohttp import hdrs, web
 from core.domain import Code
 from core.errors import SlotrushError
 from core.tokens import Principal
+from server import validation as parse
 from server.appkeys import RATE_LIMITER, VERIFIER
 
 
@@ -34,9 +38,12 @@ async def _limit(request: web.Request, patient_id: str | None) -> None:
         raise SlotrushError(Code.RATE_LIMITED, retry_after=retry_after)
 
 
-async def reader(request: web.Request) -> None:
-    """Any valid token: schedules are not any one patient's."""
-    await _limit(request, principal(request).subject)
+async def reader(request: web.Request) -> Principal:
+    """Any valid token: schedules are not any one patient's. A hospital administrator's
+    principal still confines what it reads to its hospital."""
+    who = principal(request)
+    await _limit(request, who.subject)
+    return who
 
 
 async def patient(request: web.Request) -> str:
@@ -48,7 +55,35 @@ async def patient(request: web.Request) -> str:
     return patient_id
 
 
-def admin(request: web.Request) -> None:
+def staff(request: web.Request, *hospital_ids: str) -> Principal:
+    """The platform administrator, or the administrator of every hospital named (a route
+    that names none is then confined to the administrator's own); 403 for anyone else."""
+    who = principal(request)
+    if who.role is None:
+        raise SlotrushError(Code.FORBIDDEN, "this endpoint needs an administrator's token")
+    confine(who, *hospital_ids)
+    return who
+
+
+def staff_hospital(request: web.Request) -> str:
+    """The `{hospital_id}` of the path, once the caller is known to administer it (403
+    before 400: a hospital administrator learns nothing of another hospital's ids)."""
+    raw = request.match_info["hospital_id"]
+    staff(request, raw)
+    return parse.entity_id(raw, "hospital_id")
+
+
+def confine(who: Principal, *hospital_ids: str) -> None:
+    """403 unless `who` may see every one of `hospital_ids`: a hospital administrator only
+    its own, everyone else all of them."""
+    bound = who.hospital_id
+    if bound is not None and any(hospital_id != bound for hospital_id in hospital_ids):
+        raise SlotrushError(Code.FORBIDDEN, "this token is bound to another hospital")
+
+
+def platform(request: web.Request) -> Principal:
     """The platform administrator only (a hospital administrator's token is refused)."""
-    if not principal(request).admin:
-        raise SlotrushError(Code.FORBIDDEN, "this endpoint needs an admin token")
+    who = principal(request)
+    if not who.admin:
+        raise SlotrushError(Code.FORBIDDEN, "this endpoint needs the platform administrator")
+    return who

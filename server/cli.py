@@ -141,6 +141,7 @@ def _positive(text: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from core.ratelimit import parse_limit
+    from server.cors import parse_origins
     from server.runner import ServeOptions, serve
     from strategies import strategy_class
 
@@ -150,6 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
         strategy_class(settings.strategy)
         parse_limit(settings.rate_limit_patient)
         parse_limit(settings.rate_limit_address)
+        parse_origins(settings.cors_origins)
     except (ValueError, ImportError) as exc:
         raise CliError(str(exc)) from None
     settings = _with_token_key(settings, dev=args.dev)

@@ -24,6 +24,7 @@ from core.profiles import PatientTags, Profile
 from core.records import BookingRecord
 from server import shapes
 from server.shapes import analytics as analytics_shapes
+from server.shapes import browsing as browsing_shapes
 from server.shapes import hospitals as hospital_shapes
 from server.shapes import profiles as profile_shapes
 from server.shapes import records as record_shapes
@@ -86,6 +87,16 @@ def hospital_out(h: hospitals.Hospital) -> hospital_shapes.Hospital:
         cancel_cutoff_minutes=h.cancel_cutoff_minutes,
         payment_window_minutes=h.payment_window_minutes,
         webhook_url=h.webhook_url,
+    )
+
+
+def public_hospital_out(h: hospitals.Hospital) -> browsing_shapes.PublicHospital:
+    return browsing_shapes.PublicHospital(
+        id=h.id,
+        name=h.name,
+        timezone=h.timezone,
+        cancel_cutoff_minutes=h.cancel_cutoff_minutes,
+        payment_window_minutes=h.payment_window_minutes,
     )
 
 

@@ -18,7 +18,7 @@ import msgspec
 from core.domain import Code
 from server import shapes
 from server.problems import ALL_PROBLEMS, PROBLEM_JSON, HttpCode
-from server.route import Route
+from server.route import Access, Route
 from server.validation import MAX_BODY_BYTES
 
 _INT: Final = {"type": "integer"}
@@ -41,6 +41,14 @@ IDEMPOTENCY_KEY: Final = {
     "required": False,
     "description": "A repeat with the same key and patient returns the first booking.",
     "schema": shapes.schema(shapes.IdempotencyKey),
+}
+
+IF_NONE_MATCH: Final = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of an earlier answer: 304 without a body while it is current.",
+    "schema": {"type": "string"},
 }
 
 _ALL_CODES: Final[dict[str, int]] = {code: status for code, (status, _) in ALL_PROBLEMS.items()}
@@ -75,6 +83,22 @@ def ok(status: int, description: str, schema: Any) -> dict[str, Any]:
     if schema is not None:
         response["content"] = _json(schema)
     return {str(status): response}
+
+
+def ok_cached(description: str, schema: Any) -> dict[str, Any]:
+    """200 with an ETag and a Cache-Control, and 304 for a request naming that ETag (see
+    server.caching); the operation takes IF_NONE_MATCH."""
+    headers = {
+        "ETag": {"description": "A strong hash of the body.", "schema": {"type": "string"}},
+        "Cache-Control": {
+            "description": "Who may keep it, how long.",
+            "schema": {"type": "string"},
+        },
+    }
+    return {
+        "200": {"description": description, "headers": headers, "content": _json(schema)},
+        "304": {"description": "Not modified: If-None-Match named the current ETag."},
+    }
 
 
 def json_body(schema: Any) -> dict[str, Any]:
@@ -121,6 +145,11 @@ def build_document(
     used: dict[type[msgspec.Struct], None] = {}
     for route in routes:
         operation = {"operationId": route.name, **route.operation}
+        operation["description"] = " ".join(
+            (f"Who may call: {route.access.value}.", operation.get("description", ""))
+        ).strip()
+        if route.access is Access.PUBLIC:
+            operation["security"] = []
         parameters = [_path_parameter(p) for p in re.findall(r"\{(\w+)\}", route.path)]
         operation["parameters"] = parameters + operation.get("parameters", [])
         operation["responses"] = {**_EVERYWHERE, **operation["responses"]}
@@ -138,7 +167,12 @@ def build_document(
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": "patients"}, {"name": "admin"}, {"name": "operations"}],
+        "tags": [
+            {"name": "patients"},
+            {"name": "admin"},
+            {"name": "browsing"},
+            {"name": "operations"},
+        ],
         "paths": paths,
         "components": {
             # Answers of no operation: a path that names no route, a method it does not serve.

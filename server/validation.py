@@ -49,6 +49,7 @@ _TAGS_IN: Final = msgspec.json.Decoder(profile_shapes.TagsIn)
 _SERIAL: Final = re.compile(shapes.SERIAL_PATTERN)
 _ENTITY_ID: Final = re.compile(shapes.ID_PATTERN)
 _IDEMPOTENCY_KEY: Final = re.compile(shapes.IDEMPOTENCY_KEY_PATTERN)
+_PAGINATION: Final = frozenset(field.name for field in msgspec.structs.fields(shapes.PageQuery))
 # "<what went wrong> - at `$.schedules[3]`"; the path is absent at the top level.
 _PATH: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _MISSING: Final = re.compile(r"Object missing required field `(?P<name>\w+)`")
@@ -185,10 +186,22 @@ def query(raw: MultiMapping[str], shape: type[S]) -> S:
         raise invalid(_detail(str(exc), "the query")) from None
 
 
-def schedule_filters(raw: MultiMapping[str]) -> dict[str, Any]:
-    """Keyword arguments of BookingService.list_schedules from the query string."""
-    filters = query(raw, shapes.ScheduleFilters)
-    return {k: v for k, v in msgspec.structs.asdict(filters).items() if v is not msgspec.UNSET}
+def filters_of(page_query: shapes.PageQuery) -> dict[str, Any]:
+    """The filters a list query sets, without its pagination."""
+    return {
+        name: value
+        for name, value in msgspec.structs.asdict(page_query).items()
+        if value is not msgspec.UNSET and name not in _PAGINATION
+    }
+
+
+def schedule_query(filters: shapes.ScheduleFilters, within: str | None) -> domain.ScheduleQuery:
+    """The filters of a schedule list; `within`: the one hospital the caller may see (its
+    hospital_id filter, if any, has been checked to be that one)."""
+    given = filters_of(filters)
+    if within is not None:
+        given["hospital_id"] = within
+    return domain.ScheduleQuery(**given)
 
 
 def tags_hospital(raw: MultiMapping[str]) -> str:

@@ -15,7 +15,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.booking import BookingService
-from core.domain import BookingStatus, Code, Period, Schedule, ScheduleIn, ScheduleStatus
+from core.domain import (
+    BookingStatus,
+    Code,
+    Period,
+    Schedule,
+    ScheduleIn,
+    ScheduleQuery,
+    ScheduleStatus,
+)
 from core.errors import SlotrushError
 from core.hospitals import Hospital
 from core.localtime import visit_starts_at
@@ -153,8 +161,12 @@ async def test_a_schedule_closes_at_midnight_in_its_hospital(
     clock.move_to(utc(2031, 6, 1, 16, 0))  # the next day in Shanghai, still June 1st in UTC
     assert (await refusal(service.book("bob", sid)))[0] is Code.SCHEDULE_CLOSED
     assert (await service.schedule_view(sid)).status is ScheduleStatus.CLOSED
-    (listed,) = await service.list_schedules(hospital_id=shanghai)
+    (listed,) = (await service.schedule_page(ScheduleQuery(hospital_id=shanghai))).items
     assert listed.status is ScheduleStatus.CLOSED
+    closed = ScheduleQuery(hospital_id=shanghai, status=ScheduleStatus.CLOSED)
+    assert [v.schedule.id for v in (await service.schedule_page(closed)).items] == [sid]
+    still_open = ScheduleQuery(hospital_id=shanghai, status=ScheduleStatus.OPEN)
+    assert (await service.schedule_page(still_open)).items == []
 
 
 async def test_a_visit_date_past_in_the_hospital_is_refused(

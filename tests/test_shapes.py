@@ -26,6 +26,7 @@ from server.encoding import (
     doctor_out,
     dumps,
     hospital_out,
+    public_hospital_out,
     rules_out,
     schedule_out,
 )
@@ -33,6 +34,7 @@ from server.endpoints import ROUTES
 from server.fastpath import sold_out_response
 from server.openapi import build_document
 from server.problems import ALL_PROBLEMS, problem_body
+from server.shapes import browsing as browsing_shapes
 from server.shapes import hospitals as hospital_shapes
 
 NOW = dt.datetime(2031, 1, 1, 8, 30, 0, 250_000, tzinfo=dt.UTC)
@@ -67,7 +69,10 @@ def _booking(cancelled_at: dt.datetime | None) -> Booking:
 
 ANSWERS: list[tuple[Any, type[msgspec.Struct]]] = [
     (shapes.BookingEnvelope(booking=booking_out(_booking(None))), shapes.BookingEnvelope),
-    (shapes.BookingList(bookings=[booking_out(_booking(NOW))]), shapes.BookingList),
+    (
+        shapes.BookingPage(bookings=[booking_out(_booking(NOW))], next_cursor="abc"),
+        shapes.BookingPage,
+    ),
     (
         shapes.ScheduleList(
             schedules=[schedule_out(ScheduleView(SCHEDULE, 0, ScheduleStatus.SOLD_OUT))]
@@ -89,6 +94,10 @@ ANSWERS: list[tuple[Any, type[msgspec.Struct]]] = [
             )
         ),
         hospital_shapes.Hospital,
+    ),
+    (
+        public_hospital_out(Hospital("h1", "St. Mary's", "Asia/Shanghai")),
+        browsing_shapes.PublicHospital,
     ),
     (department_out(Department("h1", "cardiology", "心内科")), hospital_shapes.Department),
     (doctor_out(Doctor("h1", "dr.lee", "Lee", None, "", 0)), hospital_shapes.Doctor),

@@ -103,3 +103,31 @@ SELECT EXISTS (
       AND ($3::text IS NULL OR b.department_id = $3)
       AND ($4::text IS NULL OR s.doctor_id = $4)
 );
+
+-- name: list_hospitals
+-- One page of the hospitals that are not deleted, in id order after $1.
+SELECT id, coalesce(name, id) AS name, timezone, settle_at, cancel_cutoff_minutes,
+       payment_window_minutes, webhook_url
+FROM hospitals
+WHERE deleted_at IS NULL AND ($1::text IS NULL OR id > $1)
+ORDER BY id
+LIMIT $2;
+
+-- name: list_departments
+-- One page of a hospital's departments that are not deleted, in id order after $2.
+SELECT hospital_id, id, coalesce(name, id) AS name
+FROM departments
+WHERE hospital_id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR id > $2)
+ORDER BY id
+LIMIT $3;
+
+-- name: list_doctors
+-- One page of a hospital's doctors that are not deleted (of one department, if $2), in id
+-- order after $3.
+SELECT hospital_id, id, coalesce(name, id) AS name, title, department_id, fee_cents
+FROM doctors
+WHERE hospital_id = $1 AND deleted_at IS NULL
+  AND ($2::text IS NULL OR department_id = $2)
+  AND ($3::text IS NULL OR id > $3)
+ORDER BY id
+LIMIT $4;

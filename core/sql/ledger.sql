@@ -31,6 +31,8 @@ SELECT id, hospital_id, department_id, doctor_id, visit_date, period, capacity, 
 FROM schedules WHERE id = $1;
 
 -- name: list_schedules
+-- One page of schedules after the id $9 (keyset pagination in id order); every filter is
+-- optional. A hospital administrator's list always carries its hospital ($1).
 SELECT s.id, s.hospital_id, s.department_id, s.doctor_id, s.visit_date, s.period, s.capacity,
        s.fee_cents, s.opens_at,
        (SELECT count(*) FROM schedule_numbers n
@@ -40,8 +42,12 @@ WHERE ($1::text IS NULL OR s.hospital_id = $1)
   AND ($2::text IS NULL OR s.department_id = $2)
   AND ($3::text IS NULL OR s.doctor_id = $3)
   AND ($4::date IS NULL OR s.visit_date = $4)
+  AND ($5::date IS NULL OR s.visit_date >= $5)
+  AND ($6::date IS NULL OR s.visit_date <= $6)
+  AND ($7::text IS NULL OR s.period = $7)
+  AND ($8::bigint IS NULL OR s.id > $8)
 ORDER BY s.id
-LIMIT $5;
+LIMIT $9;
 
 -- name: remaining
 SELECT count(*) FROM schedule_numbers WHERE schedule_id = $1 AND booking_id IS NULL;
@@ -128,7 +134,11 @@ SELECT * FROM bookings WHERE request_id = $1;
 SELECT * FROM bookings WHERE patient_id = $1 AND idempotency_key = $2;
 
 -- name: list_patient_bookings
-SELECT * FROM bookings WHERE patient_id = $1 ORDER BY id DESC LIMIT 1000;
+-- One page of a patient's bookings, newest first, before the id $2.
+SELECT * FROM bookings
+WHERE patient_id = $1 AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC
+LIMIT $3;
 
 -- name: cancel_booking
 -- Marks the booking cancelled and frees its number, in one statement.
@@ -142,27 +152,31 @@ WITH b AS (
 SELECT * FROM b;
 
 -- name: audit_schedules
+-- Every hospital's schedules ($1 NULL, the platform), or one hospital's.
 SELECT s.id, s.capacity,
        count(b.id) AS booked
 FROM schedules s
 LEFT JOIN bookings b ON b.schedule_id = s.id AND b.status = 'booked'
+WHERE $1::text IS NULL OR s.hospital_id = $1
 GROUP BY s.id
 ORDER BY s.id;
 
 -- name: audit_duplicates
+-- Every hospital's bookings ($1 NULL, the platform), or one hospital's.
+WITH held AS (
+    SELECT * FROM bookings WHERE status = 'booked' AND ($1::text IS NULL OR hospital_id = $1)
+)
 SELECT
-    (SELECT count(*) FROM (SELECT 1 FROM bookings WHERE status = 'booked'
+    (SELECT count(*) FROM (SELECT 1 FROM held
         GROUP BY schedule_id, number HAVING count(*) > 1) d) AS duplicate_numbers,
-    (SELECT count(*) FROM (SELECT 1 FROM bookings WHERE status = 'booked'
+    (SELECT count(*) FROM (SELECT 1 FROM held
         GROUP BY schedule_id, patient_id HAVING count(*) > 1) d) AS duplicate_patients,
     (SELECT count(*) FROM (
-        SELECT 1 FROM bookings b LEFT JOIN hospitals h ON h.id = b.hospital_id
-        WHERE b.status = 'booked'
+        SELECT 1 FROM held b LEFT JOIN hospitals h ON h.id = b.hospital_id
         GROUP BY b.patient_id, b.hospital_id, b.visit_date, h.max_per_day
         HAVING count(*) > coalesce(h.max_per_day, 2)) d)
     + (SELECT count(*) FROM (
-        SELECT 1 FROM bookings b LEFT JOIN hospitals h ON h.id = b.hospital_id
-        WHERE b.status = 'booked'
+        SELECT 1 FROM held b LEFT JOIN hospitals h ON h.id = b.hospital_id
         GROUP BY b.patient_id, b.hospital_id, b.visit_date, b.department_id,
                  h.max_per_department_per_day
         HAVING count(*) > coalesce(h.max_per_department_per_day, 1)) d) AS limit_violations;

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Final
 
-from server.endpoints import admin, analytics, hospitals, operations, patients, profiles, records
+from server.endpoints import (
+    admin,
+    analytics,
+    browsing,
+    hospitals,
+    operations,
+    patients,
+    profiles,
+    records,
+)
 from server.route import Route
 
 # The hottest route (booking) first: the router tries routes sharing a prefix in order.
@@ -19,5 +28,6 @@ ROUTES: Final[tuple[Route, ...]] = (
     *profiles.ROUTES,
     *records.ROUTES,
     *analytics.ROUTES,
+    *browsing.ROUTES,
     *operations.ROUTES,
 )

@@ -1,4 +1,5 @@
-"""The platform administrator: schedules, a hospital's rules and blacklist, the audit.
+"""Administrators: schedules, a hospital's rules and blacklist, the audit. The platform
+administrator reaches every hospital, a hospital's administrator its own only (Access.STAFF).
 
 Hospitals, departments and doctors as resources are in server.endpoints.hospitals.
 """
@@ -13,37 +14,39 @@ from core.domain import Code
 from server import auth, shapes
 from server import validation as parse
 from server.appkeys import HOSPITALS, SERVICE
+from server.caching import Caching, cached_json
 from server.encoding import audit_out, json_response, rules_out, schedule_out
-from server.openapi import ADMIN, BODY, errors, json_body, ok
-from server.route import Route
+from server.openapi import ADMIN, BODY, IF_NONE_MATCH, errors, json_body, ok, ok_cached
+from server.route import Access, Route
 
 
 async def create_schedules(request: web.Request) -> web.Response:
-    auth.admin(request)
+    who = auth.staff(request)
     # A batch of up to 10,000 schedules is larger than the 64 KiB every other body gets.
     raw = await request.clone(client_max_size=parse.MAX_BATCH_BODY_BYTES).read()
-    views = await request.app[SERVICE].create_schedules(parse.schedules_in(raw))
+    items = parse.schedules_in(raw)
+    # A hospital's administrator creates its own hospital's schedules: every one of a batch.
+    auth.confine(who, *{item.hospital_id for item in items})
+    views = await request.app[SERVICE].create_schedules(items)
     created = shapes.ScheduleList(schedules=[schedule_out(v) for v in views])
     return json_response(created, status=201)
 
 
 async def put_rules(request: web.Request) -> web.Response:
-    auth.admin(request)
-    hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
+    hospital_id = auth.staff_hospital(request)
     rules = parse.rules(await request.read())
     stored = await request.app[SERVICE].put_rules(hospital_id, rules)
     return json_response(rules_out(stored))
 
 
 async def get_rules(request: web.Request) -> web.Response:
-    auth.admin(request)
-    hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
-    return json_response(rules_out(await request.app[HOSPITALS].rules(hospital_id)))
+    hospital_id = auth.staff_hospital(request)
+    rules = await request.app[HOSPITALS].rules(hospital_id)
+    return cached_json(request, rules_out(rules), Caching.PERSONAL)
 
 
 async def put_blacklist(request: web.Request) -> web.Response:
-    auth.admin(request)
-    hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
+    hospital_id = auth.staff_hospital(request)
     patient_id = parse.entity_id(request.match_info["patient_id"], "patient_id")
     until = parse.blacklist_until(await request.read())
     await request.app[SERVICE].put_blacklist(hospital_id, patient_id, until)
@@ -53,16 +56,17 @@ async def put_blacklist(request: web.Request) -> web.Response:
 
 
 async def delete_blacklist(request: web.Request) -> web.Response:
-    auth.admin(request)
-    hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
+    hospital_id = auth.staff_hospital(request)
     patient_id = parse.entity_id(request.match_info["patient_id"], "patient_id")
     await request.app[SERVICE].delete_blacklist(hospital_id, patient_id)
     return web.Response(status=204)
 
 
 async def audit(request: web.Request) -> web.Response:
-    auth.admin(request)
-    return json_response(audit_out(await request.app[SERVICE].audit()))
+    # A hospital's administrator audits its own hospital; the platform every hospital.
+    who = auth.staff(request)
+    audited = await request.app[SERVICE].audit(who.hospital_id)
+    return cached_json(request, audit_out(audited), Caching.PERSONAL)
 
 
 ROUTES: Final[tuple[Route, ...]] = (
@@ -81,6 +85,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(*BODY, *ADMIN),
             },
         },
+        access=Access.STAFF,
     ),
     Route(
         "PUT",
@@ -96,6 +101,7 @@ ROUTES: Final[tuple[Route, ...]] = (
             "requestBody": json_body(shapes.Rules),
             "responses": {**ok(200, "The rules", shapes.Rules), **errors(*BODY, *ADMIN)},
         },
+        access=Access.STAFF,
     ),
     Route(
         "GET",
@@ -105,11 +111,13 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["admin"],
             "summary": "A hospital's rules (an extension of v1).",
+            "parameters": [IF_NONE_MATCH],
             "responses": {
-                **ok(200, "The rules", shapes.Rules),
+                **ok_cached("The rules", shapes.Rules),
                 **errors(Code.INVALID_REQUEST, Code.HOSPITAL_NOT_FOUND, *ADMIN),
             },
         },
+        access=Access.STAFF,
     ),
     Route(
         "PUT",
@@ -125,6 +133,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(*BODY, *ADMIN),
             },
         },
+        access=Access.STAFF,
     ),
     Route(
         "DELETE",
@@ -139,6 +148,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(Code.INVALID_REQUEST, *ADMIN),
             },
         },
+        access=Access.STAFF,
     ),
     Route(
         "GET",
@@ -148,7 +158,10 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["admin"],
             "summary": "The invariants of API.md, counted in PostgreSQL.",
-            "responses": {**ok(200, "The audit", shapes.Audit), **errors(*ADMIN)},
+            "description": "A hospital administrator's audit counts its own hospital only.",
+            "parameters": [IF_NONE_MATCH],
+            "responses": {**ok_cached("The audit", shapes.Audit), **errors(*ADMIN)},
         },
+        access=Access.STAFF,
     ),
 )

@@ -16,13 +16,12 @@ from server import validation as parse
 from server.appkeys import STORES
 from server.encoding import analytics_out, json_response
 from server.openapi import ADMIN, errors, ok, query_parameters
-from server.route import Route
+from server.route import Access, Route
 from server.shapes import analytics as shapes
 
 
 async def get_analytics(request: web.Request) -> web.Response:
-    auth.admin(request)
-    hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
+    hospital_id = auth.staff_hospital(request)
     group_by, first_visit, last_visit = parse.analytics_query(request.query)
     groups = await analytics.outcomes(
         request.app[STORES].pg, hospital_id, group_by, first_visit, last_visit
@@ -50,5 +49,6 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(Code.INVALID_REQUEST, *ADMIN),
             },
         },
+        access=Access.STAFF,
     ),
 )

@@ -1,6 +1,7 @@
-"""Hospitals, departments and doctors as resources of the platform administrator (API.md 1.1,
+"""Hospitals, departments and doctors as resources of administrators (API.md 1.1,
 Management): PUT creates or replaces, GET reads, DELETE deletes unless bookings hold numbers
-of it from today on (`in_use`). The service is core.hospitals.
+of it from today on (`in_use`). A hospital's administrator manages its own hospital's, but
+only the platform deletes a hospital. The service is core.hospitals.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from core.domain import Code
 from server import auth
 from server import validation as parse
 from server.appkeys import HOSPITALS
+from server.caching import Caching, cached_json
 from server.encoding import department_out, doctor_out, hospital_out, json_response
-from server.openapi import ADMIN, BODY, errors, json_body, ok
-from server.route import Route
+from server.openapi import ADMIN, BODY, IF_NONE_MATCH, errors, json_body, ok, ok_cached
+from server.route import Access, Route
 from server.shapes import hospitals as hospital_shapes
 
 HOSPITAL_PATH: Final = "/v1/admin/hospitals/{hospital_id}"
@@ -29,68 +31,61 @@ def _id(request: web.Request, name: str) -> str:
 
 
 async def put_hospital(request: web.Request) -> web.Response:
-    auth.admin(request)
-    hospital = parse.hospital_in(await request.read(), _id(request, "hospital_id"))
+    hospital_id = auth.staff_hospital(request)
+    hospital = parse.hospital_in(await request.read(), hospital_id)
     return json_response(hospital_out(await request.app[HOSPITALS].put_hospital(hospital)))
 
 
 async def get_hospital(request: web.Request) -> web.Response:
-    auth.admin(request)
-    hospital = await request.app[HOSPITALS].hospital(_id(request, "hospital_id"))
-    return json_response(hospital_out(hospital))
+    hospital = await request.app[HOSPITALS].hospital(auth.staff_hospital(request))
+    return cached_json(request, hospital_out(hospital), Caching.PERSONAL)
 
 
 async def delete_hospital(request: web.Request) -> web.Response:
-    auth.admin(request)
+    auth.platform(request)
     await request.app[HOSPITALS].delete_hospital(_id(request, "hospital_id"))
     return web.Response(status=204)
 
 
 async def put_department(request: web.Request) -> web.Response:
-    auth.admin(request)
+    hospital_id = auth.staff_hospital(request)
     department = parse.department_in(
-        await request.read(), _id(request, "hospital_id"), _id(request, "department_id")
+        await request.read(), hospital_id, _id(request, "department_id")
     )
     stored = await request.app[HOSPITALS].put_department(department)
     return json_response(department_out(stored))
 
 
 async def get_department(request: web.Request) -> web.Response:
-    auth.admin(request)
     department = await request.app[HOSPITALS].department(
-        _id(request, "hospital_id"), _id(request, "department_id")
+        auth.staff_hospital(request), _id(request, "department_id")
     )
-    return json_response(department_out(department))
+    return cached_json(request, department_out(department), Caching.PERSONAL)
 
 
 async def delete_department(request: web.Request) -> web.Response:
-    auth.admin(request)
     await request.app[HOSPITALS].delete_department(
-        _id(request, "hospital_id"), _id(request, "department_id")
+        auth.staff_hospital(request), _id(request, "department_id")
     )
     return web.Response(status=204)
 
 
 async def put_doctor(request: web.Request) -> web.Response:
-    auth.admin(request)
-    doctor = parse.doctor_in(
-        await request.read(), _id(request, "hospital_id"), _id(request, "doctor_id")
-    )
+    hospital_id = auth.staff_hospital(request)
+    doctor = parse.doctor_in(await request.read(), hospital_id, _id(request, "doctor_id"))
     return json_response(doctor_out(await request.app[HOSPITALS].put_doctor(doctor)))
 
 
 async def get_doctor(request: web.Request) -> web.Response:
-    auth.admin(request)
     doctor = await request.app[HOSPITALS].doctor(
-        _id(request, "hospital_id"), _id(request, "doctor_id")
+        auth.staff_hospital(request), _id(request, "doctor_id")
     )
-    return json_response(doctor_out(doctor))
+    return cached_json(request, doctor_out(doctor), Caching.PERSONAL)
 
 
 async def delete_doctor(request: web.Request) -> web.Response:
-    auth.admin(request)
     await request.app[HOSPITALS].delete_doctor(
-        _id(request, "hospital_id"), _id(request, "doctor_id")
+        auth.staff_hospital(request), _id(request, "doctor_id")
     )
     return web.Response(status=204)
 
@@ -104,9 +99,11 @@ def _resource(
     *,
     missing: tuple[Code, ...],
     put_missing: tuple[Code, ...],
+    delete_access: Access = Access.STAFF,
 ) -> tuple[Route, Route, Route]:
-    """PUT, GET and DELETE of one resource. `missing`: the 404s of its path; `put_missing`:
-    those a PUT can meet (a parent, or what its body names)."""
+    """PUT, GET and DELETE of one resource, for the platform and the hospital's own
+    administrator (DELETE: `delete_access`). `missing`: the 404s of its path;
+    `put_missing`: those a PUT can meet (a parent, or what its body names)."""
     put, get, delete = handlers
     name = noun.capitalize()
     tags = ["admin"]
@@ -125,6 +122,7 @@ def _resource(
                     **errors(*BODY, *put_missing, *ADMIN),
                 },
             },
+            access=Access.STAFF,
         ),
         Route(
             "GET",
@@ -134,11 +132,13 @@ def _resource(
             {
                 "tags": tags,
                 "summary": f"One {noun}.",
+                "parameters": [IF_NONE_MATCH],
                 "responses": {
-                    **ok(200, f"The {noun}", shape_out),
+                    **ok_cached(f"The {noun}", shape_out),
                     **errors(Code.INVALID_REQUEST, *missing, *ADMIN),
                 },
             },
+            access=Access.STAFF,
         ),
         Route(
             "DELETE",
@@ -156,6 +156,7 @@ def _resource(
                     **errors(Code.INVALID_REQUEST, *missing, Code.IN_USE, *ADMIN),
                 },
             },
+            access=delete_access,
         ),
     )
 
@@ -169,6 +170,8 @@ ROUTES: Final[tuple[Route, ...]] = (
         hospital_shapes.Hospital,
         missing=(Code.HOSPITAL_NOT_FOUND,),
         put_missing=(),
+        # Taking a hospital off the platform is the platform's decision.
+        delete_access=Access.PLATFORM,
     ),
     *_resource(
         DEPARTMENT_PATH,

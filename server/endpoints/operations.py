@@ -12,7 +12,7 @@ from server.appkeys import METRICS_REGISTRY, OPENAPI_JSON
 from server.health import health
 from server.metrics import CONTENT_TYPE, render
 from server.openapi import errors, ok
-from server.route import Route
+from server.route import Access, Route
 
 _CEILING_BODY: Final = b"ok"
 _CEILING_HEADERS: Final = {hdrs.CONTENT_TYPE: "text/plain"}
@@ -47,9 +47,9 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["operations"],
             "summary": "Whether Redis and PostgreSQL answer.",
-            "security": [],
             "responses": {**ok(200, "Healthy", shapes.Health), **errors(Code.BUSY)},
         },
+        access=Access.PUBLIC,
     ),
     Route(
         "GET",
@@ -59,7 +59,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["operations"],
             "summary": "Prometheus metrics of every worker process.",
-            "security": [],
             "responses": {
                 "200": {
                     "description": "Prometheus text format",
@@ -67,6 +66,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 }
             },
         },
+        access=Access.PUBLIC,
     ),
     Route(
         "GET",
@@ -76,9 +76,9 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["operations"],
             "summary": "This document.",
-            "security": [],
             "responses": ok(200, "OpenAPI 3.1", {"type": "object"}),
         },
+        access=Access.PUBLIC,
     ),
     Route(
         "GET",
@@ -88,7 +88,6 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["operations"],
             "summary": "A constant answer with no I/O: the server's ceiling, for benchmarks.",
-            "security": [],
             "responses": {
                 "200": {
                     "description": "Always `ok`",
@@ -96,5 +95,6 @@ ROUTES: Final[tuple[Route, ...]] = (
                 }
             },
         },
+        access=Access.PUBLIC,
     ),
 )

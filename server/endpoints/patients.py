@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Final
 
 from aiohttp import web
+from msgspec import UNSET
 
 from core.domain import Code
 from core.errors import SlotrushError
 from server import auth, shapes
 from server import validation as parse
 from server.appkeys import ADMISSION, SERVICE, SOLD_OUT
+from server.caching import Caching, cached_json
+from server.cursors import page_request
 from server.encoding import booking_out, json_response, schedule_out
 from server.fastpath import sold_out_response
 from server.openapi import (
@@ -22,11 +25,13 @@ from server.openapi import (
     BODY,
     EMPTY_BODY,
     IDEMPOTENCY_KEY,
+    IF_NONE_MATCH,
     errors,
     ok,
+    ok_cached,
     query_parameters,
 )
-from server.route import Route
+from server.route import Access, Route
 
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 BOOKING_REFUSALS: Final = (
@@ -47,16 +52,25 @@ async def _empty_body(request: web.Request) -> None:
 
 
 async def list_schedules(request: web.Request) -> web.Response:
-    await auth.reader(request)
-    filters = parse.schedule_filters(request.query)
-    views = await request.app[SERVICE].list_schedules(**filters)
-    return json_response(shapes.ScheduleList(schedules=[schedule_out(v) for v in views]))
+    who = await auth.reader(request)
+    filters = parse.query(request.query, shapes.ScheduleFilters)
+    if filters.hospital_id is not UNSET:
+        auth.confine(who, filters.hospital_id)
+    paging = page_request("listSchedules", filters, int)
+    page = await request.app[SERVICE].schedule_page(
+        parse.schedule_query(filters, who.hospital_id), after=paging.after, limit=paging.limit
+    )
+    answer = shapes.SchedulePage(
+        schedules=[schedule_out(v) for v in page.items], next_cursor=paging.next_cursor(page)
+    )
+    return cached_json(request, answer, Caching.TOKEN)
 
 
 async def get_schedule(request: web.Request) -> web.Response:
-    await auth.reader(request)
+    who = await auth.reader(request)
     schedule_id = parse.path_id(request.match_info["schedule_id"], Code.SCHEDULE_NOT_FOUND)
-    return json_response(schedule_out(await request.app[SERVICE].schedule_view(schedule_id)))
+    view = await request.app[SERVICE].schedule_view(schedule_id, within=who.hospital_id)
+    return cached_json(request, schedule_out(view), Caching.TOKEN)
 
 
 async def book(request: web.Request) -> web.Response:
@@ -89,7 +103,9 @@ async def get_booking(request: web.Request) -> web.Response:
     patient_id = await auth.patient(request)
     booking_id = parse.path_id(request.match_info["booking_id"], Code.BOOKING_NOT_FOUND)
     booking = await request.app[SERVICE].booking(patient_id, booking_id)
-    return json_response(shapes.BookingEnvelope(booking=booking_out(booking)))
+    return cached_json(
+        request, shapes.BookingEnvelope(booking=booking_out(booking)), Caching.PERSONAL
+    )
 
 
 async def cancel_booking(request: web.Request) -> web.Response:
@@ -104,8 +120,14 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 async def my_bookings(request: web.Request) -> web.Response:
     patient_id = await auth.patient(request)
-    bookings = await request.app[SERVICE].patient_bookings(patient_id)
-    return json_response(shapes.BookingList(bookings=[booking_out(b) for b in bookings]))
+    paging = page_request("listMyBookings", parse.query(request.query, shapes.PageQuery), int)
+    page = await request.app[SERVICE].patient_bookings(
+        patient_id, before=paging.after, limit=paging.limit
+    )
+    answer = shapes.BookingPage(
+        bookings=[booking_out(b) for b in page.items], next_cursor=paging.next_cursor(page)
+    )
+    return cached_json(request, answer, Caching.PERSONAL)
 
 
 ROUTES: Final[tuple[Route, ...]] = (
@@ -133,6 +155,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(*BODY, Code.SCHEDULE_NOT_FOUND, *BOOKING_REFUSALS, *AUTH),
             },
         },
+        access=Access.PATIENT,
     ),
     Route(
         "GET",
@@ -141,13 +164,18 @@ ROUTES: Final[tuple[Route, ...]] = (
         "listSchedules",
         {
             "tags": ["patients"],
-            "summary": "Schedules, filtered; at most 500.",
-            "parameters": query_parameters(shapes.ScheduleFilters),
+            "summary": "Schedules, filtered, one page at a time in id order.",
+            "description": (
+                "A hospital administrator sees its own hospital's only (naming another in "
+                "`hospital_id` is forbidden)."
+            ),
+            "parameters": [*query_parameters(shapes.ScheduleFilters), IF_NONE_MATCH],
             "responses": {
-                **ok(200, "Schedules", shapes.ScheduleList),
-                **errors(Code.INVALID_REQUEST, *AUTH),
+                **ok_cached("A page of schedules", shapes.SchedulePage),
+                **errors(Code.INVALID_REQUEST, Code.FORBIDDEN, *AUTH),
             },
         },
+        access=Access.TOKEN,
     ),
     Route(
         "GET",
@@ -157,11 +185,16 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["patients"],
             "summary": "One schedule.",
+            "description": (
+                "Another hospital's schedule is not found for a hospital administrator."
+            ),
+            "parameters": [IF_NONE_MATCH],
             "responses": {
-                **ok(200, "The schedule", shapes.Schedule),
+                **ok_cached("The schedule", shapes.Schedule),
                 **errors(Code.SCHEDULE_NOT_FOUND, *AUTH),
             },
         },
+        access=Access.TOKEN,
     ),
     Route(
         "GET",
@@ -171,11 +204,13 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["patients"],
             "summary": "One of the caller's bookings.",
+            "parameters": [IF_NONE_MATCH],
             "responses": {
-                **ok(200, "The booking", shapes.BookingEnvelope),
+                **ok_cached("The booking", shapes.BookingEnvelope),
                 **errors(Code.BOOKING_NOT_FOUND, *AUTH),
             },
         },
+        access=Access.PATIENT,
     ),
     Route(
         "POST",
@@ -191,6 +226,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(*BODY, Code.BOOKING_NOT_FOUND, Code.CANCEL_WINDOW_CLOSED, *AUTH),
             },
         },
+        access=Access.PATIENT,
     ),
     Route(
         "GET",
@@ -199,11 +235,13 @@ ROUTES: Final[tuple[Route, ...]] = (
         "listMyBookings",
         {
             "tags": ["patients"],
-            "summary": "The caller's bookings.",
+            "summary": "The caller's bookings, newest first, one page at a time.",
+            "parameters": [*query_parameters(shapes.PageQuery), IF_NONE_MATCH],
             "responses": {
-                **ok(200, "Bookings", shapes.BookingList),
-                **errors(*AUTH),
+                **ok_cached("A page of bookings", shapes.BookingPage),
+                **errors(Code.INVALID_REQUEST, *AUTH),
             },
         },
+        access=Access.PATIENT,
     ),
 )

@@ -19,7 +19,7 @@ from server import validation as parse
 from server.appkeys import STORES
 from server.encoding import json_response, profile_out, tags_out
 from server.openapi import ADMIN, AUTH, BODY, errors, json_body, ok, query_parameters
-from server.route import Route
+from server.route import Access, Route
 from server.shapes import profiles as shapes
 
 
@@ -37,8 +37,9 @@ async def get_profile(request: web.Request) -> web.Response:
 
 
 async def put_tags(request: web.Request) -> web.Response:
-    auth.admin(request)
+    who = auth.staff(request)
     hospital_id = parse.tags_hospital(request.query)
+    auth.confine(who, hospital_id)
     patient_id = parse.entity_id(request.match_info["patient_id"], "patient_id")
     tags = parse.tags_in(await request.read())
     stored = await profiles.put_tags(request.app[STORES].pg, hospital_id, patient_id, tags)
@@ -46,8 +47,9 @@ async def put_tags(request: web.Request) -> web.Response:
 
 
 async def get_tags(request: web.Request) -> web.Response:
-    auth.admin(request)
+    who = auth.staff(request)
     hospital_id = parse.tags_hospital(request.query)
+    auth.confine(who, hospital_id)
     patient_id = parse.entity_id(request.match_info["patient_id"], "patient_id")
     found = await profiles.get_tags(request.app[STORES].pg, hospital_id, patient_id)
     return json_response(tags_out(found))
@@ -70,6 +72,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(*BODY, *AUTH, Code.FORBIDDEN),
             },
         },
+        access=Access.PATIENT,
     ),
     Route(
         "GET",
@@ -84,6 +87,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(Code.PROFILE_NOT_FOUND, *AUTH, Code.FORBIDDEN),
             },
         },
+        access=Access.PATIENT,
     ),
     Route(
         "PUT",
@@ -100,6 +104,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(*BODY, *ADMIN),
             },
         },
+        access=Access.STAFF,
     ),
     Route(
         "GET",
@@ -115,5 +120,6 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(Code.INVALID_REQUEST, *ADMIN),
             },
         },
+        access=Access.STAFF,
     ),
 )

@@ -19,15 +19,14 @@ from server import validation as parse
 from server.appkeys import STORES
 from server.encoding import json_response, record_out
 from server.openapi import ADMIN, errors, query_parameters
-from server.route import Route
+from server.route import Access, Route
 from server.shapes import records as shapes
 
 _PAGING: Final = ("limit", "cursor")
 
 
 async def list_bookings(request: web.Request) -> web.StreamResponse:
-    auth.admin(request)
-    hospital_id = parse.entity_id(request.match_info["hospital_id"], "hospital_id")
+    hospital_id = auth.staff_hospital(request)
     where, after, limit = parse.records_query(request.query, hospital_id)
     pool = request.app[STORES].pg
     if csv_export.wants_csv(request):
@@ -74,5 +73,6 @@ ROUTES: Final[tuple[Route, ...]] = (
                 **errors(Code.INVALID_REQUEST, *ADMIN),
             },
         },
+        access=Access.STAFF,
     ),
 )

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from core import domain
+from core import domain, paging
 from core.domain import BookingStatus, Period, ScheduleStatus
 
 MAX_BATCH: Final = 10_000
@@ -35,6 +35,7 @@ TIME_PATTERN: Final = (
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
 )
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[ -~]{1,128}\Z"
+CURSOR_PATTERN: Final = r"^[A-Za-z0-9_-]{1,1024}\Z"
 REF_TEMPLATE: Final = "#/components/schemas/{name}"
 _PYTHON_END: Final = re.compile(r"\\Z$")
 
@@ -55,6 +56,22 @@ CutoffMinutes = Annotated[
         le=domain.MAX_CANCEL_CUTOFF_MINUTES,
         description="Cancelling closes this many minutes before the visit starts; 0: never.",
     ),
+]
+
+# Pagination (API.md 1.1: every list is cursor-paginated).
+Limit = Annotated[
+    int, Meta(ge=1, le=paging.MAX_LIMIT, description="Rows per page, at most this many.")
+]
+Cursor = Annotated[
+    str,
+    Meta(
+        pattern=CURSOR_PATTERN,
+        description="The `next_cursor` of the page before, as it came: opaque.",
+    ),
+]
+NextCursor = Annotated[
+    str | None,
+    Meta(description="Pass as `cursor` for the next page; null: this is the last page."),
 ]
 
 _DEFAULT_RULES: Final = domain.Rules()
@@ -104,8 +121,16 @@ class BlacklistIn(Shape):
     until: Time
 
 
-class ScheduleFilters(Shape):
-    """The query of GET /v1/schedules: every filter is optional."""
+class PageQuery(Shape):
+    """The pagination parameters every list takes."""
+
+    limit: Limit = paging.DEFAULT_LIMIT
+    cursor: Cursor | UnsetType = UNSET
+
+
+class ScheduleFilters(PageQuery):
+    """The query of GET /v1/schedules: every filter is optional; `from`, `to`, `period` and
+    `status` are extensions of v1."""
 
     hospital_id: EntityId | UnsetType = UNSET
     department_id: EntityId | UnsetType = UNSET
@@ -113,6 +138,14 @@ class ScheduleFilters(Shape):
     visit_date: Annotated[dt.date, Meta(description="Filters visit_date.")] | UnsetType = (
         msgspec.field(default=UNSET, name="date")
     )
+    visit_from: (
+        Annotated[dt.date, Meta(description="visit_date on or after this date.")] | UnsetType
+    ) = msgspec.field(default=UNSET, name="from")
+    visit_to: (
+        Annotated[dt.date, Meta(description="visit_date on or before this date.")] | UnsetType
+    ) = msgspec.field(default=UNSET, name="to")
+    period: Period | UnsetType = UNSET
+    status: ScheduleStatus | UnsetType = UNSET
 
 
 # Path parameters by name: lookup ids are canonical positive integers, the rest are HIS ids.
@@ -155,6 +188,14 @@ class ScheduleList(Shape):
     schedules: list[Schedule]
 
 
+class SchedulePage(Shape):
+    """A page of schedules in id order. A page filtered by `status` may hold fewer than
+    `limit` (even none) and still go on: follow `next_cursor` until it is null."""
+
+    schedules: list[Schedule]
+    next_cursor: NextCursor
+
+
 class Booking(Shape):
     id: Serial
     schedule_id: Serial
@@ -173,8 +214,11 @@ class BookingEnvelope(Shape):
     booking: Booking
 
 
-class BookingList(Shape):
+class BookingPage(Shape):
+    """A page of bookings, newest first."""
+
     bookings: list[Booking]
+    next_cursor: NextCursor
 
 
 class BlacklistEntry(Shape):

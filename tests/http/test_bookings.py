@@ -77,10 +77,10 @@ async def test_a_patient_sees_and_cancels_only_their_own_bookings(api: Client) -
     assert (await api.call("GET", path, token=patient_token(owner))).json["booking"] == booking
 
     own_list = await api.call("GET", "/v1/me/bookings", token=patient_token(owner))
-    assert own_list.status == 200 and own_list.json == {"bookings": [booking]}
-    own_list.shaped(shapes.BookingList)
+    assert own_list.status == 200 and own_list.json == {"bookings": [booking], "next_cursor": None}
+    own_list.shaped(shapes.BookingPage)
     other_list = await api.call("GET", "/v1/me/bookings", token=patient_token(other))
-    assert other_list.json == {"bookings": []}
+    assert other_list.json == {"bookings": [], "next_cursor": None}
 
 
 async def test_cancelling_frees_the_number_and_cancelling_again_changes_nothing(

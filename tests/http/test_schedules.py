@@ -61,7 +61,7 @@ async def test_listing_filters_by_hospital_department_doctor_and_date(api: Clien
             "GET", f"/v1/schedules?hospital_id={hospital}{query}", token=patient_token("p")
         )
         assert answer.status == 200
-        return [s.id for s in answer.shaped(shapes.ScheduleList).schedules]
+        return [s.id for s in answer.shaped(shapes.SchedulePage).schedules]
 
     assert await listed("") == ids
     assert await listed("&department_id=a") == ids[:2]
