@@ -39,3 +39,85 @@ WHERE schedule_id = $1 AND booking_id IS NULL
 ORDER BY number
 LIMIT 1
 FOR UPDATE;
+
+-- name: lock_batch
+-- pg-batched: the day locks of every patient in a batch ($4) of one schedule ($1, at
+-- hospital $2 on date $3), in one globally sorted order, then the schedule's row: the order
+-- lock_patient_day sets, so two batches (or a batch and a cancel) never wait on each other
+-- in a circle. The row lock sits above the join, so it comes after the last day lock.
+SELECT s.version
+FROM schedules s,
+     (SELECT count(pg_advisory_xact_lock(day.key)) AS held
+      FROM (SELECT DISTINCT hashtextextended(p || '/' || $2 || '/' || $3::date::text, 0) AS key
+            FROM unnest($4::text[]) AS p
+            ORDER BY key) AS day) AS days
+WHERE s.id = $1
+FOR UPDATE OF s;
+
+-- name: book_batch
+-- pg-batched, under lock_batch: judge every request of one schedule ($1, at hospital $2,
+-- department $3, date $4) by the rules of patient_day_check, give each patient's first
+-- admissible request the lowest free number left, in arrival order, and write those
+-- bookings. $5..$8 per request in arrival order: patient, request id, Idempotency-Key,
+-- verification code. One row per request, in that order: the refusal by a rule, the number
+-- offered, and the booking's columns when it was written.
+WITH rules AS (
+    SELECT coalesce(h.max_per_day, 2) AS max_per_day,
+           coalesce(h.max_per_department_per_day, 1) AS max_per_department_per_day
+    FROM (SELECT 1) AS one LEFT JOIN hospitals h ON h.id = $2
+), request AS (
+    SELECT * FROM unnest($5::text[], $6::uuid[], $7::text[], $8::text[]) WITH ORDINALITY
+        AS r(patient_id, request_id, idempotency_key, verification_code, arrival)
+), judged AS (
+    SELECT r.*, CASE
+        WHEN EXISTS (SELECT 1 FROM blacklist bl WHERE bl.hospital_id = $2
+                     AND bl.patient_id = r.patient_id AND bl.until > now())
+            THEN 'blacklisted'
+        WHEN EXISTS (SELECT 1 FROM bookings b WHERE b.schedule_id = $1
+                     AND b.patient_id = r.patient_id AND b.status = 'booked')
+            THEN 'already_booked'
+        WHEN (SELECT count(*) FROM bookings b WHERE b.patient_id = r.patient_id
+              AND b.hospital_id = $2 AND b.visit_date = $4 AND b.status = 'booked')
+             >= rules.max_per_day
+            THEN 'daily_limit'
+        WHEN (SELECT count(*) FROM bookings b WHERE b.patient_id = r.patient_id
+              AND b.hospital_id = $2 AND b.visit_date = $4 AND b.department_id = $3
+              AND b.status = 'booked') >= rules.max_per_department_per_day
+            THEN 'department_limit'
+        -- A key already written would make the insert skip the row and leave a gap.
+        WHEN EXISTS (SELECT 1 FROM bookings b WHERE b.patient_id = r.patient_id
+                     AND b.idempotency_key = r.idempotency_key)
+            THEN 'idempotency_conflict'
+    END AS refusal
+    FROM request r CROSS JOIN rules
+), placed AS (
+    -- Each patient's first admissible request takes a place in the line, by arrival.
+    SELECT arrival, row_number() OVER (ORDER BY arrival) AS place
+    FROM (SELECT DISTINCT ON (patient_id) patient_id, arrival FROM judged
+          WHERE refusal IS NULL ORDER BY patient_id, arrival) AS first
+), free AS (
+    SELECT number, row_number() OVER (ORDER BY number) AS place
+    FROM (SELECT number FROM schedule_numbers WHERE schedule_id = $1 AND booking_id IS NULL
+          ORDER BY number LIMIT cardinality($5::text[])) AS lowest
+), offered AS (
+    SELECT j.*, f.number FROM judged j JOIN placed p USING (arrival) JOIN free f USING (place)
+), written AS (
+    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
+                          number, verification_code, request_id, idempotency_key)
+    SELECT $1, o.patient_id, $2, $3, $4, o.number, o.verification_code, o.request_id,
+           o.idempotency_key
+    FROM offered o
+    -- Concurrent batches of other schedules meet in the Idempotency-Key index only: one
+    -- order for all makes any wait there one-way.
+    ORDER BY o.patient_id, o.idempotency_key
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), held AS (
+    UPDATE schedule_numbers n SET booking_id = w.id FROM written w
+    WHERE n.schedule_id = w.schedule_id AND n.number = w.number
+)
+SELECT j.refusal, o.number AS offered, w.*
+FROM judged j
+LEFT JOIN offered o USING (arrival)
+LEFT JOIN written w ON w.request_id = j.request_id
+ORDER BY j.arrival;
