@@ -24,9 +24,9 @@ from strategies.pg_pessimistic import PgPessimistic
 
 # Bounds one statement's arrays and how long the last of a batch waits for its first.
 _MAX_BATCH = 256
-# Batches of one schedule queue on its row lock anyway; a second in flight only overlaps
-# the next batch's locking with the last one's commit.
-_IN_FLIGHT_PER_SCHEDULE = 2
+# Batches of one schedule queue on its row lock anyway: one at a time per process keeps
+# them in arrival order, and the next batch gathers while the last one commits.
+_IN_FLIGHT_PER_SCHEDULE = 1
 
 Batcher = Coalescer[BookingRequest, BookResult]
 
