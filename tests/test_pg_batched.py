@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from bench.phases import PhaseResult
+from bench.summary import StrategyResult, targets
 from core.booking import BookingService
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Rules, Schedule
 from core.errors import ServiceUnavailable
@@ -221,3 +223,21 @@ async def test_batches_and_batches_in_flight_are_bounded_per_schedule(
     assert max(recorded.sizes) == 3
     assert recorded.most_at_once == pg_batched._IN_FLIGHT_PER_SCHEDULE
     assert len(batched._batchers) == 0
+
+
+def hot_phase(ratio_to_ceiling: float) -> PhaseResult:
+    return PhaseResult("hot", 1, 1, 1.0, 1.0, {}, {}, 0, [], ratio_to_ceiling=ratio_to_ceiling)
+
+
+@pytest.mark.parametrize(("batched", "met"), [(0.30, True), (0.20, False)])
+def test_the_bench_wants_three_times_pg_pessimistic_on_a_hot_schedule(
+    batched: float, met: bool
+) -> None:
+    results = [
+        StrategyResult("pg-pessimistic", {"hot": hot_phase(0.08)}),
+        StrategyResult("pg-batched", {"hot": hot_phase(batched)}),
+    ]
+
+    (found,) = [t for t in targets(results, None) if "pg-pessimistic's" in t["target"]]
+
+    assert (found["strategy"], found["met"]) == ("pg-batched", met)
