@@ -68,45 +68,56 @@ WITH rules AS (
 ), request AS (
     SELECT * FROM unnest($5::text[], $6::uuid[], $7::text[], $8::text[]) WITH ORDINALITY
         AS r(patient_id, request_id, idempotency_key, verification_code, arrival)
-), judged AS (
+), judged AS MATERIALIZED (  -- judged once, though read by a window
     SELECT r.*, CASE
-        WHEN EXISTS (SELECT 1 FROM blacklist bl WHERE bl.hospital_id = $2
-                     AND bl.patient_id = r.patient_id AND bl.until > now())
-            THEN 'blacklisted'
-        WHEN EXISTS (SELECT 1 FROM bookings b WHERE b.schedule_id = $1
-                     AND b.patient_id = r.patient_id AND b.status = 'booked')
-            THEN 'already_booked'
-        WHEN (SELECT count(*) FROM bookings b WHERE b.patient_id = r.patient_id
-              AND b.hospital_id = $2 AND b.visit_date = $4 AND b.status = 'booked')
-             >= rules.max_per_day
-            THEN 'daily_limit'
-        WHEN (SELECT count(*) FROM bookings b WHERE b.patient_id = r.patient_id
-              AND b.hospital_id = $2 AND b.visit_date = $4 AND b.department_id = $3
-              AND b.status = 'booked') >= rules.max_per_department_per_day
-            THEN 'department_limit'
+        WHEN bl.patient_id IS NOT NULL THEN 'blacklisted'
+        WHEN day.here THEN 'already_booked'
+        WHEN day.booked >= rules.max_per_day THEN 'daily_limit'
+        WHEN day.in_department >= rules.max_per_department_per_day THEN 'department_limit'
         -- A key already written would make the insert skip the row and leave a gap.
-        WHEN EXISTS (SELECT 1 FROM bookings b WHERE b.patient_id = r.patient_id
-                     AND b.idempotency_key = r.idempotency_key)
-            THEN 'idempotency_conflict'
+        WHEN reused.key THEN 'idempotency_conflict'
     END AS refusal
-    FROM request r CROSS JOIN rules
-), placed AS (
-    -- Each patient's first admissible request takes a place in the line, by arrival.
-    SELECT arrival, row_number() OVER (ORDER BY arrival) AS place
-    FROM (SELECT DISTINCT ON (patient_id) patient_id, arrival FROM judged
-          WHERE refusal IS NULL ORDER BY patient_id, arrival) AS first
-), free AS (
-    SELECT number, row_number() OVER (ORDER BY number) AS place
-    FROM (SELECT number FROM schedule_numbers WHERE schedule_id = $1 AND booking_id IS NULL
-          ORDER BY number LIMIT cardinality($5::text[])) AS lowest
+    FROM request r
+    CROSS JOIN rules
+    LEFT JOIN blacklist bl
+        ON bl.hospital_id = $2 AND bl.patient_id = r.patient_id AND bl.until > now()
+    -- Bookings are read per request and by patient alone (hospital and date are filters,
+    -- not index conditions): a patient holds few, however stale the statistics of a day
+    -- that a crowd is filling are.
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE b.hospital_id = $2 AND b.visit_date = $4) AS booked,
+               count(*) FILTER (WHERE b.hospital_id = $2 AND b.visit_date = $4
+                                AND b.department_id = $3) AS in_department,
+               coalesce(bool_or(b.schedule_id = $1), false) AS here
+        FROM bookings b
+        WHERE b.patient_id = r.patient_id AND b.status = 'booked'
+    ) AS day
+    LEFT JOIN LATERAL (
+        SELECT true AS key FROM bookings b
+        WHERE b.patient_id = r.patient_id AND b.idempotency_key = r.idempotency_key
+        LIMIT 1
+    ) AS reused ON true
+), lined AS (
+    -- Each patient's first request that passed the rules stands in line, by arrival.
+    SELECT j.*, j.refusal IS NULL AND row_number() OVER (
+               PARTITION BY j.patient_id, j.refusal IS NULL ORDER BY j.arrival) = 1 AS admitted
+    FROM judged j
 ), offered AS (
-    SELECT j.*, f.number FROM judged j JOIN placed p USING (arrival) JOIN free f USING (place)
+    -- The n-th in line gets the n-th lowest free number; past the last free one, none.
+    SELECT l.*, CASE WHEN l.admitted THEN
+               (ARRAY(SELECT n.number FROM schedule_numbers n
+                      WHERE n.schedule_id = $1 AND n.booking_id IS NULL
+                      ORDER BY n.number LIMIT cardinality($5::text[])))
+               [count(*) FILTER (WHERE l.admitted) OVER (ORDER BY l.arrival)]
+           END AS number
+    FROM lined l
 ), written AS (
     INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
                           number, verification_code, request_id, idempotency_key)
     SELECT $1, o.patient_id, $2, $3, $4, o.number, o.verification_code, o.request_id,
            o.idempotency_key
     FROM offered o
+    WHERE o.number IS NOT NULL
     -- Concurrent batches of other schedules meet in the Idempotency-Key index only: one
     -- order for all makes any wait there one-way.
     ORDER BY o.patient_id, o.idempotency_key
@@ -114,10 +125,9 @@ WITH rules AS (
     RETURNING *
 ), held AS (
     UPDATE schedule_numbers n SET booking_id = w.id FROM written w
-    WHERE n.schedule_id = w.schedule_id AND n.number = w.number
+    WHERE n.schedule_id = $1 AND n.number = w.number
 )
-SELECT j.refusal, o.number AS offered, w.*
-FROM judged j
-LEFT JOIN offered o USING (arrival)
-LEFT JOIN written w ON w.request_id = j.request_id
-ORDER BY j.arrival;
+SELECT o.refusal, o.number AS offered, w.*
+FROM offered o
+LEFT JOIN written w ON w.request_id = o.request_id
+ORDER BY o.arrival;
