@@ -22,7 +22,7 @@ from core.stores import Stores
 from core.verification import new_verification_code
 from strategies.pg_pessimistic import PgPessimistic
 
-# Bounds one statement's arrays and how long the last of a batch waits for its first.
+# Bookings per transaction: bounds one statement's arrays and the wait of its last member.
 _MAX_BATCH = 256
 # Batches of one schedule queue on its row lock anyway: one at a time per process keeps
 # them in arrival order, and the next batch gathers while the last one commits.
