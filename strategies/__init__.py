@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from strategies.base import InventoryStrategy
+from strategies.pg_batched import PgBatched
 from strategies.pg_optimistic import PgOptimistic
 from strategies.pg_pessimistic import PgPessimistic
 from strategies.pg_skip_locked import PgSkipLocked
@@ -15,6 +16,7 @@ STRATEGIES: dict[str, type[InventoryStrategy]] = {
     cls.name: cls
     for cls in (
         PgPessimistic,
+        PgBatched,
         PgOptimistic,
         PgSkipLocked,
         RedisLua,

@@ -35,6 +35,7 @@ CASES = [
     ("redis-queue", "redis-reply-drop"),
     ("redis-queue", "worker-pause"),
     ("pg-pessimistic", "postgres-immediate"),
+    ("pg-batched", "postgres-immediate"),
     ("pg-skip-locked", "worker-kill"),
 ]
 

@@ -39,3 +39,95 @@ WHERE schedule_id = $1 AND booking_id IS NULL
 ORDER BY number
 LIMIT 1
 FOR UPDATE;
+
+-- name: lock_batch
+-- pg-batched: the day locks of every patient in a batch ($4) of one schedule ($1, at
+-- hospital $2 on date $3), in one globally sorted order, then the schedule's row: the order
+-- lock_patient_day sets, so two batches (or a batch and a cancel) never wait on each other
+-- in a circle. The row lock sits above the join, so it comes after the last day lock.
+SELECT s.version
+FROM schedules s,
+     (SELECT count(pg_advisory_xact_lock(day.key)) AS held
+      FROM (SELECT DISTINCT hashtextextended(p || '/' || $2 || '/' || $3::date::text, 0) AS key
+            FROM unnest($4::text[]) AS p
+            ORDER BY key) AS day) AS days
+WHERE s.id = $1
+FOR UPDATE OF s;
+
+-- name: book_batch
+-- pg-batched, under lock_batch: judge every request of one schedule ($1, at hospital $2,
+-- department $3, date $4) by the rules of patient_day_check, give each patient's first
+-- admissible request the lowest free number left, in arrival order, and write those
+-- bookings. $5..$8 per request in arrival order: patient, request id, Idempotency-Key,
+-- verification code. One row per request, in that order: the refusal by a rule, the number
+-- offered, and the booking's columns when it was written.
+WITH rules AS (
+    SELECT coalesce(h.max_per_day, 2) AS max_per_day,
+           coalesce(h.max_per_department_per_day, 1) AS max_per_department_per_day
+    FROM (SELECT 1) AS one LEFT JOIN hospitals h ON h.id = $2
+), request AS (
+    SELECT * FROM unnest($5::text[], $6::uuid[], $7::text[], $8::text[]) WITH ORDINALITY
+        AS r(patient_id, request_id, idempotency_key, verification_code, arrival)
+), judged AS MATERIALIZED (  -- judged once, though read by a window
+    SELECT r.*, CASE
+        WHEN bl.patient_id IS NOT NULL THEN 'blacklisted'
+        WHEN day.here THEN 'already_booked'
+        WHEN day.booked >= rules.max_per_day THEN 'daily_limit'
+        WHEN day.in_department >= rules.max_per_department_per_day THEN 'department_limit'
+        -- A key already written would make the insert skip the row and leave a gap.
+        WHEN reused.key THEN 'idempotency_conflict'
+    END AS refusal
+    FROM request r
+    CROSS JOIN rules
+    LEFT JOIN blacklist bl
+        ON bl.hospital_id = $2 AND bl.patient_id = r.patient_id AND bl.until > now()
+    -- Bookings are read per request and by patient alone (hospital and date are filters,
+    -- not index conditions): a patient holds few, however stale the statistics of a day
+    -- that a crowd is filling are.
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE b.hospital_id = $2 AND b.visit_date = $4) AS booked,
+               count(*) FILTER (WHERE b.hospital_id = $2 AND b.visit_date = $4
+                                AND b.department_id = $3) AS in_department,
+               coalesce(bool_or(b.schedule_id = $1), false) AS here
+        FROM bookings b
+        WHERE b.patient_id = r.patient_id AND b.status = 'booked'
+    ) AS day
+    LEFT JOIN LATERAL (
+        SELECT true AS key FROM bookings b
+        WHERE b.patient_id = r.patient_id AND b.idempotency_key = r.idempotency_key
+        LIMIT 1
+    ) AS reused ON true
+), lined AS (
+    -- Each patient's first request that passed the rules stands in line, by arrival.
+    SELECT j.*, j.refusal IS NULL AND row_number() OVER (
+               PARTITION BY j.patient_id, j.refusal IS NULL ORDER BY j.arrival) = 1 AS admitted
+    FROM judged j
+), offered AS (
+    -- The n-th in line gets the n-th lowest free number; past the last free one, none.
+    SELECT l.*, CASE WHEN l.admitted THEN
+               (ARRAY(SELECT n.number FROM schedule_numbers n
+                      WHERE n.schedule_id = $1 AND n.booking_id IS NULL
+                      ORDER BY n.number LIMIT cardinality($5::text[])))
+               [count(*) FILTER (WHERE l.admitted) OVER (ORDER BY l.arrival)]
+           END AS number
+    FROM lined l
+), written AS (
+    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
+                          number, verification_code, request_id, idempotency_key)
+    SELECT $1, o.patient_id, $2, $3, $4, o.number, o.verification_code, o.request_id,
+           o.idempotency_key
+    FROM offered o
+    WHERE o.number IS NOT NULL
+    -- Concurrent batches of other schedules meet in the Idempotency-Key index only: one
+    -- order for all makes any wait there one-way.
+    ORDER BY o.patient_id, o.idempotency_key
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), held AS (
+    UPDATE schedule_numbers n SET booking_id = w.id FROM written w
+    WHERE n.schedule_id = $1 AND n.number = w.number
+)
+SELECT o.refusal, o.number AS offered, w.*
+FROM offered o
+LEFT JOIN written w ON w.request_id = o.request_id
+ORDER BY o.arrival;
