@@ -25,9 +25,10 @@ _CONFIRM_CHUNK = 1000
 _ANNOUNCED_KEPT = 100_000
 
 
-def confirm_call(slot: SlotKeys, request_ids: Sequence[str]) -> ScriptCall:
-    """Settle the leases of these requests, whose rows are in the ledger."""
-    return ScriptCall(CONFIRM, (3, slot.leases, slot.lease_records, slot.in_flight, *request_ids))
+def confirm_call(slot: SlotKeys, lease_ids: Sequence[str]) -> ScriptCall:
+    """Settle these leases, whose rows are in the ledger."""
+    keys = (slot.leases, slot.lease_records, slot.in_flight, slot.lease_requests)
+    return ScriptCall(CONFIRM, (len(keys), *keys, *lease_ids))
 
 
 class ScriptBatches:
@@ -38,8 +39,6 @@ class ScriptBatches:
         self._scripts: Coalescer[ScriptCall, Any] = Coalescer(self._run_batch, max_in_flight=3)
         # Leases whose rows are in the ledger: confirmed with the next round trip to Redis.
         self._written: list[tuple[SlotKeys, str]] = []
-        # Releases of cancelled numbers that Redis did not take; `flush` resends them.
-        self._unreleased: list[ScriptCall] = []
         # Slots this process has recently told the reconcilers about (see announce).
         self._announced: LruCache[str, float] = LruCache(_ANNOUNCED_KEPT)
         self._announcements: set[str] = set()
@@ -48,11 +47,8 @@ class ScriptBatches:
         """The call's answer, from a round trip shared with the calls made meanwhile."""
         return self._scripts.submit(call)
 
-    def confirm_later(self, slot: SlotKeys, request_id: str) -> None:
-        self._written.append((slot, request_id))
-
-    def release_later(self, call: ScriptCall) -> None:
-        self._unreleased.append(call)
+    def confirm_later(self, slot: SlotKeys, lease_id: str) -> None:
+        self._written.append((slot, lease_id))
 
     def announce(self, tag: str) -> None:
         """Make sure the reconcilers look at this slot while leases may be there.
@@ -67,16 +63,10 @@ class ScriptBatches:
             self._announcements.add(tag)
 
     async def flush(self) -> None:
-        """Send the confirmations and releases that are waiting, now."""
+        """Send the confirmations that are waiting, now (a lost one is the reconcilers')."""
         confirms = self._confirm_calls()
-        unreleased, self._unreleased = self._unreleased, []
-        if not confirms and not unreleased:
-            return
-        try:
-            await self._runner.run([*confirms, *unreleased])
-        except BaseException:
-            self._unreleased.extend(unreleased)
-            raise
+        if confirms:
+            await self._runner.run(confirms)
 
     async def _run_batch(self, calls: Sequence[ScriptCall]) -> list[Any]:
         confirms = self._confirm_calls()
@@ -97,8 +87,8 @@ class ScriptBatches:
         written, self._written = self._written, []
         by_slot: defaultdict[str, list[str]] = defaultdict(list)
         slots: dict[str, SlotKeys] = {}
-        for slot, request_id in written:
-            by_slot[slot.tag].append(request_id)
+        for slot, lease_id in written:
+            by_slot[slot.tag].append(lease_id)
             slots[slot.tag] = slot
         return [
             confirm_call(slots[tag], ids[start : start + _CONFIRM_CHUNK])
