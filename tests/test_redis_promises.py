@@ -30,6 +30,7 @@ from strategies.redis_lua import RedisLua
 from strategies.redis_queue import RedisQueue
 from tests.conftest import StrategyFactory, open_test_stores
 from tests.scenarios import HOSPITAL, VISIT_DATE, schedule_in
+from tests.test_redis_recovery import forget_redis_state
 
 GATES = [RedisLua, RedisQueue]
 TOMORROW = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
@@ -198,6 +199,42 @@ async def test_a_write_landing_after_its_lease_ran_out_is_not_given_back(
     assert isinstance(written, Booking), "the write landed"
     await asyncio.sleep(5 * gate.settings.reconcile_interval)
     assert await free_in_redis(gate, schedule) == await free_in_ledger(stores, schedule) == 0
+    assert await counters_off(gate, stores) == {}
+
+
+async def test_a_booking_written_while_redis_reloaded_is_counted_after_the_reload(
+    gate: RedisGate, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = BookingService(gate, stores.ledger)
+    first, same_department, elsewhere = await create(
+        service,
+        schedule_in(capacity=3),
+        schedule_in(doctor_id="doc2", capacity=3),
+        schedule_in(department_id="d2", doctor_id="doc3", capacity=3),
+    )
+    write = gate._write
+    writing, may_write = asyncio.Event(), asyncio.Event()
+
+    async def held_back(lease: Lease) -> Any:
+        writing.set()
+        await may_write.wait()
+        return await write(lease)
+
+    monkeypatch.setattr(gate, "_write", held_back)
+    alice = asyncio.create_task(service.book("alice", first.id))
+    await writing.wait()
+    monkeypatch.setattr(gate, "_write", write)
+    # Redis loses its state, and reloads it from a ledger without alice's row.
+    await forget_redis_state(stores)
+    await service.book("bob", elsewhere.id)
+    may_write.set()
+    assert isinstance((await alice).booking, Booking)
+    await gate.flush()
+
+    with pytest.raises(SlotrushError) as refused:
+        await service.book("alice", same_department.id)
+    assert refused.value.code is Code.DEPARTMENT_LIMIT
+    assert await free_in_redis(gate, first) == await free_in_ledger(stores, first)
     assert await counters_off(gate, stores) == {}
 
 

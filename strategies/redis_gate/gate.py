@@ -29,8 +29,8 @@ from core.redis_scripts import GIVE_BACK, ScriptCall, ScriptRunner
 from core.stores import Stores
 from strategies.base import InventoryStrategy
 from strategies.redis_gate import fence
-from strategies.redis_gate.coalescing import ScriptBatches
-from strategies.redis_gate.lease import Lease, epoch_ms, new_lease_id
+from strategies.redis_gate.coalescing import ScriptBatches, confirm_call
+from strategies.redis_gate.lease import Lease, Written, epoch_ms, new_lease_id
 from strategies.redis_gate.loader import SlotLoader
 from strategies.redis_gate.outbox import APPLY_FAILURES, Outbox
 from strategies.redis_gate.reconciler import Reconciler
@@ -77,7 +77,9 @@ class RedisGate(InventoryStrategy):
         self.keys = KeySpace(self.settings.redis_prefix, self.name)
         self.runner = ScriptRunner(stores.redis)
         self.lease_ms = round(self.settings.lease_seconds * 1000)
-        self._batches = ScriptBatches(self.runner, self.keys, self.settings.lease_seconds)
+        self._batches = ScriptBatches(
+            self.runner, self.keys, self.settings.lease_seconds, self.confirm_call
+        )
         self._slots: LruCache[str, SlotKeys] = LruCache(_KEY_CACHE_LIMIT)
         self._schedule_keys: LruCache[int, tuple[SlotKeys, str]] = LruCache(_KEY_CACHE_LIMIT)
         # Takers waiting for numbers out on leases, woken when one of ours settles.
@@ -177,7 +179,7 @@ class RedisGate(InventoryStrategy):
                 return REFUSALS[answer]
 
     def _written(self, lease: Lease, booking: Booking) -> Booking:
-        self._batches.confirm_later(lease.slot, lease.id)
+        self._batches.confirm_later(lease)
         self.wake(lease.req.schedule.id)
         return booking
 
@@ -315,6 +317,9 @@ class RedisGate(InventoryStrategy):
             found = (slot, slot.free(schedule.id))
             self._schedule_keys.put(schedule.id, found)
         return found
+
+    def confirm_call(self, slot: SlotKeys, leases: Sequence[Written]) -> ScriptCall:
+        return confirm_call(slot, leases, self.free_store, self.rules_in_redis)
 
     def give_back_call(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.domain import BookingRequest
 from core.keys import SlotKeys
@@ -35,3 +36,22 @@ class Lease:
     id: str
     slot: SlotKeys
     free: str
+
+    @property
+    def written(self) -> Written:
+        schedule = self.req.schedule
+        return Written(
+            self.id, str(schedule.id), str(self.number), self.req.patient_id, schedule.department_id
+        )
+
+
+class Written(NamedTuple):
+    """A lease whose row is in the ledger, as its confirmation carries it: enough to count
+    the booking in Redis again if the lease was lost with the rest of Redis's state. Empty
+    fields but the id: only settle the lease."""
+
+    lease_id: str
+    schedule_id: str = ""
+    number: str = ""
+    patient_id: str = ""
+    department_id: str = ""

@@ -23,8 +23,7 @@ from core.keys import SlotKeys
 from core.metrics import RECONCILER_ACTIONS
 from core.redis_scripts import ScriptCall
 from strategies.redis_gate import fence
-from strategies.redis_gate.coalescing import confirm_call
-from strategies.redis_gate.lease import epoch_ms
+from strategies.redis_gate.lease import Written, epoch_ms
 from strategies.redis_gate.outbox import APPLY_FAILURES
 from strategies.redis_gate.replies import text
 
@@ -150,7 +149,7 @@ class Reconciler:
             outcome = ended.get(lease.lease_id)
             if lease.record is None or (outcome is not None and outcome.booking is not None):
                 # Written, or a deadline left without its record: nothing to give back.
-                confirms.append(confirm_call(lease.slot, [lease.lease_id]))
+                confirms.append(gate.confirm_call(lease.slot, [Written(lease.lease_id)]))
             elif outcome is not None and outcome.abandoned:
                 give_backs.append(lease.give_back(gate))
             elif outcome is not None:
