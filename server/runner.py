@@ -136,6 +136,9 @@ async def _serve_until_signalled(
         access_log=logging.getLogger("slotrush.access") if options.access_log else None,
         access_log_class=JsonAccessLogger,
         shutdown_timeout=options.shutdown_timeout,
+        # A client that gave up may retry with its Idempotency-Key and be told "no": an
+        # attempt left running for it could still book after that answer.
+        handler_cancellation=True,
     )
     try:
         await runner.setup()

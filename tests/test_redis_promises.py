@@ -26,20 +26,11 @@ from core.settings import Settings
 from core.stores import Stores
 from strategies.redis_gate.gate import RedisGate
 from strategies.redis_gate.lease import Lease
-from strategies.redis_lua import RedisLua
-from strategies.redis_queue import RedisQueue
-from tests.conftest import StrategyFactory, open_test_stores
+from tests.conftest import open_test_stores
 from tests.scenarios import HOSPITAL, VISIT_DATE, schedule_in
 from tests.test_redis_recovery import forget_redis_state
 
-GATES = [RedisLua, RedisQueue]
 TOMORROW = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-
-
-@pytest.fixture(params=GATES, ids=[cls.name for cls in GATES])
-def gate_class(request: pytest.FixtureRequest) -> type[RedisGate]:
-    cls: type[RedisGate] = request.param
-    return cls
 
 
 @pytest.fixture
@@ -66,13 +57,6 @@ async def started(cls: type[RedisGate], stores: Stores) -> RedisGate:
 
 
 @pytest.fixture
-async def gate(gate_class: type[RedisGate], make_strategy: StrategyFactory) -> RedisGate:
-    strategy = await make_strategy(gate_class)
-    assert isinstance(strategy, RedisGate)
-    return strategy
-
-
-@pytest.fixture
 async def proxied_gate(
     gate_class: type[RedisGate], proxied_stores: Stores
 ) -> AsyncIterator[RedisGate]:
@@ -83,6 +67,16 @@ async def proxied_gate(
 
 async def create(service: BookingService, *items: ScheduleIn) -> list[Schedule]:
     return [view.schedule for view in await service.create_schedules(items)]
+
+
+async def three_schedules(service: BookingService) -> list[Schedule]:
+    """Two schedules of one department and one of another, three numbers each."""
+    return await create(
+        service,
+        schedule_in(capacity=3),
+        schedule_in(doctor_id="doc2", capacity=3),
+        schedule_in(department_id="d2", doctor_id="doc3", capacity=3),
+    )
 
 
 def attempt(schedule: Schedule, patient_id: str) -> BookingRequest:
@@ -143,12 +137,7 @@ async def test_a_commit_whose_reply_was_lost_keeps_its_booking_and_its_counters(
     gate: RedisGate, stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = BookingService(gate, stores.ledger)
-    first, same_department, other_department = await create(
-        service,
-        schedule_in(capacity=3),
-        schedule_in(doctor_id="doc2", capacity=3),
-        schedule_in(department_id="d2", doctor_id="doc3", capacity=3),
-    )
+    first, same_department, other_department = await three_schedules(service)
     await service.book("warm-up", first.id)  # loads the slot
     write = gate._write
 
@@ -206,12 +195,7 @@ async def test_a_booking_written_while_redis_reloaded_is_counted_after_the_reloa
     gate: RedisGate, stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = BookingService(gate, stores.ledger)
-    first, same_department, elsewhere = await create(
-        service,
-        schedule_in(capacity=3),
-        schedule_in(doctor_id="doc2", capacity=3),
-        schedule_in(department_id="d2", doctor_id="doc3", capacity=3),
-    )
+    first, same_department, elsewhere = await three_schedules(service)
     write = gate._write
     writing, may_write = asyncio.Event(), asyncio.Event()
 

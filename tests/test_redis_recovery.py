@@ -22,26 +22,9 @@ from core.settings import Settings
 from core.stores import Stores
 from strategies.redis_gate.gate import RedisGate
 from strategies.redis_gate.lease import Lease
-from strategies.redis_lua import RedisLua
-from strategies.redis_queue import RedisQueue
 from tests.conftest import StrategyFactory, open_test_stores
 from tests.invariants import Observed, violations
 from tests.scenarios import HOSPITAL, numbers, schedule_in
-
-GATES = [RedisLua, RedisQueue]
-
-
-@pytest.fixture(params=GATES, ids=[cls.name for cls in GATES])
-def gate_class(request: pytest.FixtureRequest) -> type[RedisGate]:
-    cls: type[RedisGate] = request.param
-    return cls
-
-
-@pytest.fixture
-async def gate(gate_class: type[RedisGate], make_strategy: StrategyFactory) -> RedisGate:
-    strategy = await make_strategy(gate_class)
-    assert isinstance(strategy, RedisGate)
-    return strategy
 
 
 @pytest.fixture

@@ -181,7 +181,7 @@ class Checker:
                 result.told_no_but_booked += 1
                 self.example(
                     f"{intent.patient_id} was last answered {last.status} {last.detail} "
-                    f"({last.phase}) but holds {row}"
+                    f"({last.phase}) but holds {row}; its requests: {_timeline(history, intent)}"
                 )
 
     def check_rows(self, rows: Sequence[Row], rules: tuple[int, int]) -> None:
@@ -401,6 +401,15 @@ class Checker:
                 f"{len(outside)} answers were 5xx outside the fault windows: {reasons}, "
                 f"sent {min(after)}..{max(after)} s after the window before them closed"
             )
+
+
+def _timeline(history: History, intent: Intent) -> str:
+    """An intent's requests in order: their answers and when (s since the first was sent)."""
+    attempts = history.of(intent)
+    start = attempts[0].started if attempts else 0.0
+    return ", ".join(
+        f"{a.status} {a.detail} {a.started - start:.2f}-{a.ended - start:.2f}" for a in attempts
+    )
 
 
 def _answers(attempts: Iterable[Attempt | None]) -> dict[str, int]:
