@@ -26,7 +26,8 @@ from core.settings import Settings
 from core.stores import Stores
 from strategies.redis_gate.gate import RedisGate
 from strategies.redis_gate.lease import Lease
-from tests.conftest import open_test_stores
+from strategies.redis_lua import RedisLua
+from tests.conftest import StrategyFactory, open_test_stores
 from tests.scenarios import HOSPITAL, VISIT_DATE, schedule_in
 from tests.test_redis_recovery import forget_redis_state
 
@@ -63,6 +64,22 @@ async def proxied_gate(
     gate = await started(gate_class, proxied_stores)
     yield gate
     await gate.close()
+
+
+@pytest.fixture
+async def proxied_lua_gate(proxied_stores: Stores) -> AsyncIterator[RedisGate]:
+    """redis-lua, the gate that keeps the rules and the blacklist in Redis."""
+    gate = await started(RedisLua, proxied_stores)
+    yield gate
+    await gate.close()
+
+
+@pytest.fixture
+async def lua_gate(make_strategy: StrategyFactory) -> RedisGate:
+    """redis-lua, the gate that keeps the rules and the blacklist in Redis."""
+    gate = await make_strategy(RedisLua)
+    assert isinstance(gate, RedisGate)
+    return gate
 
 
 async def create(service: BookingService, *items: ScheduleIn) -> list[Schedule]:
@@ -283,19 +300,12 @@ async def test_a_cancel_whose_release_died_with_its_process_is_released_by_anoth
 # --- hole 4: admin changes racing a load, or failing to reach Redis --------------------------
 
 
-@pytest.fixture
-def rules_gate(gate: RedisGate) -> RedisGate:
-    if not gate.rules_in_redis:
-        pytest.skip("this strategy keeps no rules or blacklist in Redis")
-    return gate
-
-
 async def test_a_blacklisting_committed_while_the_slot_loads_reaches_redis(
-    rules_gate: RedisGate, stores: Stores, monkeypatch: pytest.MonkeyPatch
+    lua_gate: RedisGate, stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = BookingService(rules_gate, stores.ledger)
+    service = BookingService(lua_gate, stores.ledger)
     (schedule,) = await create(service, schedule_in(capacity=5))
-    submit = rules_gate.submit
+    submit = lua_gate.submit
     raced = False
 
     def blacklist_before_the_load(call: ScriptCall) -> Awaitable[Any]:
@@ -305,11 +315,11 @@ async def test_a_blacklisting_committed_while_the_slot_loads_reaches_redis(
             return _then(service.put_blacklist(HOSPITAL, "mallory", TOMORROW), submit(call))
         return submit(call)
 
-    monkeypatch.setattr(rules_gate, "submit", blacklist_before_the_load)
+    monkeypatch.setattr(lua_gate, "submit", blacklist_before_the_load)
     await service.book("alice", schedule.id)  # the first booking loads the slot
     assert raced
 
-    slot = rules_gate.slot_keys(slot_tag(HOSPITAL, VISIT_DATE))
+    slot = lua_gate.slot_keys(slot_tag(HOSPITAL, VISIT_DATE))
     assert await stores.redis.hexists(slot.blacklist, "mallory")
     with pytest.raises(SlotrushError) as refused:
         await service.book("mallory", schedule.id)
@@ -322,11 +332,9 @@ async def _then(first: Awaitable[Any], second: Awaitable[Any]) -> Any:
 
 
 async def test_admin_changes_whose_redis_update_failed_still_reach_redis(
-    proxied_gate: RedisGate, proxied_stores: Stores, redis_proxy: ChaosProxy
+    proxied_lua_gate: RedisGate, proxied_stores: Stores, redis_proxy: ChaosProxy
 ) -> None:
-    if not proxied_gate.rules_in_redis:
-        pytest.skip("this strategy keeps no rules or blacklist in Redis")
-    service = BookingService(proxied_gate, proxied_stores.ledger)
+    service = BookingService(proxied_lua_gate, proxied_stores.ledger)
     first, second = await create(
         service, schedule_in(capacity=5), schedule_in(department_id="d2", doctor_id="doc2")
     )
@@ -338,7 +346,7 @@ async def test_admin_changes_whose_redis_update_failed_still_reach_redis(
     await service.put_rules(HOSPITAL, Rules(max_per_day=1))
     redis_proxy.cut = False
 
-    slot = proxied_gate.slot_keys(slot_tag(HOSPITAL, VISIT_DATE))
+    slot = proxied_lua_gate.slot_keys(slot_tag(HOSPITAL, VISIT_DATE))
 
     async def applied() -> bool:
         redis = proxied_stores.redis
@@ -352,17 +360,17 @@ async def test_admin_changes_whose_redis_update_failed_still_reach_redis(
 
 
 async def test_the_ledger_refuses_a_blacklisted_patient_redis_let_through(
-    rules_gate: RedisGate, stores: Stores
+    lua_gate: RedisGate, stores: Stores
 ) -> None:
-    service = BookingService(rules_gate, stores.ledger)
+    service = BookingService(lua_gate, stores.ledger)
     (schedule,) = await create(service, schedule_in(capacity=2))
     await service.book("alice", schedule.id)  # loads the slot
     await service.put_blacklist(HOSPITAL, "mallory", TOMORROW)
-    slot = rules_gate.slot_keys(slot_tag(HOSPITAL, VISIT_DATE))
+    slot = lua_gate.slot_keys(slot_tag(HOSPITAL, VISIT_DATE))
     await stores.redis.hdel(slot.blacklist, "mallory")  # Redis lost the entry somehow
 
     with pytest.raises(SlotrushError) as refused:
         await service.book("mallory", schedule.id)
     assert refused.value.code is Code.BLACKLISTED
-    assert await free_in_redis(rules_gate, schedule) == 1
-    assert await counters_off(rules_gate, stores) == {}
+    assert await free_in_redis(lua_gate, schedule) == 1
+    assert await counters_off(lua_gate, stores) == {}
