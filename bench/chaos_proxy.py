@@ -3,7 +3,8 @@
 It relays bytes both ways and watches whose turn it is: the first bytes the upstream sends
 after the client spoke begin a response. For a chosen fraction of responses it closes both
 connections instead of relaying them, so the server has done the work (a response exists)
-and the client never learns the outcome: the case an Idempotency-Key exists for.
+and the client never learns the outcome: the case an Idempotency-Key exists for. While `cut`
+is set it loses requests instead (a partition): nothing reaches the server, connections close.
 
 Turn taking needs no parsing, so the same proxy sits in front of the HTTP server (a lost 201)
 and in front of Redis (a lost reply to the take script). Clients that send one request at a
@@ -54,6 +55,7 @@ class ChaosProxy:
         self.upstream = (upstream_host, upstream_port)
         # Changed at run time to end the fault, e.g. before the checks run.
         self.drop_rate = drop_rate
+        self.cut = False
         self.stats = ProxyStats()
         self._listen = (host, port)
         self._random = random.Random(seed)
@@ -96,6 +98,8 @@ class ChaosProxy:
         self.stats.connections += 1
         upstream_out: asyncio.StreamWriter | None = None
         try:
+            if self.cut:
+                return
             upstream_in, upstream_out = await asyncio.open_connection(*self.upstream)
             turn = _Turn()
             requests = asyncio.create_task(self._relay_requests(client_in, upstream_out, turn))
@@ -115,12 +119,14 @@ class ChaosProxy:
                     with contextlib.suppress(OSError):
                         await writer.wait_closed()
 
-    @staticmethod
     async def _relay_requests(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, turn: _Turn
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, turn: _Turn
     ) -> None:
         try:
             while chunk := await reader.read(_CHUNK):
+                if self.cut:
+                    writer.close()
+                    return
                 # Set before forwarding: the server cannot answer bytes it has not received.
                 turn.response_due = True
                 writer.write(chunk)

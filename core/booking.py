@@ -8,12 +8,16 @@ core.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 
+import asyncpg
+
+from core import ledger
 from core.domain import (
     Booking,
     BookingRequest,
@@ -35,6 +39,8 @@ from core.localtime import local_date, visit_starts_at
 from core.paging import DEFAULT_LIMIT, Page, page_of
 from core.terms import BookingTerms, TermsCache
 
+# The namespace of request ids derived from an Idempotency-Key (any constant will do).
+_KEYED_REQUESTS = uuid.UUID("5b0e3c52-6f1e-4c0b-9a57-2f1d7d3c9e41")
 # Schedules are immutable once created, so a process may keep them (and their recent
 # `remaining`); this bound only stops a long-lived process from growing without end.
 _SCHEDULES_KEPT = 100_000
@@ -178,7 +184,7 @@ class BookingService:
         request = BookingRequest(
             schedule=schedule,
             patient_id=patient_id,
-            request_id=str(uuid.uuid4()),
+            request_id=request_id(patient_id, schedule_id, idempotency_key),
             idempotency_key=idempotency_key,
         )
         result = await self.strategy.book(request)
@@ -232,22 +238,39 @@ class BookingService:
     # --- admin --------------------------------------------------------------------------
 
     async def put_rules(self, hospital_id: str, rules: Rules) -> Rules:
-        await self.ledger.put_rules(hospital_id, rules)
+        async with self._config_change(hospital_id) as conn:
+            await ledger.put_rules(conn, hospital_id, rules)
         self.terms.forget(hospital_id)
-        await self.strategy.rules_changed(hospital_id)
         return rules
 
     async def put_blacklist(self, hospital_id: str, patient_id: str, until: dt.datetime) -> None:
-        await self.ledger.put_blacklist(hospital_id, patient_id, until)
-        await self.strategy.blacklist_changed(hospital_id, patient_id)
+        async with self._config_change(hospital_id) as conn:
+            await ledger.put_blacklist(conn, hospital_id, patient_id, until)
 
     async def delete_blacklist(self, hospital_id: str, patient_id: str) -> None:
-        await self.ledger.delete_blacklist(hospital_id, patient_id)
-        await self.strategy.blacklist_changed(hospital_id, patient_id)
+        async with self._config_change(hospital_id) as conn:
+            await ledger.delete_blacklist(conn, hospital_id, patient_id)
+
+    @contextlib.asynccontextmanager
+    async def _config_change(self, hospital_id: str) -> AsyncIterator[asyncpg.Connection]:
+        """A rules or blacklist change: the caller writes it in the transaction yielded, the
+        strategy records and then applies what must follow it (see Inventory)."""
+        async with self.ledger.transaction() as conn:
+            yield conn
+            await self.strategy.config_changing(conn, hospital_id)
+        await self.strategy.config_changed(hospital_id)
 
     async def audit(self, hospital_id: str | None = None) -> Audit:
         """Over every hospital, or over `hospital_id` only (its administrator's audit)."""
         return await self.ledger.audit(hospital_id)
+
+
+def request_id(patient_id: str, schedule_id: int, idempotency_key: str | None) -> str:
+    """The id of a booking attempt. A retry with the same Idempotency-Key is the same attempt,
+    so a strategy finds what the first try left behind (a Redis lease, a ledger row)."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_KEYED_REQUESTS, f"{patient_id}/{schedule_id}/{idempotency_key}"))
 
 
 def _view(

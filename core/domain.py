@@ -101,6 +101,8 @@ class Booking:
     created_at: dt.datetime
     cancelled_at: dt.datetime | None
     idempotency_key: str | None = None
+    # The attempt that wrote it: the request's id, or for a Redis strategy the lease's.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

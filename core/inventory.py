@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from asyncpg import Connection
+
 from core.domain import Booking, BookingRequest, BookResult, Schedule
 from core.stores import Store, Stores
 
@@ -40,22 +42,35 @@ class Inventory(ABC):
 
     @abstractmethod
     async def cancel(self, booking: Booking) -> Booking | None:
-        """Cancel an active booking and return its number. None if it was no longer active."""
+        """Cancel an active booking and return its number, through numbers_freeing and
+        numbers_freed as every transition that frees one. None if it was no longer active."""
 
-    # Admin changes, called once the ledger has been written, for implementations that keep
-    # state outside the ledger (Redis).
+    # Changes made in the ledger outside a booking, for implementations that keep state
+    # outside it (Redis). Each comes as two calls: one inside the ledger transaction making
+    # the change, to record atomically with it what must follow; one after its commit, to
+    # apply that now. The second never raises: the ledger has the change, and what it could
+    # not apply is applied later from the record.
 
     @abstractmethod
     async def schedules_created(self, schedules: Sequence[Schedule]) -> None:
-        """New schedules exist in the ledger."""
+        """New schedules exist in the ledger (committed)."""
 
     @abstractmethod
-    async def rules_changed(self, hospital_id: str) -> None:
-        """A hospital's rules changed in the ledger."""
+    async def numbers_freeing(self, conn: Connection, bookings: Sequence[Booking]) -> None:
+        """Inside the transaction that frees these bookings' numbers: a cancellation, and
+        every later transition that frees one (hold expiry, suspension)."""
 
     @abstractmethod
-    async def blacklist_changed(self, hospital_id: str, patient_id: str) -> None:
-        """A patient was put on or taken off a hospital's blacklist in the ledger."""
+    async def numbers_freed(self, bookings: Sequence[Booking]) -> None:
+        """After that transaction committed: make the numbers bookable again."""
+
+    @abstractmethod
+    async def config_changing(self, conn: Connection, hospital_id: str) -> None:
+        """Inside the transaction that changes a hospital's rules or blacklist."""
+
+    @abstractmethod
+    async def config_changed(self, hospital_id: str) -> None:
+        """After that transaction committed."""
 
 
 # How the server makes the inventory once the stores are open: a strategy class will do.

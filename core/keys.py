@@ -8,18 +8,22 @@ script stays inside one slot. Ids are `[A-Za-z0-9._-]`, so they never contain th
 the `|` the tag is made of.
 
 A slot holds:
-- `slot`          hash {loaded, and for redis-lua max_per_day, max_per_department};
-                  present once the slot is loaded
+- `slot`          hash {loaded, and for redis-lua max_per_day, max_per_department and the
+                  hospital's config_version they come from}; present once the slot is loaded
 - `schedules`     set of the schedule ids whose free numbers are loaded
 - `free:<id>`     the free numbers of one schedule (a zset for redis-lua, a list for redis-queue)
 - `blacklist`     hash patient -> blacklisted until (epoch ms); redis-lua only
 - `counters`      hash of the patients' active bookings that day: `<patient>:day` (count),
                   `<patient>:d:<dept>` (count per department), `<patient>:s:<schedule>` (the
-                  request id that booked it, or 1 when loaded from the ledger); redis-lua only.
-                  One hash per slot, so a reload replaces every patient's counts at once
-- `leases`        zset request id -> lease deadline (epoch ms): numbers taken, ledger unwritten
-- `lease_records` hash request id -> "schedule|number|patient|department"
+                  lease id, which is the ledger row's request id, of the booking held there);
+                  redis-lua only. One hash per slot, so a reload replaces every patient's
+                  counts at once
+- `leases`        zset lease id -> lease deadline (epoch ms): numbers taken, ledger unwritten
+- `lease_records` hash lease id -> "schedule|number|patient|department|request id"
+- `lease_requests` hash request id -> the lease out for it (a retry finds its lease)
 - `in_flight`     hash schedule id -> leases not yet settled (sold out is certain only at 0)
+- `released`      set of the request ids of cancelled bookings whose numbers came back since
+                  the slot was loaded (a release applies once)
 
 Two keys outside any slot help find the slots: `pending_slots` (zset slot tag -> when a
 number was last taken there, so the reconciler knows where leases may be) and
@@ -46,12 +50,18 @@ class SlotKeys:
     blacklist: str
     leases: str
     lease_records: str
+    lease_requests: str
     in_flight: str
+    released: str
     counters: str
     free_prefix: str
 
     def free(self, schedule_id: int | str) -> str:
         return f"{self.free_prefix}{schedule_id}"
+
+    @property
+    def hospital_id(self) -> str:
+        return self.tag.partition("|")[0]
 
 
 class KeySpace:
@@ -70,7 +80,9 @@ class KeySpace:
             blacklist=base + "blacklist",
             leases=base + "leases",
             lease_records=base + "lease_records",
+            lease_requests=base + "lease_requests",
             in_flight=base + "in_flight",
+            released=base + "released",
             counters=base + "counters",
             free_prefix=base + "free:",
         )

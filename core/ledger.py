@@ -6,9 +6,10 @@ HTTP layer use the pool-level methods.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,7 @@ def booking_from_row(row: asyncpg.Record | dict[str, Any]) -> Booking:
         created_at=row["created_at"],
         cancelled_at=row["cancelled_at"],
         idempotency_key=row["idempotency_key"],
+        request_id=str(row["request_id"]),
     )
 
 
@@ -147,14 +149,13 @@ async def insert_booking(
 
 
 async def insert_bookings(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    items: Sequence[tuple[BookingRequest, int]],
-    deadline: dt.datetime,
+    conn: asyncpg.Connection | asyncpg.Pool, items: Sequence[tuple[BookingRequest, int, str]]
 ) -> dict[str, Booking]:
-    """Write many (request, number) pairs in one statement, only before `deadline`.
+    """Write many (request, number, lease id) rows in one statement, each only if it wins its
+    lease's claim (see insert_bookings in ledger.sql); the lease id is the row's request id.
 
-    Returns the written bookings by request id; a request missing from the answer was refused
-    by a unique rule of the ledger or came too late.
+    Returns the written bookings by lease id; a lease missing from the answer was claimed
+    before, or its row was refused by a rule of the ledger.
     """
     rows = [
         (
@@ -165,12 +166,12 @@ async def insert_bookings(
             req.schedule.visit_date,
             number,
             new_verification_code(),
-            uuid.UUID(req.request_id),
+            uuid.UUID(lease_id),
             req.idempotency_key,
         )
-        for req, number in items
+        for req, number, lease_id in items
     ]
-    written = await conn.fetch(q("insert_bookings"), *_columns(rows, 9), deadline)
+    written = await conn.fetch(q("insert_bookings"), *_columns(rows, 9))
     return {str(r["request_id"]): booking_from_row(r) for r in written}
 
 
@@ -178,6 +179,30 @@ async def cancel_booking(conn: asyncpg.Connection, booking_id: int) -> Booking |
     """Cancel and free the number; None if the booking was not active any more."""
     row = await conn.fetchrow(q("cancel_booking"), booking_id)
     return booking_from_row(row) if row is not None else None
+
+
+async def put_rules(conn: asyncpg.Connection, hospital_id: str, rules: Rules) -> None:
+    await conn.execute(
+        q("put_rules"),
+        hospital_id,
+        rules.max_per_day,
+        rules.max_per_department_per_day,
+        rules.cancel_cutoff_minutes,
+    )
+    await conn.execute(q("bump_config_version"), hospital_id)
+
+
+async def put_blacklist(
+    conn: asyncpg.Connection, hospital_id: str, patient_id: str, until: dt.datetime
+) -> None:
+    await conn.execute(q("upsert_hospitals"), [hospital_id])
+    await conn.execute(q("put_blacklist"), hospital_id, patient_id, until)
+    await conn.execute(q("bump_config_version"), hospital_id)
+
+
+async def delete_blacklist(conn: asyncpg.Connection, hospital_id: str, patient_id: str) -> None:
+    await conn.execute(q("delete_blacklist"), hospital_id, patient_id)
+    await conn.execute(q("bump_config_version"), hospital_id)
 
 
 # --- pool-level reads and admin writes -----------------------------------------------------
@@ -255,22 +280,11 @@ class Ledger:
         row = await self.pool.fetchrow(q("get_rules"), hospital_id)
         return Rules(**dict(row)) if row is not None else Rules()
 
-    async def put_rules(self, hospital_id: str, rules: Rules) -> None:
-        await self.pool.execute(
-            q("put_rules"),
-            hospital_id,
-            rules.max_per_day,
-            rules.max_per_department_per_day,
-            rules.cancel_cutoff_minutes,
-        )
-
-    async def put_blacklist(self, hospital_id: str, patient_id: str, until: dt.datetime) -> None:
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction, for writes that others must join (see Inventory)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(q("upsert_hospitals"), [hospital_id])
-            await conn.execute(q("put_blacklist"), hospital_id, patient_id, until)
-
-    async def delete_blacklist(self, hospital_id: str, patient_id: str) -> None:
-        await self.pool.execute(q("delete_blacklist"), hospital_id, patient_id)
+            yield conn
 
     async def get_booking(self, booking_id: int) -> Booking | None:
         row = await self.pool.fetchrow(q("get_booking"), booking_id)

@@ -42,9 +42,8 @@ CONFIRM = _read("confirm")
 GIVE_BACK = _read("give_back")
 RELEASE = _read("release")
 LOAD = _read("load")
-SET_RULES = _read("set_rules")
-SET_BLACKLIST = _read("set_blacklist")
-ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_RULES, SET_BLACKLIST)
+SET_CONFIG = _read("set_config")
+ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_CONFIG)
 
 
 class ScriptCall(NamedTuple):

@@ -12,10 +12,12 @@ import time
 from abc import abstractmethod
 from collections.abc import Sequence
 
+import asyncpg
 import redis.exceptions
 
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Schedule
 from core.errors import ServiceUnavailable
+from core.failpoints import CANCEL_AFTER_COMMIT, failpoint
 from core.failures import STORE_FAILURES
 from core.inventory import Inventory
 from core.metrics import BOOKING_OUTCOMES, BOOKING_SECONDS, CANCELLATIONS
@@ -71,6 +73,8 @@ class InventoryStrategy(Inventory):
             raise ServiceUnavailable(f"{self.name}: {type(exc).__name__}") from exc
         if cancelled is not None:
             CANCELLATIONS.labels(self.name).inc()
+            failpoint(CANCEL_AFTER_COMMIT)
+            await self.numbers_freed([cancelled])
         return cancelled
 
     def _finished(self, task: asyncio.Task[Booking | None]) -> None:
@@ -84,14 +88,20 @@ class InventoryStrategy(Inventory):
         if isinstance(exc, redis.exceptions.ConnectionError):
             await self.stores.redis.connection_pool.disconnect(inuse_connections=False)
 
-    # The admin hooks do nothing unless a strategy keeps state outside the ledger.
+    # The change hooks do nothing unless a strategy keeps state outside the ledger.
     async def schedules_created(self, schedules: Sequence[Schedule]) -> None:
         pass
 
-    async def rules_changed(self, hospital_id: str) -> None:
+    async def numbers_freeing(self, conn: asyncpg.Connection, bookings: Sequence[Booking]) -> None:
         pass
 
-    async def blacklist_changed(self, hospital_id: str, patient_id: str) -> None:
+    async def numbers_freed(self, bookings: Sequence[Booking]) -> None:
+        pass
+
+    async def config_changing(self, conn: asyncpg.Connection, hospital_id: str) -> None:
+        pass
+
+    async def config_changed(self, hospital_id: str) -> None:
         pass
 
     @abstractmethod
@@ -105,4 +115,5 @@ class InventoryStrategy(Inventory):
 
     @abstractmethod
     async def _cancel(self, booking: Booking) -> Booking | None:
-        """Mark the booking cancelled in the ledger and make its number bookable again."""
+        """Mark the booking cancelled in the ledger (a strategy keeping state outside it calls
+        numbers_freeing in that transaction); `cancel` calls numbers_freed after the commit."""

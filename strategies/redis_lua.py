@@ -7,18 +7,16 @@ Ledger writes of concurrent bookings share one batched statement.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 from core import ledger
 from core.batching import Coalescer
 from core.domain import Booking, BookingRequest
 from core.keys import SlotKeys
-from core.queries import query as q
-from core.redis_scripts import SET_BLACKLIST, SET_RULES, TAKE, ScriptCall
+from core.redis_scripts import TAKE, ScriptCall
 from core.stores import Stores
 from strategies.redis_gate.gate import RedisGate
-from strategies.redis_gate.lease import Lease, epoch_ms
+from strategies.redis_gate.lease import Lease
 
 
 class RedisLua(RedisGate):
@@ -33,13 +31,19 @@ class RedisLua(RedisGate):
         )
 
     def _take_call(
-        self, req: BookingRequest, slot: SlotKeys, free: str, now_ms: int, deadline_ms: int
+        self,
+        req: BookingRequest,
+        slot: SlotKeys,
+        free: str,
+        now_ms: int,
+        deadline_ms: int,
+        lease_id: str,
     ) -> ScriptCall:
         schedule = req.schedule
         return ScriptCall(
             TAKE,
             (
-                8,
+                9,
                 slot.slot,
                 slot.schedules,
                 free,
@@ -48,12 +52,14 @@ class RedisLua(RedisGate):
                 slot.leases,
                 slot.lease_records,
                 slot.in_flight,
+                slot.lease_requests,
                 schedule.id,
                 req.patient_id,
                 schedule.department_id,
                 req.request_id,
                 now_ms,
                 deadline_ms,
+                lease_id,
             ),
         )
 
@@ -61,36 +67,10 @@ class RedisLua(RedisGate):
         return await self._writes.submit(lease)
 
     async def _write_batch(self, leases: Sequence[Lease]) -> list[Booking | None]:
-        # The earliest deadline of the batch holds for all: stricter, so still safe. A lease
-        # already past its deadline stays out, or it would make the whole batch too late.
-        now_ms = epoch_ms()
-        live = [lease for lease in leases if lease.deadline_ms > now_ms]
-        written: dict[str, Booking] = {}
-        if live:
-            written = await ledger.insert_bookings(
-                self.stores.pg,
-                [(lease.req, lease.number) for lease in live],
-                dt.datetime.fromtimestamp(min(lease.deadline_ms for lease in live) / 1000, dt.UTC),
-            )
-        return [written.get(lease.req.request_id) for lease in leases]
-
-    async def rules_changed(self, hospital_id: str) -> None:
-        rules = await self.ledger.get_rules(hospital_id)
-        await self.loader.update_loaded_slots(
-            hospital_id,
-            lambda slot: ScriptCall(
-                SET_RULES, (1, slot.slot, rules.max_per_day, rules.max_per_department_per_day)
-            ),
+        # Two requests retried with one key share a lease: it is written once. Claims are
+        # made in lease id order, as the reconcilers make theirs, so they never deadlock.
+        unique = sorted({lease.id: lease for lease in leases}.items())
+        written = await ledger.insert_bookings(
+            self.stores.pg, [(lease.req, lease.number, lease.id) for _, lease in unique]
         )
-
-    async def blacklist_changed(self, hospital_id: str, patient_id: str) -> None:
-        until_ms = await self.stores.pg.fetchval(
-            q("redis_blacklist_entry"), hospital_id, patient_id
-        )
-        await self.loader.update_loaded_slots(
-            hospital_id,
-            lambda slot: ScriptCall(
-                SET_BLACKLIST,
-                (2, slot.slot, slot.blacklist, patient_id, "" if until_ms is None else until_ms),
-            ),
-        )
+        return [written.get(lease.id) for lease in leases]

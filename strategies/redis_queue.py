@@ -49,32 +49,39 @@ class RedisQueue(RedisGate):
                 yield
 
     def _take_call(
-        self, req: BookingRequest, slot: SlotKeys, free: str, now_ms: int, deadline_ms: int
+        self,
+        req: BookingRequest,
+        slot: SlotKeys,
+        free: str,
+        now_ms: int,
+        deadline_ms: int,
+        lease_id: str,
     ) -> ScriptCall:
         schedule = req.schedule
         return ScriptCall(
             ADMIT,
             (
-                6,
+                7,
                 slot.slot,
                 slot.schedules,
                 free,
                 slot.leases,
                 slot.lease_records,
                 slot.in_flight,
+                slot.lease_requests,
                 schedule.id,
                 req.patient_id,
                 schedule.department_id,
                 req.request_id,
                 deadline_ms,
+                lease_id,
             ),
         )
 
     async def _write(self, lease: Lease) -> Booking | Rejected | None:
-        deadline = dt.datetime.fromtimestamp(lease.deadline_ms / 1000, dt.UTC)
         async with self.stores.pg.acquire() as conn, conn.transaction():
             rejected = await ledger.check_patient_day(conn, lease.req)
             if rejected is not None:
                 return rejected
-            written = await ledger.insert_bookings(conn, [(lease.req, lease.number)], deadline)
-        return written.get(lease.req.request_id)
+            written = await ledger.insert_bookings(conn, [(lease.req, lease.number, lease.id)])
+        return written.get(lease.id)

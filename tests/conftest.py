@@ -19,6 +19,9 @@ from core.settings import Settings
 from core.stores import Stores, open_stores
 from strategies import STRATEGIES
 from strategies.base import InventoryStrategy
+from strategies.redis_gate.gate import RedisGate
+from strategies.redis_lua import RedisLua
+from strategies.redis_queue import RedisQueue
 
 # Servers, a database and a Redis key prefix per test (service_urls, template_database,
 # test_database_url, redis_prefix): fixtures the micro-benchmarks share.
@@ -100,3 +103,20 @@ def clock() -> Clock:
 @pytest.fixture
 def service(strategy: InventoryStrategy, stores: Stores, clock: Clock) -> BookingService:
     return BookingService(strategy, stores.ledger, clock=clock)
+
+
+# The strategies that gate the ledger with Redis, for the tests of what they share.
+GATES = [RedisLua, RedisQueue]
+
+
+@pytest.fixture(params=GATES, ids=[cls.name for cls in GATES])
+def gate_class(request: pytest.FixtureRequest) -> type[RedisGate]:
+    cls: type[RedisGate] = request.param
+    return cls
+
+
+@pytest.fixture
+async def gate(gate_class: type[RedisGate], make_strategy: StrategyFactory) -> RedisGate:
+    strategy = await make_strategy(gate_class)
+    assert isinstance(strategy, RedisGate)
+    return strategy

@@ -16,9 +16,8 @@ from core.stores import Stores
 from strategies.redis_gate import coalescing
 from strategies.redis_gate import gate as gate_module
 from strategies.redis_gate.gate import RedisGate
-from strategies.redis_lua import RedisLua
 from strategies.redis_queue import RedisQueue
-from tests.conftest import StrategyFactory
+from tests.conftest import GATES, StrategyFactory
 from tests.scenarios import VISIT_DATE, schedule_in
 
 # --- the two structures ------------------------------------------------------------------
@@ -84,7 +83,6 @@ def test_in_use_detach_leaves_current_users_their_object_and_gives_the_next_a_ne
 KEPT = 4
 SLOTS = 30
 CROWD = 4
-GATES = [RedisLua, RedisQueue]
 
 
 @pytest.fixture(params=GATES, ids=[cls.name for cls in GATES])

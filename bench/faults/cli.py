@@ -21,12 +21,12 @@ from strategies import STRATEGIES
 FULL = SuiteConfig(
     strategies=tuple(sorted(STRATEGIES)),
     faults=FAULT_NAMES,
-    crowd=CrowdPlan(patients=600, schedules=4, capacity=120, duration=6.0),
+    crowd=CrowdPlan(patients=300, schedules=6, capacity=80, duration=6.0),
 )
 # Sized for `make test`: a small crowd, one strike, one worker unless the fault needs more.
 QUICK = replace(
     FULL,
-    crowd=CrowdPlan(patients=240, schedules=2, capacity=90, duration=3.0),
+    crowd=CrowdPlan(patients=90, schedules=6, capacity=25, duration=3.0),
     strikes=1,
     workers=1,
 )

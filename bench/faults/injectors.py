@@ -1,6 +1,6 @@
 """The faults: what each one breaks, how long the outage lasts and how it is undone. A new fault
-is a `Fault` subclass (struck while the crowd books) or a `ProxyFault` (a chaos proxy dropping
-responses), added to its registry below."""
+is a `Fault` subclass (struck while the crowd books) or a `ProxyFault` (a chaos proxy losing
+replies), added to its registry below."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from bench.faults.config import CrowdPlan, uses_redis_state
-from bench.faults.services import Services, worker_pids
-from bench.history import BookingClient
+from bench.faults.services import Services, running_workers, worker_pids
+from bench.history import BookingClient, Intent
 from bench.stack import ServerProcess
+from core.failpoints import CANCEL_AFTER_COMMIT
 
 
 @dataclass
@@ -28,6 +31,8 @@ class Stage:
     secret: str
     # Pointed at the server again when it restarts on another port.
     clients: list[BookingClient]
+    # Books and cancels on the probes' schedule, for faults that need a request of their own.
+    probe: Callable[[str], Awaitable[tuple[Intent, str]]]
 
     async def restart_server(self) -> None:
         """What a process manager would do: start `serve` again."""
@@ -48,6 +53,10 @@ class Fault(ABC):
 
     def outage(self, crowd: CrowdPlan) -> float:
         return 0.5
+
+    def server_env(self, workdir: Path) -> dict[str, str]:
+        """What the server must be started with for this fault to strike."""
+        return {}
 
     @abstractmethod
     async def inject(self, stage: Stage) -> None: ...
@@ -106,29 +115,64 @@ class WorkerKill(Fault):
     min_workers = 2
 
     def __init__(self) -> None:
-        self._killed: int | None = None
+        self._workers: list[int] = []
 
     async def inject(self, stage: Stage) -> None:
-        workers = worker_pids(stage.server)
-        if len(workers) < 2:
-            raise RuntimeError(f"worker-kill needs several workers; serve runs {workers}")
-        self._killed = workers[0]
-        os.kill(self._killed, signal.SIGKILL)
+        self._workers = worker_pids(stage.server)
+        if len(self._workers) < 2:
+            raise RuntimeError(f"worker-kill needs several workers; serve runs {self._workers}")
+        os.kill(self._workers[0], signal.SIGKILL)
 
     async def recover(self, stage: Stage) -> None:
-        deadline = time.monotonic() + _SUPERVISOR_VERDICT_SECONDS
-        while time.monotonic() < deadline:
-            if not stage.server.alive():
-                await stage.restart_server()
-                return
-            workers = worker_pids(stage.server)
-            if self._killed not in workers and len(workers) >= stage.server.workers:
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(
-            f"{_SUPERVISOR_VERDICT_SECONDS:.0f} s after worker {self._killed} was killed, serve "
-            f"neither exited nor replaced it; it runs {worker_pids(stage.server)}"
-        )
+        await _after_a_worker_died(stage, self._workers)
+
+
+class CancelCrash(Fault):
+    """A worker dies between a cancellation's ledger commit and its Redis release: the
+    failpoint of core.failpoints, armed while a probe cancels its booking. Its number must
+    come back all the same, and the patient must be able to book again."""
+
+    name = "cancel-crash"
+
+    def __init__(self) -> None:
+        self._workers: list[int] = []
+        self._switch: Path | None = None
+
+    def server_env(self, workdir: Path) -> dict[str, str]:
+        self._switch = workdir / f"failpoint-{os.getpid()}-{id(self)}"
+        return {"SLOTRUSH_FAILPOINTS": f"{CANCEL_AFTER_COMMIT}:{self._switch}"}
+
+    async def inject(self, stage: Stage) -> None:
+        if self._switch is None:
+            raise RuntimeError("cancel-crash needs the server started with its failpoint")
+        intent, booking_id = await stage.probe("crash")
+        self._workers = worker_pids(stage.server)
+        self._switch.touch()
+        try:
+            await stage.clients[0].cancel(intent, booking_id, "probe")
+        finally:
+            self._switch.unlink()
+
+    async def recover(self, stage: Stage) -> None:
+        await _after_a_worker_died(stage, self._workers)
+
+
+async def _after_a_worker_died(stage: Stage, workers: list[int]) -> None:
+    """Wait for the supervisor's verdict on a dead worker: replaced, or the whole server gone
+    (then restart it, as a process manager would)."""
+    deadline = time.monotonic() + _SUPERVISOR_VERDICT_SECONDS
+    while time.monotonic() < deadline:
+        now = running_workers(stage.server)
+        if not now:
+            await stage.restart_server()
+            return
+        if not set(workers) <= set(now) and len(now) >= stage.server.workers:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(
+        f"{_SUPERVISOR_VERDICT_SECONDS:.0f} s after a worker of {workers} died, serve neither "
+        f"exited nor replaced it; it runs {worker_pids(stage.server)}"
+    )
 
 
 # A supervisor gives its other workers this long to finish their requests (server.runner's
@@ -138,8 +182,9 @@ _SUPERVISOR_VERDICT_SECONDS = 35.0
 
 @dataclass(frozen=True)
 class ProxyFault:
-    """A chaos proxy dropping responses for the whole crowd, in front of the server (lost 201s,
-    resent by clients) or of the server's Redis (lost script replies, resent or reconciled)."""
+    """A chaos proxy losing replies: in front of the server (lost 201s, resent by clients),
+    of the server's Redis (lost script replies) or of its PostgreSQL (lost replies to
+    commits that landed)."""
 
     name: str
     site: str
@@ -148,13 +193,36 @@ class ProxyFault:
     busy_expected: bool
 
 
+@dataclass(frozen=True)
+class ReplyLoss(ProxyFault):
+    """Every reply lost for `window` seconds, `strikes` times spread over the crowd, each
+    struck while requests are in flight: the first `first_at` of a spacing into the crowd
+    (0: as it arrives, while the Redis slots load)."""
+
+    window: float = 1.0
+    first_at: float = 0.0
+
+
 RESPONSE_DROP = ProxyFault("response-drop", site="server", redis_only=False, busy_expected=False)
-REDIS_REPLY_DROP = ProxyFault("redis-reply-drop", site="redis", redis_only=True, busy_expected=True)
+REDIS_REPLY_DROP = ReplyLoss(
+    "redis-reply-drop", site="redis", redis_only=True, busy_expected=True, window=0.5
+)
+# Half a spacing in, bookings are being written: commits land with their replies lost.
+POSTGRES_REPLY_DROP = ReplyLoss(
+    "postgres-reply-drop",
+    site="postgres",
+    redis_only=False,
+    busy_expected=True,
+    window=1.5,
+    first_at=0.5,
+)
 
 TIMED_FAULTS: dict[str, type[Fault]] = {
-    f.name: f for f in (RedisKill, PostgresImmediateStop, WorkerPause, WorkerKill)
+    f.name: f for f in (RedisKill, PostgresImmediateStop, WorkerPause, WorkerKill, CancelCrash)
 }
-PROXY_FAULTS: dict[str, ProxyFault] = {f.name: f for f in (RESPONSE_DROP, REDIS_REPLY_DROP)}
+PROXY_FAULTS: dict[str, ProxyFault] = {
+    f.name: f for f in (RESPONSE_DROP, REDIS_REPLY_DROP, POSTGRES_REPLY_DROP)
+}
 FAULT_NAMES: tuple[str, ...] = (*TIMED_FAULTS, *PROXY_FAULTS)
 
 

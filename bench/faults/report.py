@@ -19,11 +19,13 @@ _COLUMNS = (
     ("fault", "fault"),
     ("injected", "faults_injected"),
     ("requests", "requests"),
+    ("intents", "intents"),
+    ("cancels", "cancels"),
     ("ok", "ok"),
     ("failed", "failed"),
     ("unknown", "unknown"),
     ("refused", "refused"),
-    ("uncertain patients", "uncertain"),
+    ("uncertain intents", "uncertain"),
     ("resolved: booked", "unknown_resolved_booked"),
     ("resolved: none", "unknown_resolved_none"),
     ("unresolved", "unresolved"),
@@ -31,7 +33,11 @@ _COLUMNS = (
     ("double", "double_booked"),
     ("told no, booked", "told_no_but_booked"),
     ("oversold", "oversold"),
+    ("limits broken", "limit_violations"),
+    ("blacklist broken", "blacklist_violations"),
+    ("unbookable", "unbookable"),
     ("Redis off", "redis_mismatches"),
+    ("counters off", "counter_mismatches"),
     ("5xx outside", "server_errors_outside_windows"),
     ("busy, gave up", "gave_up_outside_windows"),
     ("outage (s)", "outage_seconds"),
@@ -55,6 +61,35 @@ def markdown_table(results: Sequence[ScenarioResult]) -> str:
         cells = [cell(getattr(r, name)) for _, name in _COLUMNS]
         lines.append("| " + " | ".join(cells) + f" | {'pass' if r.passed else 'FAIL'} |")
     return "\n".join(lines)
+
+
+# The columns that count a broken promise: each must be 0 in every scenario.
+_VIOLATIONS = frozenset(
+    {
+        "unresolved",
+        "lost",
+        "double_booked",
+        "told_no_but_booked",
+        "oversold",
+        "limit_violations",
+        "blacklist_violations",
+        "unbookable",
+        "redis_mismatches",
+        "counter_mismatches",
+    }
+)
+
+
+def violations(results: Sequence[ScenarioResult]) -> str:
+    """The broken promises over every scenario, as one sentence."""
+    totals = {
+        title: sum(getattr(r, name) or 0 for r in results)
+        for title, name in _COLUMNS
+        if name in _VIOLATIONS
+    }
+    found = sum(totals.values())
+    details = "; ".join(f"{title} {count}" for title, count in totals.items())
+    return f"{found} violations ({details})"
 
 
 def write_report(
@@ -84,13 +119,18 @@ def write_report(
     summary = [
         f"# Fault suite, {document['created']} on {host}",
         "",
-        f"`{command}`: {passed} of {len(results)} scenarios passed.",
+        f"`{command}`: {passed} of {len(results)} scenarios passed; {violations(results)}.",
         "",
-        f"Crowd: {crowd.patients} patients for {crowd.schedules} schedules of "
-        f"{crowd.capacity} numbers, in bursts over {crowd.duration} s, client timeout "
-        f"{crowd.client_timeout} s; {config.strikes} strikes per timed fault; "
-        f"{config.drop_rate:.0%} of responses dropped by the chaos proxy; "
-        f"`--workers {config.workers}`; lease {config.lease_seconds} s.",
+        f"Crowd: {crowd.patients} patients wanting {crowd.intents} of {crowd.schedules} "
+        f"schedules of {crowd.capacity} numbers in {crowd.departments} departments each (the "
+        f"default limits: 2 a day, 1 per department), in bursts over {crowd.duration} s, "
+        f"client timeout {crowd.client_timeout} s; every {crowd.rebook_every}th cancels and "
+        f"books again, every {crowd.blacklist_every}th is blacklisted as the crowd arrives; "
+        f"{config.strikes} strikes per timed fault and per reply-loss window; "
+        f"{config.drop_rate:.0%} of responses dropped by the chaos proxy in front of the "
+        f"server; `--workers {config.workers}`; lease {config.lease_seconds} s. Checked from "
+        "the ledger after each scenario: every answer against the rows, the limits recounted "
+        "from the rows, every free number booked by fresh patients, Redis against the rows.",
         f"Commit {machine['commit']}{' plus uncommitted changes' if machine['dirty'] else ''}, "
         f"Redis {machine['redis']}, "
         f"PostgreSQL {machine['postgresql']}, Python {machine['python']}, "

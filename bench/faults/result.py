@@ -48,18 +48,30 @@ class ScenarioResult:
     # Failed requests that never reached a server: the connection was refused.
     refused: int = 0
     patients: int = 0
-    # Patients who saw at least one unknown outcome, and what their retries ended in.
+    # Bookings wanted (each under its own key), and cancellations answered 200.
+    intents: int = 0
+    cancels: int = 0
+    # Intents that saw at least one unknown outcome, and what their retries ended in.
     uncertain: int = 0
     unknown_resolved_booked: int = 0
     unknown_resolved_none: int = 0
-    # Patients without a definite answer even after the resends.
+    # Intents without a definite answer even after the resends.
     unresolved: int = 0
     lost: int = 0
     double_booked: int = 0
     told_no_but_booked: int = 0
     oversold: int = 0
+    # Recounted from the ledger's rows: patients past a limit of their hospital's rules,
+    # bookings made after their patient's blacklisting answered.
+    limit_violations: int = 0
+    blacklist_violations: int = 0
     audit_mismatches: int = 0
+    # Numbers free in the ledger that fresh patients could not book afterwards.
+    unbookable: int = 0
+    # Schedules whose free numbers in Redis differ from the ledger's, and patient counters
+    # that differ (redis-lua keeps them); None where Redis keeps no such state.
     redis_mismatches: int | None = None
+    counter_mismatches: int | None = None
     server_errors_outside_windows: int = 0
     # 503 busy answers outside the windows from a strategy that gave up under contention.
     gave_up_outside_windows: int = 0

@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 import time
 import traceback
-import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -19,13 +19,13 @@ from bench.chaos_proxy import ChaosProxy
 from bench.child_server import LOOPBACK
 from bench.faults.checker import Checker, count_outcomes
 from bench.faults.config import SuiteConfig, uses_redis_state
-from bench.faults.injectors import TIMED_FAULTS, Fault, Stage
+from bench.faults.injectors import TIMED_FAULTS, Fault, ReplyLoss, Stage
 from bench.faults.result import FIRST_SUCCESS_LIMIT, WINDOW_GRACE, ScenarioResult, Strike
 from bench.faults.services import Services
 from bench.faults.workload import Run, resolve, run_crowd, seed_run
-from bench.history import BookingClient, Intent, Outcome
+from bench.history import Attempt, BookingClient, Intent, Outcome
 from bench.stack import ServerProcess, fresh_database, fresh_prefix
-from loadtest.client.seed import AdminClient, SeededSchedule
+from loadtest.client.seed import AdminClient
 
 _T = TypeVar("_T")
 
@@ -48,10 +48,11 @@ async def run_scenario(
     await asyncio.to_thread(services.ensure_running)
     run = Run(config, strategy, fault)
     result = ScenarioResult(strategy, fault)
+    timed = TIMED_FAULTS[fault]() if fault in TIMED_FAULTS else None
     async with contextlib.AsyncExitStack() as stack:
-        wiring = await _wire(stack, services, run, workdir)
+        wiring = await _wire(stack, services, run, workdir, timed)
         try:
-            await _play(stack, services, run, wiring, result)
+            await _play(stack, services, run, wiring, timed, result)
         except Exception as exc:  # reported with the server's log, like a failed check
             result.problems.append("crashed: " + "".join(traceback.format_exception(exc)[-2:]))
         if result.problems:
@@ -65,10 +66,11 @@ async def _play(
     services: Services,
     run: Run,
     wiring: _Wiring,
+    timed: Fault | None,
     result: ScenarioResult,
 ) -> None:
     """The crowd under the fault, the resends of unknown outcomes, then the checks."""
-    probe_schedule = await seed_run(run, AdminClient(wiring.server.url, run.secret))
+    await seed_run(run, AdminClient(wiring.server.url, run.secret))
     session = await stack.enter_async_context(
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     )
@@ -76,8 +78,15 @@ async def _play(
     direct = BookingClient(session, wiring.server.url, run.token, run.history, timeout=timeout)
     crowd = BookingClient(session, wiring.crowd_url, run.token, run.history, timeout=timeout)
     at_server = [c for c in (direct, crowd) if c.base_url == wiring.server.url]
-    stage = Stage(services, wiring.server, run.config.crowd, run.secret, at_server)
-    strikes, windows = await _crowd_under_fault(stage, wiring, run, crowd, probe_schedule)
+
+    async def probe_booking(label: str) -> tuple[Intent, str]:
+        answer = await _probe(direct, run, f"probe-{label}", time.monotonic())
+        if answer.outcome is not Outcome.OK or answer.booking_id is None:
+            raise RuntimeError(f"the probe {label} could not book: {answer.status} {answer.detail}")
+        return answer.intent, answer.booking_id
+
+    stage = Stage(services, wiring.server, run.config.crowd, run.secret, at_server, probe_booking)
+    strikes, windows = await _crowd_under_fault(stage, wiring, run, crowd, timed)
     result.outage_seconds = [s.outage for s in strikes]
     result.first_success_seconds = [s.first_success for s in strikes]
     dropped = wiring.proxy.stats.dropped if wiring.proxy is not None else 0
@@ -93,52 +102,83 @@ async def _play(
 
 
 async def _crowd_under_fault(
-    stage: Stage,
-    wiring: _Wiring,
-    run: Run,
-    crowd: BookingClient,
-    probe_schedule: SeededSchedule,
+    stage: Stage, wiring: _Wiring, run: Run, crowd: BookingClient, timed: Fault | None
 ) -> tuple[list[Strike], list[tuple[float, float]]]:
     """Let the crowd book while the fault strikes; returns the strikes and the windows in
     which 503 busy is an expected answer."""
     crowd_started = time.monotonic()
     crowding = asyncio.create_task(run_crowd(crowd, run))
     strikes: list[Strike] = []
+    windows: list[tuple[float, float]] = []
+    proxy_fault = run.proxy_fault
     try:
-        if run.fault in TIMED_FAULTS:
-            fault = TIMED_FAULTS[run.fault]()
-            strikes = await _strike(fault, stage, stage.clients[0], run, probe_schedule)
+        if timed is not None:
+            strikes = await _strike(timed, stage, stage.clients[0], run)
+            windows = [s.window for s in strikes]
+        elif isinstance(proxy_fault, ReplyLoss) and wiring.proxy is not None:
+            windows = await _lose_replies(wiring.proxy, proxy_fault, crowd, run)
+        elif wiring.proxy is not None:
+            wiring.proxy.drop_rate = run.config.drop_rate
     except BaseException:
         crowding.cancel()
         raise
     await crowding
-    windows = [s.window for s in strikes]
-    if run.proxy_fault is not None and run.proxy_fault.busy_expected:
+    if proxy_fault is not None and proxy_fault.busy_expected and not windows:
         windows.append((crowd_started, time.monotonic() + WINDOW_GRACE))
     if wiring.proxy is not None:
         wiring.proxy.drop_rate = 0.0  # the fault ends with the crowd; the checks run in calm
     return strikes, windows
 
 
+async def _lose_replies(
+    proxy: ChaosProxy, fault: ReplyLoss, crowd: BookingClient, run: Run
+) -> list[tuple[float, float]]:
+    """Lose every reply for the fault's window, `strikes` times spread over the crowd; each
+    only once requests are in flight, so that the loss meets some."""
+    config = run.config
+    spacing = config.crowd.duration / config.strikes
+    first = time.monotonic() + fault.first_at * spacing
+    windows = []
+    for n in range(config.strikes):
+        await asyncio.sleep(max(0.0, first + n * spacing - time.monotonic()))
+        await crowd.requests_in_flight()
+        began = time.monotonic()
+        proxy.drop_rate = 1.0
+        await asyncio.sleep(fault.window)
+        proxy.drop_rate = 0.0
+        windows.append((began, time.monotonic() + WINDOW_GRACE))
+    return windows
+
+
 async def _wire(
-    stack: contextlib.AsyncExitStack, services: Services, run: Run, workdir: Path
+    stack: contextlib.AsyncExitStack,
+    services: Services,
+    run: Run,
+    workdir: Path,
+    timed: Fault | None,
 ) -> _Wiring:
     """Start the proxy the fault needs and the server, on a database and key prefix of their
     own; `stack` stops and removes them all."""
     config = run.config
     # The fault names the database and the key prefix: a strategy given as module:Class
     # would make the database name too long for PostgreSQL.
-    database_url = await _enter_in_thread(stack, fresh_database(services.postgres.url, run.fault))
+    run.database_url = await _enter_in_thread(
+        stack, fresh_database(services.postgres.url, run.fault)
+    )
     run.prefix = await _enter_in_thread(stack, fresh_prefix(services.redis.url, run.fault))
     proxy = None
-    redis_url = services.redis.url
-    if run.proxy_fault is not None:
-        # A proxy in front of the server learns the server's port once it has one.
-        upstream = services.redis.port if run.proxy_fault.site == "redis" else 0
-        proxy = ChaosProxy(LOOPBACK, upstream, drop_rate=config.drop_rate, seed=config.seed)
+    redis_url, database_url = services.redis.url, run.database_url
+    site = run.proxy_fault.site if run.proxy_fault is not None else None
+    if site is not None:
+        # Quiet until the crowd comes. A proxy in front of the server learns the server's
+        # port once it has one.
+        upstream = {"redis": services.redis.port, "postgres": services.postgres.port}
+        proxy = ChaosProxy(LOOPBACK, upstream.get(site, 0), drop_rate=0.0, seed=config.seed)
         await stack.enter_async_context(proxy)
-        if run.proxy_fault.site == "redis":
+        if site == "redis":
             redis_url = f"redis://{LOOPBACK}:{proxy.port}/0"
+        elif site == "postgres":
+            database_url = _at_port(run.database_url, proxy.port)
     env = {
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
@@ -147,17 +187,25 @@ async def _wire(
         "SLOTRUSH_LEASE_SECONDS": str(config.lease_seconds),
         "SLOTRUSH_RECONCILE_INTERVAL": str(config.reconcile_interval),
     }
-    fault = TIMED_FAULTS.get(run.fault)
-    workers = max(config.workers, fault.min_workers if fault is not None else 1)
+    if timed is not None:
+        env |= timed.server_env(workdir)
+    workers = max(config.workers, timed.min_workers if timed is not None else 1)
     log = workdir / f"serve-{run.strategy.replace(':', '.')}-{run.fault}.log"
     server = ServerProcess(run.strategy, workers, env, log)
     stack.push_async_callback(asyncio.to_thread, server.stop)
     await asyncio.to_thread(server.start, run.secret)
     crowd_url = server.url
-    if proxy is not None and run.proxy_fault is not None and run.proxy_fault.site == "server":
+    if proxy is not None and site == "server":
         proxy.upstream = (LOOPBACK, server.port)
         crowd_url = f"http://{LOOPBACK}:{proxy.port}"
     return _Wiring(server, crowd_url, proxy)
+
+
+def _at_port(url: str, port: int) -> str:
+    """The same URL on the loopback port of a proxy."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{LOOPBACK}:{port}"))
 
 
 async def _enter_in_thread(
@@ -170,13 +218,7 @@ async def _enter_in_thread(
     return value
 
 
-async def _strike(
-    fault: Fault,
-    stage: Stage,
-    client: BookingClient,
-    run: Run,
-    probe_schedule: SeededSchedule,
-) -> list[Strike]:
+async def _strike(fault: Fault, stage: Stage, client: BookingClient, run: Run) -> list[Strike]:
     """Strike `fault` the configured number of times while the crowd books; after each
     recovery, time the first successful booking of a fresh patient."""
     strikes: list[Strike] = []
@@ -187,20 +229,23 @@ async def _strike(
         await asyncio.sleep(fault.outage(stage.crowd))
         await fault.recover(stage)
         recovered = time.monotonic()
-        probe = Intent(f"probe-{n}", probe_schedule.id, uuid.uuid4().hex)
-        run.intents.append(probe)
-        answer = await client.send_until_settled(
-            probe,
-            "probe",
-            attempts=None,
-            deadline=recovered + 3 * FIRST_SUCCESS_LIMIT,
-            max_pause=0.2,
-        )
+        answer = await _probe(client, run, f"probe-{n}", recovered)
         strikes.append(
             Strike(injected, recovered, answer.ended if answer.outcome is Outcome.OK else None)
         )
         await asyncio.sleep(1.0)
     return strikes
+
+
+async def _probe(client: BookingClient, run: Run, patient_id: str, since: float) -> Attempt:
+    """A fresh patient books the probes' schedule, retrying until it succeeds or the time
+    given for a recovery has passed."""
+    if run.probe_schedule is None:
+        raise RuntimeError("the run has no probes' schedule: seed it first")
+    intent = run.new_intent(patient_id, run.probe_schedule.id)
+    return await client.send_until_settled(
+        intent, "probe", attempts=None, deadline=since + 3 * FIRST_SUCCESS_LIMIT, max_pause=0.2
+    )
 
 
 async def _await_leases(run: Run) -> None:

@@ -57,9 +57,17 @@ def embedded_services() -> Iterator[Services]:
 def worker_pids(server: ServerProcess) -> list[int]:
     """The processes serving requests: the children of `serve`, or `serve` itself when it
     serves in-process."""
+    workers = running_workers(server)
+    if not workers:
+        raise RuntimeError(f"slotrush serve is not running; log:\n{server.log_tail()}")
+    return workers
+
+
+def running_workers(server: ServerProcess) -> list[int]:
+    """worker_pids, or none when `serve` is not running (or just stopped)."""
     tree = server.processes()
     if not tree:
-        raise RuntimeError(f"slotrush serve is not running; log:\n{server.log_tail()}")
+        return []
     workers = []
     with contextlib.suppress(psutil.NoSuchProcess):
         for child in tree[0].children():

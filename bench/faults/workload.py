@@ -1,5 +1,6 @@
-"""The crowd: its schedules and patients (one intent each, with its own Idempotency-Key), the
-bursts in which they book, and the resends that settle every unknown outcome."""
+"""The crowd: its schedules and patients (several intents each, every one with its own
+Idempotency-Key), the bursts in which they book, the cancellations and rebookings and the
+blacklistings among them, and the resends that settle every unknown outcome."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bench.faults.config import SuiteConfig
+import aiohttp
+
+from bench.faults.config import CrowdPlan, SuiteConfig
 from bench.faults.injectors import PROXY_FAULTS, ProxyFault
-from bench.history import BookingClient, History, Intent
+from bench.history import Action, BookingClient, History, Intent, Outcome
 from loadtest.client.seed import AdminClient, SchedulePlan, SeededSchedule, new_run_id, opening_in
-from loadtest.client.tokens import new_secret, patient_token
+from loadtest.client.tokens import admin_token, new_secret, patient_token
 
 # How long unknown outcomes are resent before they count as unresolved.
 RESOLVE_SECONDS = 30.0
 PROBE_CAPACITY = 1000
+# How long a crowd blacklisting lasts: beyond the run.
+_BLACKLISTED_FOR = dt.timedelta(days=2)
 _READ_CONCURRENCY = 64
 _RESOLVE_CONCURRENCY = 16
 _T = TypeVar("_T")
@@ -35,21 +40,42 @@ class Run:
     fault: str
     secret: str = field(default_factory=new_secret)
     prefix: str = ""
+    database_url: str = ""
     history: History = field(default_factory=History)
     intents: list[Intent] = field(default_factory=list)
     schedules: list[SeededSchedule] = field(default_factory=list)
+    probe_schedule: SeededSchedule | None = None
     visit_date: dt.date = field(default_factory=dt.date.today)
+    # Patients blacklisted during the crowd -> when the ledger had it for sure (time.time()).
+    blacklisted: dict[str, float] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def proxy_fault(self) -> ProxyFault | None:
         return PROXY_FAULTS.get(self.fault)
 
+    @property
+    def hospital_id(self) -> str:
+        return self.schedules[0].hospital_id
+
     def token(self, patient_id: str) -> str:
         token = self._tokens.get(patient_id)
         if token is None:
             token = self._tokens[patient_id] = patient_token(self.secret, patient_id)
         return token
+
+    def new_intent(self, patient_id: str, schedule_id: str) -> Intent:
+        intent = Intent(patient_id, schedule_id, uuid.uuid4().hex)
+        self.intents.append(intent)
+        return intent
+
+
+def wishes(crowd: CrowdPlan, n: int) -> list[int]:
+    """The schedules (by index) patient n wants: two in one department, then one in each of
+    the next departments, so both limits of the default rules bite."""
+    s, d = crowd.schedules, crowd.departments
+    picks = [n % s, (n + d) % s, *((n + k) % s for k in range(1, crowd.intents - 1))]
+    return list(dict.fromkeys(picks))
 
 
 async def seed_run(run: Run, admin: AdminClient) -> SeededSchedule:
@@ -59,40 +85,104 @@ async def seed_run(run: Run, admin: AdminClient) -> SeededSchedule:
     # Opened a second ago: the crowd books at once, and a server clock a hair behind ours
     # cannot answer not_open.
     opens_at = opening_in(-1.0)
-    crowd_plan = SchedulePlan(run_id, crowd.schedules, crowd.capacity, opens_at, label="crowd")
+    crowd_plan = SchedulePlan(
+        run_id,
+        crowd.schedules,
+        crowd.capacity,
+        opens_at,
+        departments=crowd.departments,
+        label="crowd",
+    )
     probe_plan = SchedulePlan(run_id, 1, PROBE_CAPACITY, opens_at, label="probe")
     run.schedules = await asyncio.to_thread(admin.create_schedules, crowd_plan)
     [probe] = await asyncio.to_thread(admin.create_schedules, probe_plan)
+    run.probe_schedule = probe
     run.visit_date = dt.date.fromisoformat(crowd_plan.bodies()[0]["visit_date"])
-    run.intents = [
-        Intent(f"crowd-{n}", run.schedules[n % len(run.schedules)].id, uuid.uuid4().hex)
-        for n in range(crowd.patients)
-    ]
     return probe
 
 
 async def run_crowd(client: BookingClient, run: Run) -> None:
     crowd = run.config.crowd
     bursts = max(1, round(crowd.duration / crowd.burst_interval))
-    per_burst = -(-len(run.intents) // bursts)
+    per_burst = -(-crowd.patients // bursts)
     started = time.monotonic()
     deadline = started + crowd.duration + 2 * crowd.client_timeout
 
-    async def patient(n: int, intent: Intent) -> None:
+    async def patient(n: int) -> None:
         await asyncio.sleep(started + (n // per_burst) * crowd.burst_interval - time.monotonic())
-        await client.send_until_settled(intent, "crowd", attempts=crowd.attempts, deadline=deadline)
+        patient_id = f"crowd-{n}"
+        intents = [run.new_intent(patient_id, run.schedules[k].id) for k in wishes(crowd, n)]
+        blacklisting = n % crowd.blacklist_every == 0
+        await asyncio.gather(
+            *(
+                client.send_until_settled(i, "crowd", attempts=crowd.attempts, deadline=deadline)
+                for i in intents
+            ),
+            *([blacklist(client, run, patient_id, deadline)] if blacklisting else []),
+        )
+        if n % crowd.rebook_every == 0:
+            await cancel_and_rebook(client, run, intents, deadline)
 
-    await asyncio.gather(*(patient(n, intent) for n, intent in enumerate(list(run.intents))))
+    await asyncio.gather(*(patient(n) for n in range(crowd.patients)))
+
+
+async def cancel_and_rebook(
+    client: BookingClient, run: Run, intents: Sequence[Intent], deadline: float
+) -> None:
+    """Cancel the first booking the patient got, then book that schedule again (new key)."""
+    for intent in intents:
+        last = run.history.last(intent)
+        if last is not None and last.outcome is Outcome.OK and last.booking_id is not None:
+            cancel = await client.cancel_until_settled(
+                intent, last.booking_id, "crowd", deadline=deadline
+            )
+            if cancel.outcome is Outcome.OK:
+                again = run.new_intent(intent.patient_id, intent.schedule_id)
+                await client.send_until_settled(
+                    again, "crowd", attempts=run.config.crowd.attempts, deadline=deadline
+                )
+            return
+
+
+async def blacklist(client: BookingClient, run: Run, patient_id: str, deadline: float) -> None:
+    """Blacklist a patient of the crowd, through the server the crowd books with, until the
+    answer says the ledger has it; remembers when."""
+    until = dt.datetime.now(dt.UTC) + _BLACKLISTED_FOR
+    path = f"/v1/admin/hospitals/{run.hospital_id}/blacklist/{patient_id}"
+    headers = {"Authorization": f"Bearer {admin_token(run.secret)}"}
+    body = {"until": until.isoformat().replace("+00:00", "Z")}
+    while time.monotonic() < deadline + RESOLVE_SECONDS:
+        try:
+            # The client's address follows the server when it restarts on another port.
+            async with client.session.put(
+                client.base_url + path, json=body, headers=headers, timeout=client.timeout
+            ) as response:
+                if response.status == 200:
+                    run.blacklisted[patient_id] = time.time()
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(0.2)
 
 
 async def resolve(client: BookingClient, run: Run) -> None:
-    """Resend every intent whose outcome is still open with its key, until it is settled; a
-    few at a time, so that the resends do not become a second crowd."""
+    """Resend every intent whose outcome is still open with its key, and every cancellation
+    likewise, until it is settled; a few at a time, so that the resends do not become a
+    second crowd."""
     deadline = time.monotonic() + RESOLVE_SECONDS
+    history = run.history
+    cancelled = {a.intent: a.booking_id for a in history.attempts if a.action is Action.CANCEL}
     await bounded(
         [
-            client.send_until_settled(intent, "resolve", attempts=None, deadline=deadline)
-            for intent in run.history.unsettled(run.intents)
+            *(
+                client.send_until_settled(intent, "resolve", attempts=None, deadline=deadline)
+                for intent in history.unsettled(run.intents)
+            ),
+            *(
+                client.cancel_until_settled(intent, booking_id, "resolve", deadline=deadline)
+                for intent in history.unsettled(cancelled, Action.CANCEL)
+                if (booking_id := cancelled[intent]) is not None
+            ),
         ],
         _RESOLVE_CONCURRENCY,
     )

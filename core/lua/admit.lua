@@ -4,24 +4,29 @@
 -- KEYS[1] slot           hash; absent until the slot is loaded
 -- KEYS[2] schedules      set of loaded schedule ids
 -- KEYS[3] free           list of the schedule's free numbers
--- KEYS[4] leases         zset request id -> lease deadline (epoch ms)
--- KEYS[5] lease_records  hash request id -> "schedule|number|patient|department"
+-- KEYS[4] leases         zset lease id -> lease deadline (epoch ms)
+-- KEYS[5] lease_records  hash lease id -> "schedule|number|patient|department|request id"
 -- KEYS[6] in_flight      hash schedule id -> leases not yet settled
+-- KEYS[7] lease_requests hash request id -> the lease id out for it
 -- ARGV[1] schedule id, ARGV[2] patient id, ARGV[3] department id, ARGV[4] request id,
--- ARGV[5] lease deadline (epoch ms)
+-- ARGV[5] lease deadline (epoch ms), ARGV[6] a new lease id
 --
--- Returns the number admitted (>= 1), or a code of take.lua: 0 not loaded, -5 sold out, -6
+-- Returns {number admitted, lease id}, or a code of take.lua: 0 not loaded, -5 sold out, -6
 -- no number free but some are out on leases.
--- Idempotent by request id: a resent call answers the number its first call took.
+-- Idempotent by request id: while its lease is out, a resent call answers that lease.
 local schedule = ARGV[1]
 local patient = ARGV[2]
 local department = ARGV[3]
 local request_id = ARGV[4]
 local deadline = tonumber(ARGV[5])
+local lease = ARGV[6]
 
-local record = redis.call('HGET', KEYS[5], request_id)
-if record then
-    return tonumber(string.match(record, '^[^|]*|([^|]*)|'))
+local out = redis.call('HGET', KEYS[7], request_id)
+if out then
+    local record = redis.call('HGET', KEYS[5], out)
+    if record then
+        return {tonumber(string.match(record, '^[^|]*|([^|]*)|')), out}
+    end
 end
 
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('SISMEMBER', KEYS[2], schedule) == 0 then
@@ -37,7 +42,8 @@ if not number then
 end
 
 redis.call('HINCRBY', KEYS[6], schedule, 1)
-redis.call('ZADD', KEYS[4], deadline, request_id)
-redis.call('HSET', KEYS[5], request_id,
-    schedule .. '|' .. number .. '|' .. patient .. '|' .. department)
-return tonumber(number)
+redis.call('ZADD', KEYS[4], deadline, lease)
+redis.call('HSET', KEYS[5], lease,
+    schedule .. '|' .. number .. '|' .. patient .. '|' .. department .. '|' .. request_id)
+redis.call('HSET', KEYS[7], request_id, lease)
+return {tonumber(number), lease}

@@ -2,34 +2,41 @@
 -- workers loading the same slot at once, or a load racing a new schedule, cannot undo each
 -- other's work or the bookings taken since.
 --
--- KEYS[1] slot           hash {loaded, max_per_day, max_per_department}; present once loaded
+-- KEYS[1] slot           hash {loaded, max_per_day, max_per_department, config_version};
+--                        present once loaded
 -- KEYS[2] schedules      set of loaded schedule ids
 -- KEYS[3] blacklist      hash patient -> blacklisted until (epoch ms)
 -- KEYS[4] counters       hash of the patients' counts (see take.lua)
--- KEYS[5] leases, KEYS[6] lease_records, KEYS[7] in_flight (see take.lua)
--- KEYS[7+i]              free numbers of schedule i (i = 1..ARGV[5])
+-- KEYS[5] leases, KEYS[6] lease_records, KEYS[7] in_flight, KEYS[8] lease_requests (see
+--                        take.lua)
+-- KEYS[9] released       set of the request ids of bookings released (see release.lua)
+-- KEYS[9+i]              free numbers of schedule i (i = 1..ARGV[6])
 -- ARGV[1] "1": only add schedules to a slot that is already loaded, else write nothing
 -- ARGV[2] "zset" or "list": how free numbers are kept
--- ARGV[3] max_per_day, ARGV[4] max_per_department ("" for a strategy that keeps no rules)
--- ARGV[5] S schedules, ARGV[6] C counter fields, ARGV[7] B blacklist entries, then
---   S schedule ids, S free-number lists ("1-40,42,44-50"),
---   C pairs (field, count), B pairs (patient, until ms)
+-- ARGV[3] max_per_day, ARGV[4] max_per_department, ARGV[5] the hospital's config version
+--   ("" for a strategy that keeps no rules)
+-- ARGV[6] S schedules, ARGV[7] C counter fields, ARGV[8] B blacklist entries, ARGV[9] R
+--   released bookings, then S schedule ids, S free-number lists ("1-40,42,44-50"),
+--   C pairs (field, value), B pairs (patient, until ms), R request ids
 --
 -- Returns {1 if this call loaded the slot else 0, schedules added}.
 local only_if_loaded = ARGV[1] == '1'
 local store = ARGV[2]
 local max_per_day = ARGV[3]
 local max_per_department = ARGV[4]
-local n_schedules = tonumber(ARGV[5])
-local n_counters = tonumber(ARGV[6])
-local n_blacklisted = tonumber(ARGV[7])
+local config_version = ARGV[5]
+local n_schedules = tonumber(ARGV[6])
+local n_counters = tonumber(ARGV[7])
+local n_blacklisted = tonumber(ARGV[8])
+local n_released = tonumber(ARGV[9])
 local CHUNK = 1000  -- stays far below Lua's limit on unpack()
 
-local first_free_key = 8
-local first_id = 8
+local first_free_key = 10
+local first_id = 10
 local first_ranges = first_id + n_schedules
 local first_counter = first_ranges + n_schedules
 local first_blacklisted = first_counter + 2 * n_counters
+local first_released = first_blacklisted + 2 * n_blacklisted
 
 local function push(key, values)
     if #values == 0 then
@@ -63,10 +70,10 @@ local function push_ranges(key, ranges)
     push(key, batch)
 end
 
-local function hset_pairs(key, first, count)
-    for start = first, first + 2 * count - 1, CHUNK do
-        local last = math.min(start + CHUNK - 1, first + 2 * count - 1)
-        redis.call('HSET', key, unpack(ARGV, start, last))
+local function add_args(command, key, first, count)
+    for start = first, first + count - 1, CHUNK do
+        local last = math.min(start + CHUNK - 1, first + count - 1)
+        redis.call(command, key, unpack(ARGV, start, last))
     end
 end
 
@@ -95,12 +102,13 @@ if loaded then
     return {0, added}
 end
 
-hset_pairs(KEYS[4], first_counter, n_counters)
-hset_pairs(KEYS[3], first_blacklisted, n_blacklisted)
+add_args('HSET', KEYS[4], first_counter, 2 * n_counters)
+add_args('HSET', KEYS[3], first_blacklisted, 2 * n_blacklisted)
+add_args('SADD', KEYS[9], first_released, n_released)
 if max_per_day == '' then
     redis.call('HSET', KEYS[1], 'loaded', 1)
 else
-    redis.call('HSET', KEYS[1], 'loaded', 1,
-        'max_per_day', max_per_day, 'max_per_department', max_per_department)
+    redis.call('HSET', KEYS[1], 'loaded', 1, 'max_per_day', max_per_day,
+        'max_per_department', max_per_department, 'config_version', config_version)
 end
 return {1, added}

@@ -5,29 +5,34 @@
 -- KEYS[3] free           zset of the schedule's free numbers (score = number)
 -- KEYS[4] blacklist      hash patient -> blacklisted until (epoch ms)
 -- KEYS[5] counters       hash of active bookings: <patient>:day and <patient>:d:<department>
---                        (counts), <patient>:s:<schedule> (the request id that booked it,
---                        "1" when loaded from the ledger)
--- KEYS[6] leases         zset request id -> lease deadline (epoch ms)
--- KEYS[7] lease_records  hash request id -> "schedule|number|patient|department"
+--                        (counts), <patient>:s:<schedule> (the lease or ledger request id
+--                        of the booking held there)
+-- KEYS[6] leases         zset lease id -> lease deadline (epoch ms)
+-- KEYS[7] lease_records  hash lease id -> "schedule|number|patient|department|request id"
 -- KEYS[8] in_flight      hash schedule id -> leases not yet settled
+-- KEYS[9] lease_requests hash request id -> the lease id out for it
 -- ARGV[1] schedule id, ARGV[2] patient id, ARGV[3] department id, ARGV[4] request id,
--- ARGV[5] now (epoch ms), ARGV[6] lease deadline (epoch ms)
+-- ARGV[5] now (epoch ms), ARGV[6] lease deadline (epoch ms), ARGV[7] a new lease id
 --
--- Returns the number taken (>= 1), or a code: 0 not loaded, -1 blacklisted, -2 already
+-- Returns {number taken, lease id}, or a code: 0 not loaded, -1 blacklisted, -2 already
 -- booked, -3 daily limit, -4 department limit, -5 sold out, -6 no number free but some are
 -- out on leases (they may come back: sold out is not certain yet), -7 the patient's booking
 -- here is still on its lease (its ledger row may or may not come).
--- Idempotent by request id: a resent call answers the number its first call took.
+-- Idempotent by request id: while its lease is out, a resent call answers that lease.
 local schedule = ARGV[1]
 local patient = ARGV[2]
 local department = ARGV[3]
 local request_id = ARGV[4]
 local now = tonumber(ARGV[5])
 local deadline = tonumber(ARGV[6])
+local lease = ARGV[7]
 
-local record = redis.call('HGET', KEYS[7], request_id)
-if record then
-    return tonumber(string.match(record, '^[^|]*|([^|]*)|'))
+local out = redis.call('HGET', KEYS[9], request_id)
+if out then
+    local record = redis.call('HGET', KEYS[7], out)
+    if record then
+        return {tonumber(string.match(record, '^[^|]*|([^|]*)|')), out}
+    end
 end
 
 local rules = redis.call('HMGET', KEYS[1], 'max_per_day', 'max_per_department')
@@ -66,11 +71,12 @@ if not popped[1] then
 end
 local number = popped[1]
 
-redis.call('HSET', KEYS[5], schedule_field, request_id)
+redis.call('HSET', KEYS[5], schedule_field, lease)
 redis.call('HINCRBY', KEYS[5], day_field, 1)
 redis.call('HINCRBY', KEYS[5], department_field, 1)
 redis.call('HINCRBY', KEYS[8], schedule, 1)
-redis.call('ZADD', KEYS[6], deadline, request_id)
-redis.call('HSET', KEYS[7], request_id,
-    schedule .. '|' .. number .. '|' .. patient .. '|' .. department)
-return tonumber(number)
+redis.call('ZADD', KEYS[6], deadline, lease)
+redis.call('HSET', KEYS[7], lease,
+    schedule .. '|' .. number .. '|' .. patient .. '|' .. department .. '|' .. request_id)
+redis.call('HSET', KEYS[9], request_id, lease)
+return {tonumber(number), lease}

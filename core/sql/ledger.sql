@@ -71,6 +71,10 @@ ON CONFLICT (hospital_id, patient_id) DO UPDATE SET until = EXCLUDED.until;
 -- name: delete_blacklist
 DELETE FROM blacklist WHERE hospital_id = $1 AND patient_id = $2;
 
+-- name: bump_config_version
+-- In the transaction of every rules or blacklist change (see hospitals.config_version).
+UPDATE hospitals SET config_version = config_version + 1 WHERE id = $1;
+
 -- name: lock_patient_day
 -- Serialises one patient's bookings and cancellations at one hospital on one date, so the
 -- per-day rules are checked and applied in one step. Always taken before any schedule lock.
@@ -107,15 +111,29 @@ WITH b AS (
 SELECT * FROM b;
 
 -- name: insert_bookings
--- The batched form of insert_booking for the Redis strategies: one row per element of the
--- arrays, written only while the taker's lease ($10) has not run out, so the reconciler can
--- safely give back a number whose row did not appear in time.
-WITH b AS (
+-- The booking write of the Redis strategies, batched: one row per element of the arrays, each
+-- under its lease ($8, also the row's request_id). A row is written only if this statement
+-- wins its lease's claim ('written'): whoever gives a number back claims 'abandoned' first
+-- (see lease_claims). A patient blacklisted in the ledger is refused whatever Redis believed.
+WITH r AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[],
+                         $6::int[], $7::text[], $8::uuid[], $9::text[])
+        AS r(schedule_id, patient_id, hospital_id, department_id, visit_date, number,
+             verification_code, lease_id, idempotency_key)
+), claimed AS (
+    INSERT INTO lease_claims (hospital_id, lease_id, outcome)
+    SELECT hospital_id, lease_id, 'written' FROM r
+    ON CONFLICT DO NOTHING
+    RETURNING lease_id
+), b AS (
     INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
                           number, verification_code, request_id, idempotency_key)
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[],
-                         $6::int[], $7::text[], $8::uuid[], $9::text[]) AS r
-    WHERE clock_timestamp() < $10::timestamptz
+    SELECT r.schedule_id, r.patient_id, r.hospital_id, r.department_id, r.visit_date, r.number,
+           r.verification_code, r.lease_id, r.idempotency_key
+    FROM r JOIN claimed USING (lease_id)
+    WHERE NOT EXISTS (SELECT 1 FROM blacklist bl
+                      WHERE bl.hospital_id = r.hospital_id AND bl.patient_id = r.patient_id
+                        AND bl.until > now())
     ON CONFLICT DO NOTHING
     RETURNING *
 ), n AS (

@@ -1,5 +1,5 @@
--- Named queries of the Redis strategies (strategies/redis_*.py): loading a slot's Redis state
--- from the ledger, and the questions the writer and the reconciler ask about a lease.
+-- Named queries of the Redis strategies (strategies/redis_gate/): loading a slot's Redis state
+-- from the ledger, the claims that settle a lease, and the outbox of Redis work the ledger owes.
 
 -- name: redis_slot_free_numbers
 -- Every schedule of one hospital and date with its free numbers as ranges ("1-40,42,44-50"):
@@ -20,8 +20,12 @@ ORDER BY s.id;
 
 -- name: redis_slot_rules
 SELECT coalesce(h.max_per_day, 2) AS max_per_day,
-       coalesce(h.max_per_department_per_day, 1) AS max_per_department_per_day
+       coalesce(h.max_per_department_per_day, 1) AS max_per_department_per_day,
+       coalesce(h.config_version, 0) AS config_version
 FROM (SELECT 1) AS one LEFT JOIN hospitals h ON h.id = $1;
+
+-- name: redis_config_version
+SELECT coalesce((SELECT config_version FROM hospitals WHERE id = $1), 0);
 
 -- name: redis_slot_blacklist
 -- Entries still in force, with their end in epoch milliseconds (what the Lua scripts compare).
@@ -29,27 +33,78 @@ SELECT patient_id, (extract(epoch FROM until) * 1000)::bigint AS until_ms
 FROM blacklist
 WHERE hospital_id = $1 AND until > now();
 
--- name: redis_blacklist_entry
-SELECT (extract(epoch FROM until) * 1000)::bigint AS until_ms
-FROM blacklist
-WHERE hospital_id = $1 AND patient_id = $2;
-
 -- name: redis_slot_bookings
 -- The active bookings of one hospital and date: the patients' counters.
-SELECT patient_id, schedule_id, department_id
+SELECT patient_id, schedule_id, department_id, request_id::text AS request_id
 FROM bookings
 WHERE hospital_id = $1 AND visit_date = $2 AND status = 'booked';
 
+-- name: redis_slot_released
+-- Cancelled bookings of one hospital and date whose release is still owed: the snapshot
+-- already has their numbers free, so a release sent later must change nothing.
+SELECT b.request_id::text AS request_id
+FROM redis_releases r JOIN bookings b ON b.id = r.booking_id
+WHERE r.hospital_id = $1 AND b.visit_date = $2;
+
 -- name: redis_refusal_cause
--- Why the ledger refused a (request, number) pair: each unique rule it could have hit.
+-- Why the ledger refused a lease's row: each rule the write could have hit.
 SELECT
     EXISTS (SELECT 1 FROM schedule_numbers
             WHERE schedule_id = $1 AND number = $2 AND booking_id IS NOT NULL) AS number_held,
     EXISTS (SELECT 1 FROM bookings
             WHERE $4::text IS NOT NULL AND patient_id = $3 AND idempotency_key = $4) AS key_used,
     EXISTS (SELECT 1 FROM bookings
-            WHERE schedule_id = $1 AND patient_id = $3 AND status = 'booked') AS patient_active;
+            WHERE schedule_id = $1 AND patient_id = $3 AND status = 'booked') AS patient_active,
+    EXISTS (SELECT 1 FROM blacklist
+            WHERE hospital_id = $5 AND patient_id = $3 AND until > now()) AS blacklisted;
 
--- name: redis_written_requests
--- Which of these booking attempts reached the ledger (the reconciler's question).
-SELECT request_id::text AS request_id FROM bookings WHERE request_id = ANY($1::uuid[]);
+-- name: redis_abandon_leases
+-- Claims leases for their give-back, and answers the ones this statement won. A writer's
+-- claim still in flight makes it wait and lose if the write commits.
+INSERT INTO lease_claims (hospital_id, lease_id, outcome)
+SELECT hospital_id, lease_id, 'abandoned'
+FROM unnest($1::text[], $2::uuid[]) AS l(hospital_id, lease_id)
+ON CONFLICT DO NOTHING
+RETURNING lease_id::text AS lease_id;
+
+-- name: redis_lease_outcomes
+-- How claimed leases ended: the claim, and the row written under a 'written' one (a fresh
+-- statement after the claim, so it sees the writes it waited for).
+SELECT c.lease_id::text AS lease_id, c.outcome, b.*
+FROM unnest($1::text[], $2::uuid[]) AS l(hospital_id, lease_id)
+JOIN lease_claims c ON c.hospital_id = l.hospital_id AND c.lease_id = l.lease_id
+LEFT JOIN bookings b ON b.request_id = c.lease_id;
+
+-- name: redis_prune_claims
+-- Claims of leases long settled: no writer is still waiting to write under them.
+DELETE FROM lease_claims WHERE claimed_at < now() - make_interval(secs => $1);
+
+-- name: redis_owe_releases
+INSERT INTO redis_releases (hospital_id, booking_id)
+SELECT * FROM unnest($1::text[], $2::bigint[])
+ON CONFLICT DO NOTHING;
+
+-- name: redis_releases_done
+DELETE FROM redis_releases
+WHERE (hospital_id, booking_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]));
+
+-- name: redis_releases_due
+-- Releases left over (their process failed or died after the commit), oldest first.
+SELECT b.* FROM redis_releases r JOIN bookings b ON b.id = r.booking_id
+WHERE r.created_at < now() - make_interval(secs => $1)
+ORDER BY r.created_at
+LIMIT $2;
+
+-- name: redis_owe_config_sync
+INSERT INTO redis_config_syncs (hospital_id, version)
+SELECT id, config_version FROM hospitals WHERE id = $1
+ON CONFLICT (hospital_id) DO UPDATE SET version = EXCLUDED.version;
+
+-- name: redis_config_synced
+DELETE FROM redis_config_syncs WHERE hospital_id = $1 AND version <= $2;
+
+-- name: redis_config_syncs_due
+SELECT hospital_id FROM redis_config_syncs
+WHERE created_at < now() - make_interval(secs => $1)
+ORDER BY created_at
+LIMIT $2;

@@ -10,14 +10,14 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from core.batching import Coalescer
 from core.keyed import LruCache
 from core.keys import KeySpace, SlotKeys
 from core.redis_scripts import CONFIRM, ScriptCall, ScriptRunner
-from strategies.redis_gate.lease import epoch_ms
+from strategies.redis_gate.lease import Lease, Written, epoch_ms
 
 # Keeps one Lua call's unpack() far below its limit.
 _CONFIRM_CHUNK = 1000
@@ -25,21 +25,46 @@ _CONFIRM_CHUNK = 1000
 _ANNOUNCED_KEPT = 100_000
 
 
-def confirm_call(slot: SlotKeys, request_ids: Sequence[str]) -> ScriptCall:
-    """Settle the leases of these requests, whose rows are in the ledger."""
-    return ScriptCall(CONFIRM, (3, slot.leases, slot.lease_records, slot.in_flight, *request_ids))
+def confirm_call(
+    slot: SlotKeys, leases: Sequence[Written], free_store: str, counters: bool
+) -> ScriptCall:
+    """Settle these leases, whose rows are in the ledger (see confirm.lua)."""
+    keys = [
+        slot.leases,
+        slot.lease_records,
+        slot.in_flight,
+        slot.lease_requests,
+        slot.slot,
+        slot.schedules,
+        slot.released,
+        slot.counters,
+    ]
+    free_keys: dict[str, int] = {}
+    args: list[str] = [free_store, "1" if counters else "0"]
+    for lease in leases:
+        index = 0
+        if lease.schedule_id:
+            index = free_keys.setdefault(lease.schedule_id, len(keys) + len(free_keys) + 1)
+        args += [*lease, str(index)]
+    keys += [slot.free(schedule_id) for schedule_id in free_keys]
+    return ScriptCall(CONFIRM, (len(keys), *keys, *args))
 
 
 class ScriptBatches:
-    def __init__(self, runner: ScriptRunner, keys: KeySpace, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        runner: ScriptRunner,
+        keys: KeySpace,
+        lease_seconds: float,
+        confirm: Callable[[SlotKeys, Sequence[Written]], ScriptCall],
+    ) -> None:
         self._runner = runner
         self._keys = keys
+        self._confirm = confirm
         self._announce_every = lease_seconds / 4
         self._scripts: Coalescer[ScriptCall, Any] = Coalescer(self._run_batch, max_in_flight=3)
         # Leases whose rows are in the ledger: confirmed with the next round trip to Redis.
-        self._written: list[tuple[SlotKeys, str]] = []
-        # Releases of cancelled numbers that Redis did not take; `flush` resends them.
-        self._unreleased: list[ScriptCall] = []
+        self._written: list[Lease] = []
         # Slots this process has recently told the reconcilers about (see announce).
         self._announced: LruCache[str, float] = LruCache(_ANNOUNCED_KEPT)
         self._announcements: set[str] = set()
@@ -48,11 +73,8 @@ class ScriptBatches:
         """The call's answer, from a round trip shared with the calls made meanwhile."""
         return self._scripts.submit(call)
 
-    def confirm_later(self, slot: SlotKeys, request_id: str) -> None:
-        self._written.append((slot, request_id))
-
-    def release_later(self, call: ScriptCall) -> None:
-        self._unreleased.append(call)
+    def confirm_later(self, lease: Lease) -> None:
+        self._written.append(lease)
 
     def announce(self, tag: str) -> None:
         """Make sure the reconcilers look at this slot while leases may be there.
@@ -67,16 +89,10 @@ class ScriptBatches:
             self._announcements.add(tag)
 
     async def flush(self) -> None:
-        """Send the confirmations and releases that are waiting, now."""
+        """Send the confirmations that are waiting, now (a lost one is the reconcilers')."""
         confirms = self._confirm_calls()
-        unreleased, self._unreleased = self._unreleased, []
-        if not confirms and not unreleased:
-            return
-        try:
-            await self._runner.run([*confirms, *unreleased])
-        except BaseException:
-            self._unreleased.extend(unreleased)
-            raise
+        if confirms:
+            await self._runner.run(confirms)
 
     async def _run_batch(self, calls: Sequence[ScriptCall]) -> list[Any]:
         confirms = self._confirm_calls()
@@ -95,13 +111,13 @@ class ScriptBatches:
 
     def _confirm_calls(self) -> list[ScriptCall]:
         written, self._written = self._written, []
-        by_slot: defaultdict[str, list[str]] = defaultdict(list)
+        by_slot: defaultdict[str, list[Written]] = defaultdict(list)
         slots: dict[str, SlotKeys] = {}
-        for slot, request_id in written:
-            by_slot[slot.tag].append(request_id)
-            slots[slot.tag] = slot
+        for lease in written:
+            by_slot[lease.slot.tag].append(lease.written)
+            slots[lease.slot.tag] = lease.slot
         return [
-            confirm_call(slots[tag], ids[start : start + _CONFIRM_CHUNK])
-            for tag, ids in by_slot.items()
-            for start in range(0, len(ids), _CONFIRM_CHUNK)
+            self._confirm(slots[tag], leases[start : start + _CONFIRM_CHUNK])
+            for tag, leases in by_slot.items()
+            for start in range(0, len(leases), _CONFIRM_CHUNK)
         ]

@@ -1,8 +1,9 @@
 """The gate: Redis decides fast, the ledger records.
 
-A booking takes a number under a lease, writes its row before the deadline and settles the
-lease: confirmed once written, given back when the ledger refused it. A cancellation
-releases its number in Redis once the ledger has cancelled.
+A booking takes a number under a lease, writes its row under the lease's claim (see fence)
+and settles the lease: confirmed once written, given back once the claim says it never will
+be. A write whose outcome is unknown (its reply lost) is resolved from that claim, never
+guessed. A cancellation owes Redis a release, recorded with it in the ledger (see outbox).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Sequence
 from typing import Any, ClassVar
 
-import redis.exceptions
+import asyncpg
 
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Schedule
@@ -24,14 +25,16 @@ from core.failures import STORE_FAILURES
 from core.keyed import InUse, LruCache
 from core.keys import KeySpace, SlotKeys, slot_tag
 from core.metrics import BUSY_RETRIES
-from core.queries import fetch_one
-from core.redis_scripts import GIVE_BACK, RELEASE, ScriptCall, ScriptRunner
+from core.redis_scripts import GIVE_BACK, ScriptCall, ScriptRunner
 from core.stores import Stores
 from strategies.base import InventoryStrategy
-from strategies.redis_gate.coalescing import ScriptBatches
-from strategies.redis_gate.lease import Lease, epoch_ms
+from strategies.redis_gate import fence
+from strategies.redis_gate.coalescing import ScriptBatches, confirm_call
+from strategies.redis_gate.lease import Lease, Written, epoch_ms, new_lease_id
 from strategies.redis_gate.loader import SlotLoader
+from strategies.redis_gate.outbox import APPLY_FAILURES, Outbox
 from strategies.redis_gate.reconciler import Reconciler
+from strategies.redis_gate.replies import text
 
 log = logging.getLogger("slotrush.redis")
 
@@ -74,13 +77,16 @@ class RedisGate(InventoryStrategy):
         self.keys = KeySpace(self.settings.redis_prefix, self.name)
         self.runner = ScriptRunner(stores.redis)
         self.lease_ms = round(self.settings.lease_seconds * 1000)
-        self._batches = ScriptBatches(self.runner, self.keys, self.settings.lease_seconds)
+        self._batches = ScriptBatches(
+            self.runner, self.keys, self.settings.lease_seconds, self.confirm_call
+        )
         self._slots: LruCache[str, SlotKeys] = LruCache(_KEY_CACHE_LIMIT)
         self._schedule_keys: LruCache[int, tuple[SlotKeys, str]] = LruCache(_KEY_CACHE_LIMIT)
         # Takers waiting for numbers out on leases, woken when one of ours settles.
         self._settled: InUse[int, asyncio.Event] = InUse(asyncio.Event)
         self._diverged = BUSY_RETRIES.labels(self.name, "redis_diverged")
         self.loader = SlotLoader(self)
+        self.outbox = Outbox(self)
         self.reconciler = Reconciler(self)
 
     async def start(self) -> None:
@@ -102,16 +108,23 @@ class RedisGate(InventoryStrategy):
 
     @abstractmethod
     def _take_call(
-        self, req: BookingRequest, slot: SlotKeys, free: str, now_ms: int, deadline_ms: int
+        self,
+        req: BookingRequest,
+        slot: SlotKeys,
+        free: str,
+        now_ms: int,
+        deadline_ms: int,
+        lease_id: str,
     ) -> ScriptCall:
-        """The script call that takes a number for `req` (answers as take.lua does)."""
+        """The script call that takes a number for `req` under a new lease (answers as
+        take.lua does)."""
 
     @abstractmethod
     async def _write(self, lease: Lease) -> Booking | Rejected | None:
-        """Write the lease's booking to the ledger before its deadline.
+        """Write the lease's booking to the ledger under its claim (ledger.insert_bookings).
 
-        Returns the booking, a rule's rejection found in the ledger, or None when a unique
-        rule of the ledger refused the row or the deadline passed.
+        Returns the booking, a rule's rejection found in the ledger before writing, or None
+        when the row was not written (the claim was taken, or a rule refused the row).
         """
 
     # --- booking and cancelling -------------------------------------------------------
@@ -123,19 +136,17 @@ class RedisGate(InventoryStrategy):
                 return lease
             try:
                 written = await self._write(lease)
-            except Exception:
-                await self._give_back_quietly(lease)
-                raise
-            if isinstance(written, Booking):
-                self._batches.confirm_later(lease.slot, req.request_id)
-                self._wake(req.schedule.id)
-                return written
-            if written is not None:
-                await self.give_back(lease)
-                return written
-            refusal = await self._settle_refusal(lease)
-            if refusal is not None:
-                return refusal
+            except STORE_FAILURES:
+                # The commit may have landed and only its reply been lost: ask the ledger.
+                settled = await self._settle(lease, None)
+                if settled == _BUSY:
+                    raise  # not written: the failure is the answer
+            else:
+                if isinstance(written, Booking):
+                    return self._written(lease, written)
+                settled = await self._settle(lease, written)
+            if settled is not None:
+                return settled
         return _BUSY
 
     async def take(self, req: BookingRequest) -> Lease | Rejected:
@@ -147,10 +158,11 @@ class RedisGate(InventoryStrategy):
         patience_ends = math.inf
         while True:
             now_ms = epoch_ms()
-            deadline_ms = now_ms + self.lease_ms
-            answer = await self.submit(self._take_call(req, slot, free, now_ms, deadline_ms))
-            if answer > 0:
-                return Lease(req, answer, deadline_ms, slot, free)
+            call = self._take_call(req, slot, free, now_ms, now_ms + self.lease_ms, new_lease_id())
+            answer = await self.submit(call)
+            if isinstance(answer, list):
+                number, lease_id = answer
+                return Lease(req, number, text(lease_id), slot, free)
             if answer == NOT_LOADED:
                 if loads == _LOADS_PER_TAKE:
                     return _BUSY
@@ -166,44 +178,72 @@ class RedisGate(InventoryStrategy):
             else:
                 return REFUSALS[answer]
 
-    async def _settle_refusal(self, lease: Lease) -> Rejected | None:
-        """Find out why the ledger refused the lease's row and settle the lease accordingly.
+    def _written(self, lease: Lease, booking: Booking) -> Booking:
+        self._batches.confirm_later(lease)
+        self.wake(lease.req.schedule.id)
+        return booking
 
-        Returns the answer, or None when Redis offered a number the ledger holds: a sign that
-        Redis lost state or missed a write. That number stays out of Redis; take another.
+    async def _settle(self, lease: Lease, refused: Rejected | None) -> BookResult | None:
+        """Settle a lease whose write did not answer its booking, from its claim in the
+        ledger: a write that landed is kept, anything else gives back what the ledger does
+        not hold. Returns the answer, or None to take another number.
+
+        `refused` is the rule the write found broken before trying (redis-queue). A
+        PostgreSQL that cannot be reached raises: the lease is then the reconcilers'.
+        """
+        key = (lease.req.schedule.hospital_id, lease.id)
+        if lease.id in await fence.abandon(self.stores.pg, [key]):
+            await self.give_back(lease)
+            return refused or _BUSY
+        outcome = (await fence.outcomes(self.stores.pg, [key]))[lease.id]
+        if outcome.booking is not None:
+            return self._written(lease, outcome.booking)
+        if outcome.abandoned:
+            # Given back by a reconciler while the write was late (or about to be).
+            await self.give_back(lease)
+            return refused or _BUSY
+        return await self._settle_refusal(lease)
+
+    async def _settle_refusal(self, lease: Lease) -> Rejected | None:
+        """The write claimed the lease but a rule of the ledger refused its row: give back
+        what the ledger does not hold, and answer why.
+
+        Returns None when Redis offered a number the ledger holds: a sign that Redis lost
+        state or missed a write. That number stays out of Redis; take another.
         """
         req, schedule = lease.req, lease.req.schedule
-        cause = await fetch_one(
+        refusal = await fence.refusal(
             self.stores.pg,
-            "redis_refusal_cause",
-            schedule.id,
-            lease.number,
-            req.patient_id,
-            req.idempotency_key,
+            hospital_id=schedule.hospital_id,
+            schedule_id=schedule.id,
+            number=lease.number,
+            patient_id=req.patient_id,
+            idempotency_key=req.idempotency_key,
         )
-        if cause["number_held"]:
-            self._diverged.inc()
-            await self.give_back(lease, number=False)
-            return None
-        if cause["key_used"]:
-            await self.give_back(lease)
+        await self.give_back(
+            lease, number=not refusal.number_held, counters=not refusal.patient_active
+        )
+        if refusal.blacklisted:
+            return Rejected(Code.BLACKLISTED)
+        if refusal.key_used:
             return Rejected(Code.IDEMPOTENCY_CONFLICT)
-        if cause["patient_active"]:
-            # The ledger has this patient here and Redis did not know: the take's counters
-            # now describe that booking, so only the number goes back.
-            await self.give_back(lease, counters=False)
+        if refusal.patient_active:
             return Rejected(Code.ALREADY_BOOKED)
-        # Nothing blocks the row: it came after the deadline. The reconciler settles it.
+        if refusal.number_held:
+            self._diverged.inc()
+            return None
+        # Whatever refused the row is gone again (a booking cancelled meanwhile).
         return _BUSY
 
     async def give_back(self, lease: Lease, *, number: bool = True, counters: bool = True) -> None:
         """Undo the lease's take: its number and the patient's counters, unless the ledger
-        holds them (the number for someone else, or this patient's booking here)."""
+        holds them (the number for someone else, or this patient's booking here). Only once
+        its claim is settled as not written."""
         call = self.give_back_call(
-            lease.slot, lease.free, lease.req.request_id, number=number, counters=counters
+            lease.slot, lease.free, lease.id, number=number, counters=counters
         )
         await self.submit(call)
-        self._wake(lease.req.schedule.id)
+        self.wake(lease.req.schedule.id)
 
     async def _until_settled(self, schedule_id: int, at_most: float) -> None:
         """Wait until a lease of this schedule settles here, or `at_most` seconds (other
@@ -212,47 +252,40 @@ class RedisGate(InventoryStrategy):
             async with asyncio.timeout(at_most):
                 await settled.wait()
 
-    def _wake(self, schedule_id: int) -> None:
+    def wake(self, schedule_id: int) -> None:
+        """Tell takers waiting on this schedule that a lease settled or a number came back."""
         settled = self._settled.detach(schedule_id)
         if settled is not None:
             settled.set()
-
-    async def _give_back_quietly(self, lease: Lease) -> None:
-        try:
-            await self.give_back(lease)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            log.warning("%s: lease left to the reconcilers: %r", self.name, exc)
 
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
             cancelled = await ledger.cancel_booking(conn, booking.id)
-        if cancelled is not None:
-            await self._release(cancelled)
+            if cancelled is not None:
+                await self.numbers_freeing(conn, [cancelled])
         return cancelled
 
-    async def _release(self, booking: Booking) -> None:
-        slot = self.slot_keys(slot_tag(booking.hospital_id, booking.visit_date))
-        keys = [slot.slot, slot.schedules, slot.free(booking.schedule_id)]
-        if self.rules_in_redis:
-            keys.append(slot.counters)
-        args = (
-            booking.schedule_id,
-            booking.number,
-            booking.patient_id,
-            booking.department_id,
-            self.free_store,
-        )
-        call = ScriptCall(RELEASE, (len(keys), *keys, *args))
+    async def numbers_freeing(self, conn: asyncpg.Connection, bookings: Sequence[Booking]) -> None:
+        await self.outbox.owe_releases(conn, bookings)
+
+    async def numbers_freed(self, bookings: Sequence[Booking]) -> None:
         try:
-            await self.submit(call)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            # The ledger has cancelled: the cancel stands, Redis catches up (release.lua is
-            # safe to resend).
-            log.warning("%s: release of booking %s deferred: %r", self.name, booking.id, exc)
-            self._batches.release_later(call)
-        else:
-            self._wake(booking.schedule_id)
+            await self.outbox.release(bookings)
+        except APPLY_FAILURES as exc:
+            log.warning("%s: releases left to the reconcilers: %r", self.name, exc)
+
+    async def config_changing(self, conn: asyncpg.Connection, hospital_id: str) -> None:
+        if self.rules_in_redis:
+            await self.outbox.owe_config_sync(conn, hospital_id)
+
+    async def config_changed(self, hospital_id: str) -> None:
+        if not self.rules_in_redis:
+            return
+        try:
+            await self.outbox.sync_config(hospital_id)
+        except APPLY_FAILURES as exc:
+            log.warning("%s: config sync left to the reconcilers: %r", self.name, exc)
 
     async def schedules_created(self, schedules: Sequence[Schedule]) -> None:
         try:
@@ -267,7 +300,7 @@ class RedisGate(InventoryStrategy):
         return self._batches.submit(call)
 
     async def flush(self) -> None:
-        """Send the confirmations and releases that are waiting, now."""
+        """Send the confirmations that are waiting, now."""
         await self._batches.flush()
 
     def slot_keys(self, tag: str) -> SlotKeys:
@@ -285,17 +318,20 @@ class RedisGate(InventoryStrategy):
             self._schedule_keys.put(schedule.id, found)
         return found
 
+    def confirm_call(self, slot: SlotKeys, leases: Sequence[Written]) -> ScriptCall:
+        return confirm_call(slot, leases, self.free_store, self.rules_in_redis)
+
     def give_back_call(
         self,
         slot: SlotKeys,
         free: str,
-        request_id: str,
+        lease_id: str,
         *,
         number: bool = True,
         counters: bool = True,
     ) -> ScriptCall:
-        keys = [free, slot.leases, slot.lease_records, slot.in_flight]
+        keys = [free, slot.leases, slot.lease_records, slot.in_flight, slot.lease_requests]
         if self.rules_in_redis and counters:
             keys.append(slot.counters)
         store = self.free_store if number else ""
-        return ScriptCall(GIVE_BACK, (len(keys), *keys, request_id, store))
+        return ScriptCall(GIVE_BACK, (len(keys), *keys, lease_id, store))

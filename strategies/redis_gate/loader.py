@@ -1,4 +1,4 @@
-"""Loading a slot's Redis state from the ledger, and keeping the loaded slots in step.
+"""Loading a slot's Redis state from the ledger.
 
 A slot is loaded the first time a script finds it missing (a fresh Redis, a restarted one,
 deleted keys): Redis state is always derived from the ledger.
@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,13 +23,9 @@ from core.metrics import RECONCILER_ACTIONS
 from core.queries import fetch_one
 from core.queries import query as q
 from core.redis_scripts import LOAD, ScriptCall
-from strategies.redis_gate.replies import text
 
 if TYPE_CHECKING:
     from strategies.redis_gate.gate import RedisGate
-
-# Blacklist and rule copies are kept for dates from yesterday on (time zones differ).
-_PAST_DAYS_KEPT = 1
 
 
 @dataclass
@@ -49,21 +45,34 @@ class SlotLoader:
         self._rebuilt = RECONCILER_ACTIONS.labels(gate.name, "rebuilt")
 
     async def load(self, hospital_id: str, visit_date: dt.date) -> None:
+        gate = self._gate
         tag = slot_tag(hospital_id, visit_date)
+        slot = gate.slot_keys(tag)
         with self._loads.use(tag) as loads:
             seen = loads.finished
             async with loads.lock:
                 if loads.finished != seen:
                     return  # loaded while this caller waited for the lock
-                call = await self._snapshot(self._gate.slot_keys(tag), hospital_id, visit_date)
-                if self._gate.rules_in_redis:
-                    await self._gate.stores.redis.sadd(
-                        self._gate.keys.loaded_dates(hospital_id), visit_date.isoformat()
+                call, config_version = await self._snapshot(slot, hospital_id, visit_date)
+                if gate.rules_in_redis:
+                    # Before the load, so a config change applied from now on finds the slot.
+                    await gate.stores.redis.sadd(
+                        gate.keys.loaded_dates(hospital_id), visit_date.isoformat()
                     )
-                loaded, _ = await self._gate.submit(call)
+                loaded, _ = await gate.submit(call)
+                if gate.rules_in_redis:
+                    await self._catch_up(hospital_id, slot, config_version)
                 loads.finished += 1
         if loaded:
             self._rebuilt.inc()
+
+    async def _catch_up(self, hospital_id: str, slot: SlotKeys, loaded_version: int) -> None:
+        """A rules or blacklist change committed after the snapshot was applied to the loaded
+        slots before this one was: copy the hospital's config again if its version moved."""
+        gate = self._gate
+        version = await gate.stores.pg.fetchval(q("redis_config_version"), hospital_id)
+        if version != loaded_version:
+            await gate.outbox.sync_config(hospital_id, [slot])
 
     async def add_new_schedules(self, schedules: Sequence[Schedule]) -> None:
         """Add just-created schedules (every number free) to the slots already loaded."""
@@ -77,22 +86,11 @@ class SlotLoader:
             )
         )
 
-    async def update_loaded_slots(
-        self, hospital_id: str, call_for: Callable[[SlotKeys], ScriptCall]
-    ) -> None:
-        """Run one call per loaded slot of the hospital from yesterday on."""
-        gate = self._gate
-        dates = await gate.stores.redis.smembers(gate.keys.loaded_dates(hospital_id))
-        first = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=_PAST_DAYS_KEPT)
-        slots = [
-            gate.slot_keys(slot_tag(hospital_id, day))
-            for day in (dt.date.fromisoformat(text(d)) for d in dates)
-            if day >= first
-        ]
-        await asyncio.gather(*(gate.submit(call_for(slot)) for slot in slots))
-
-    async def _snapshot(self, slot: SlotKeys, hospital_id: str, visit_date: dt.date) -> ScriptCall:
-        """The load call for one slot, from one consistent snapshot of the ledger."""
+    async def _snapshot(
+        self, slot: SlotKeys, hospital_id: str, visit_date: dt.date
+    ) -> tuple[ScriptCall, int]:
+        """The load call for one slot, from one consistent snapshot of the ledger, and the
+        hospital's config version in it."""
         async with (
             self._gate.stores.pg.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
@@ -101,19 +99,27 @@ class SlotLoader:
                 (r["id"], r["free"])
                 for r in await conn.fetch(q("redis_slot_free_numbers"), hospital_id, visit_date)
             ]
+            released = await conn.fetch(q("redis_slot_released"), hospital_id, visit_date)
+            released_ids = [r["request_id"] for r in released]
             if not self._gate.rules_in_redis:
-                return self._load_call(slot, schedules, False)
+                return self._load_call(slot, schedules, False, released=released_ids), 0
             rules = await fetch_one(conn, "redis_slot_rules", hospital_id)
             blacklist = await conn.fetch(q("redis_slot_blacklist"), hospital_id)
             bookings = await conn.fetch(q("redis_slot_bookings"), hospital_id, visit_date)
-        return self._load_call(
+        call = self._load_call(
             slot,
             schedules,
             False,
-            rules=(rules["max_per_day"], rules["max_per_department_per_day"]),
+            released=released_ids,
+            config=(
+                rules["max_per_day"],
+                rules["max_per_department_per_day"],
+                rules["config_version"],
+            ),
             counters=patient_counters(bookings),
             blacklist=[(r["patient_id"], r["until_ms"]) for r in blacklist],
         )
+        return call, rules["config_version"]
 
     def _load_call(
         self,
@@ -121,11 +127,12 @@ class SlotLoader:
         schedules: Sequence[tuple[int, str]],
         only_if_loaded: bool,
         *,
-        rules: tuple[int, int] | None = None,
-        counters: Counter[str] | None = None,
+        released: Sequence[str] = (),
+        config: tuple[int, int, int] | None = None,
+        counters: dict[str, int | str] | None = None,
         blacklist: Sequence[tuple[str, int]] = (),
     ) -> ScriptCall:
-        counters = counters or Counter()
+        counters = counters or {}
         keys = [
             slot.slot,
             slot.schedules,
@@ -134,29 +141,34 @@ class SlotLoader:
             slot.leases,
             slot.lease_records,
             slot.in_flight,
+            slot.lease_requests,
+            slot.released,
             *(slot.free(schedule_id) for schedule_id, _ in schedules),
         ]
         args = [
             "1" if only_if_loaded else "0",
             self._gate.free_store,
-            *(rules or ("", "")),
+            *(config or ("", "", "")),
             len(schedules),
             len(counters),
             len(blacklist),
+            len(released),
             *(schedule_id for schedule_id, _ in schedules),
             *(free for _, free in schedules),
             *itertools.chain.from_iterable(counters.items()),
             *itertools.chain.from_iterable(blacklist),
+            *released,
         ]
         return ScriptCall(LOAD, (len(keys), *keys, *args))
 
 
-def patient_counters(bookings: Iterable[asyncpg.Record]) -> Counter[str]:
+def patient_counters(bookings: Iterable[asyncpg.Record]) -> dict[str, int | str]:
     """Active bookings as the fields of a slot's counters hash (see take.lua)."""
     counts: Counter[str] = Counter()
+    held: dict[str, int | str] = {}
     for b in bookings:
         patient = b["patient_id"]
         counts[f"{patient}:day"] += 1
         counts[f"{patient}:d:{b['department_id']}"] += 1
-        counts[f"{patient}:s:{b['schedule_id']}"] = 1
-    return counts
+        held[f"{patient}:s:{b['schedule_id']}"] = b["request_id"]
+    return {**counts, **held}

@@ -1,0 +1,128 @@
+"""The Redis work the ledger owes: numbers freed there to release, hospitals whose rules and
+blacklist changed.
+
+Each item is recorded in the transaction of the change that owes it, so no crash after the
+commit can lose it; it is applied right after the commit and deleted once Redis has it. What
+is left (a failed attempt, a process that died, Redis away) the reconcilers drain. Applying
+an item twice changes nothing: a release applies once per booking (release.lua), a config
+sync carries the hospital's config version (set_config.lua).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import asyncpg
+import redis.exceptions
+
+from core.domain import Booking
+from core.failures import STORE_FAILURES
+from core.keys import SlotKeys, slot_tag
+from core.ledger import booking_from_row
+from core.queries import fetch_one
+from core.queries import query as q
+from core.redis_scripts import RELEASE, SET_CONFIG, ScriptCall
+from strategies.redis_gate.replies import text
+
+if TYPE_CHECKING:
+    from strategies.redis_gate.gate import RedisGate
+
+log = logging.getLogger("slotrush.redis")
+
+# Items this young are left to the attempt right after their commit.
+DUE_AFTER_SECONDS = 1.0
+_DRAINED_PER_PASS = 500
+# Rule and blacklist copies are kept for dates from yesterday on (time zones differ).
+_PAST_DAYS_KEPT = 1
+# What an attempt to apply an item may fail with; the item then stays for the drain.
+APPLY_FAILURES: tuple[type[BaseException], ...] = (*STORE_FAILURES, redis.exceptions.RedisError)
+
+
+class Outbox:
+    def __init__(self, gate: RedisGate) -> None:
+        self._gate = gate
+
+    # --- releases -----------------------------------------------------------------------
+
+    async def owe_releases(self, conn: asyncpg.Connection, bookings: Sequence[Booking]) -> None:
+        await conn.execute(
+            q("redis_owe_releases"), [b.hospital_id for b in bookings], [b.id for b in bookings]
+        )
+
+    async def release(self, bookings: Sequence[Booking]) -> None:
+        """Return the numbers to Redis, then strike the releases off; raises if either fails."""
+        gate = self._gate
+        await asyncio.gather(*(gate.submit(self._release_call(b)) for b in bookings))
+        for booking in bookings:
+            gate.wake(booking.schedule_id)
+        await gate.stores.pg.execute(
+            q("redis_releases_done"), [b.hospital_id for b in bookings], [b.id for b in bookings]
+        )
+
+    def _release_call(self, booking: Booking) -> ScriptCall:
+        gate = self._gate
+        slot = gate.slot_keys(slot_tag(booking.hospital_id, booking.visit_date))
+        keys = [slot.slot, slot.schedules, slot.free(booking.schedule_id), slot.released]
+        if gate.rules_in_redis:
+            keys.append(slot.counters)
+        args = (
+            booking.schedule_id,
+            booking.number,
+            booking.patient_id,
+            booking.department_id,
+            gate.free_store,
+            booking.request_id,
+        )
+        return ScriptCall(RELEASE, (len(keys), *keys, *args))
+
+    # --- rules and blacklist ------------------------------------------------------------
+
+    async def owe_config_sync(self, conn: asyncpg.Connection, hospital_id: str) -> None:
+        await conn.execute(q("redis_owe_config_sync"), hospital_id)
+
+    async def sync_config(self, hospital_id: str, slots: Sequence[SlotKeys] | None = None) -> None:
+        """Copy the hospital's rules and blacklist, as the ledger has them now, to these slots
+        or else to every loaded one (and then strike the hospital's sync off)."""
+        gate = self._gate
+        async with (
+            gate.stores.pg.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            rules = await fetch_one(conn, "redis_slot_rules", hospital_id)
+            blacklist = await conn.fetch(q("redis_slot_blacklist"), hospital_id)
+        version = rules["config_version"]
+        args = [version, rules["max_per_day"], rules["max_per_department_per_day"]]
+        for entry in blacklist:
+            args += [entry["patient_id"], entry["until_ms"]]
+        targets = slots if slots is not None else await self._loaded_slots(hospital_id)
+        await asyncio.gather(
+            *(gate.submit(ScriptCall(SET_CONFIG, (2, s.slot, s.blacklist, *args))) for s in targets)
+        )
+        if slots is None:
+            await gate.stores.pg.execute(q("redis_config_synced"), hospital_id, version)
+
+    async def _loaded_slots(self, hospital_id: str) -> list[SlotKeys]:
+        gate = self._gate
+        dates = await gate.stores.redis.smembers(gate.keys.loaded_dates(hospital_id))
+        first = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=_PAST_DAYS_KEPT)
+        return [
+            gate.slot_keys(slot_tag(hospital_id, day))
+            for day in (dt.date.fromisoformat(text(d)) for d in dates)
+            if day >= first
+        ]
+
+    # --- what the attempts after the commits left ---------------------------------------
+
+    async def drain(self) -> None:
+        pg = self._gate.stores.pg
+        rows = await pg.fetch(q("redis_releases_due"), DUE_AFTER_SECONDS, _DRAINED_PER_PASS)
+        if rows:
+            await self.release([booking_from_row(row) for row in rows])
+        for row in await pg.fetch(
+            q("redis_config_syncs_due"), DUE_AFTER_SECONDS, _DRAINED_PER_PASS
+        ):
+            await self.sync_config(row["hospital_id"])
