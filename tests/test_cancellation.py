@@ -14,7 +14,6 @@ from core.domain import BookingStatus, Code
 from core.errors import SlotrushError
 from core.settings import Settings
 from core.stores import Stores
-from strategies.redis_gate.reconciler import GRACE_SECONDS
 from tests.invariants import audit_violations
 from tests.scenarios import create, schedule_in
 
@@ -47,7 +46,7 @@ async def test_bookings_and_cancels_cut_off_at_any_await_leave_nothing_half_writ
         await cut_off(service.cancel(booking.patient_id, booking.id), delay)
 
     # Leases left behind are the reconciler's: they run out and are settled.
-    await asyncio.sleep(settings.lease_seconds + GRACE_SECONDS + 5 * settings.reconcile_interval)
+    await asyncio.sleep(settings.lease_seconds + 5 * settings.reconcile_interval)
     audit = await stores.ledger.audit()
     assert audit_violations(audit) == []
     patients = [f"booker-{i}" for i in range(len(DELAYS))] + [b.patient_id for b in held]
