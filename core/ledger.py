@@ -175,9 +175,11 @@ async def insert_bookings(
     return {str(r["request_id"]): booking_from_row(r) for r in written}
 
 
-async def cancel_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+async def cancel_booking(
+    conn: asyncpg.Connection, hospital_id: str, booking_id: int
+) -> Booking | None:
     """Cancel and free the number; None if the booking was not active any more."""
-    row = await conn.fetchrow(q("cancel_booking"), booking_id)
+    row = await conn.fetchrow(q("cancel_booking"), hospital_id, booking_id)
     return booking_from_row(row) if row is not None else None
 
 
@@ -245,6 +247,7 @@ class Ledger:
             schedules = [schedule_from_row(r) for r in rows]
             await conn.execute(
                 q("insert_schedule_numbers"),
+                [s.hospital_id for s in schedules],
                 [s.id for s in schedules],
                 [s.capacity for s in schedules],
             )
@@ -273,8 +276,8 @@ class Ledger:
         )
         return [(schedule_from_row(r), r["remaining"]) for r in rows]
 
-    async def remaining(self, schedule_id: int) -> int:
-        return int(await self.pool.fetchval(q("remaining"), schedule_id))
+    async def remaining(self, schedule: Schedule) -> int:
+        return int(await self.pool.fetchval(q("remaining"), schedule.hospital_id, schedule.id))
 
     async def get_rules(self, hospital_id: str) -> Rules:
         row = await self.pool.fetchrow(q("get_rules"), hospital_id)
@@ -290,12 +293,19 @@ class Ledger:
         row = await self.pool.fetchrow(q("get_booking"), booking_id)
         return booking_from_row(row) if row is not None else None
 
-    async def booking_by_request(self, request_id: str) -> Booking | None:
-        row = await self.pool.fetchrow(q("get_booking_by_request"), uuid.UUID(request_id))
+    async def booking_by_request(self, hospital_id: str, request_id: str) -> Booking | None:
+        row = await self.pool.fetchrow(
+            q("get_booking_by_request"), hospital_id, uuid.UUID(request_id)
+        )
         return booking_from_row(row) if row is not None else None
 
-    async def booking_by_idempotency_key(self, patient_id: str, key: str) -> Booking | None:
-        row = await self.pool.fetchrow(q("get_booking_by_idempotency_key"), patient_id, key)
+    async def booking_by_idempotency_key(
+        self, hospital_id: str, patient_id: str, key: str
+    ) -> Booking | None:
+        """The patient's booking under `key` at the hospital: a key is scoped to both."""
+        row = await self.pool.fetchrow(
+            q("get_booking_by_idempotency_key"), hospital_id, patient_id, key
+        )
         return booking_from_row(row) if row is not None else None
 
     async def patient_bookings(
