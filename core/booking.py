@@ -73,7 +73,7 @@ class BookingService:
         self.ledger = ledger
         self.clock = clock
         self.terms = TermsCache(ledger.pool)
-        self.hospitals = Hospitals(ledger.pool, self.terms, clock)
+        self.hospitals = Hospitals(ledger.pool, self.terms, clock, ledger.reads)
         self._schedules: LruCache[int, Schedule] = LruCache(_SCHEDULES_KEPT)
         # API.md lets `remaining` lag by up to a second: a crowd polling one schedule is
         # answered from here instead of counting its free numbers on every request.
@@ -198,9 +198,7 @@ class BookingService:
                 return replay
         raise _error(result)
 
-    async def _replay(
-        self, patient_id: str, schedule: Schedule, key: str
-    ) -> BookingOutcome | None:
+    async def _replay(self, patient_id: str, schedule: Schedule, key: str) -> BookingOutcome | None:
         first = await self.ledger.booking_by_idempotency_key(schedule.hospital_id, patient_id, key)
         if first is None:
             return None

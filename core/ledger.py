@@ -29,6 +29,7 @@ from core.domain import (
 )
 from core.queries import fetch_one
 from core.queries import query as q
+from core.replica import BrowsingReads
 from core.verification import new_verification_code
 
 
@@ -211,8 +212,10 @@ async def delete_blacklist(conn: asyncpg.Connection, hospital_id: str, patient_i
 
 
 class Ledger:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, reads: BrowsingReads | None = None) -> None:
         self.pool = pool
+        # Where the schedule lists are read: the primary, unless a replica is configured.
+        self.reads = reads or BrowsingReads(pool)
 
     async def create_schedules(
         self, items: Sequence[ScheduleIn], now: dt.datetime
@@ -262,7 +265,7 @@ class Ledger:
     ) -> list[tuple[Schedule, int]]:
         """Up to `limit` schedules after the id `after` in id order, with their free numbers;
         `query.status` is not the ledger's to filter (it depends on the hospital's terms)."""
-        rows = await self.pool.fetch(
+        rows = await self.reads.fetch(
             q("list_schedules"),
             query.hospital_id,
             query.department_id,
