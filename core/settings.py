@@ -24,8 +24,9 @@ class Settings:
     database_url: str | None = None
     # A streaming replica of database_url for the public browsing reads (core/replica.py):
     # used while it is at most `replica_max_lag` seconds behind; None: the primary serves all.
+    # With its check every half second, browsing lags at most the second API.md allows.
     database_replica_url: str | None = None
-    replica_max_lag: float = 1.0
+    replica_max_lag: float = 0.5
     secret: str | None = None
     # Tokens: `iss` and `aud` required to match when set; a PEM public key or a JWKS file
     # (paths) instead of the HS256 secret, so that this server cannot mint tokens.

@@ -234,9 +234,9 @@ async def serving_from_replica(reads: BrowsingReads) -> bool:
 
 def test_the_environment_names_the_replica(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_REPLICA_URL", "postgresql://replica.example/slotrush")
-    monkeypatch.setenv("SLOTRUSH_REPLICA_MAX_LAG", "0.5")
+    monkeypatch.setenv("SLOTRUSH_REPLICA_MAX_LAG", "0.25")
 
     settings = Settings.from_env()
 
     assert settings.database_replica_url == "postgresql://replica.example/slotrush"
-    assert settings.replica_max_lag == 0.5
+    assert settings.replica_max_lag == 0.25
