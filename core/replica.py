@@ -7,9 +7,10 @@ reads and the sold-out check never do; they use the primary's pool.
 Staleness: the replica is checked every `interval` seconds and serves only while its replay
 lag (core/sql/replica.sql) is at most `max_lag`, so an answer it gives is at most
 `max_lag + interval` behind the primary (1 s with the settings' default), plus WAL still on
-its way, which the check cannot see. A replica that stops streaming from its primary is noticed when its
-WAL receiver gives up (`wal_receiver_timeout`). A replica that does not answer, lags too
-far or fails a read leaves every read to the primary until a check finds it well again.
+its way, which the check cannot see. A replica that stops streaming from its primary is
+noticed when its WAL receiver gives up (`wal_receiver_timeout`). A replica that does not
+answer, lags too far or fails a read leaves every read to the primary until a check finds
+it well again.
 """
 
 from __future__ import annotations

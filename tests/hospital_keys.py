@@ -11,7 +11,8 @@ THE RULE for a statement (a named query in core/sql/ or bench/sql/):
   even there, hospital-keyed tables are joined on the hospital column.
 Columns are qualified whenever a query has more than one table.
 
-Every table a migration creates is in exactly one of HOSPITAL_KEYED, REFERENCE and LOCAL;
+Every table a migration creates is in exactly one of HOSPITAL_KEYED, REFERENCE and LOCAL
+(PostgreSQL's own, pg_*, are none of the ledger's);
 every unique key of a hospital-keyed table includes its hospital column, and every foreign
 key between two of them maps hospital column to hospital column.
 """
@@ -58,6 +59,8 @@ CROSS_HOSPITAL = {
 }
 
 _ANY_TABLE = frozenset(HOSPITAL_KEYED) | REFERENCE | LOCAL
+# PostgreSQL's own views (pg_stat_wal_receiver) are every server's, no ledger's.
+_SYSTEM = "pg_"
 
 
 def hospital_problems(sql: str, *, crosses_hospitals: bool = False) -> list[str]:
@@ -90,33 +93,24 @@ def _insert_problems(insert: exp.Insert) -> list[str]:
 
 
 @dataclass
-class _Source:
-    alias: str
-    table: str | None  # None: a CTE, a subquery or a function such as unnest
-
-    @property
-    def key(self) -> str | None:
-        return HOSPITAL_KEYED.get(self.table) if self.table is not None else None
-
-
-@dataclass
 class _Scope:
     """One SELECT, UPDATE or DELETE: its own tables and conditions, not its subqueries'."""
 
     node: exp.Expression
     ctes: set[str]
-    sources: dict[str, _Source] = field(default_factory=dict)
+    # alias -> table name; "" for a CTE, a subquery or a function such as unnest.
+    sources: dict[str, str] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for item in self._items():
             # A table function (generate_series) is a Table node without a name.
             if isinstance(item, exp.Table) and item.name and item.name not in self.ctes:
-                if item.name not in _ANY_TABLE:
+                if item.name not in _ANY_TABLE and not item.name.startswith(_SYSTEM):
                     self.unknown.append(item.name)
-                self.sources[item.alias_or_name] = _Source(item.alias_or_name, item.name)
+                self.sources[item.alias_or_name] = item.name
             elif item.alias_or_name:
-                self.sources[item.alias_or_name] = _Source(item.alias_or_name, None)
+                self.sources[item.alias_or_name] = ""
 
     def _items(self) -> Iterator[exp.Expression]:
         node = self.node
@@ -139,7 +133,7 @@ class _Scope:
 
     def problems(self, crosses_hospitals: bool) -> list[str]:
         problems = [f"table {name} is not classified in {__name__}" for name in self.unknown]
-        keyed = {alias for alias, source in self.sources.items() if source.key is not None}
+        keyed = {alias for alias, table in self.sources.items() if table in HOSPITAL_KEYED}
         tied, links = self._ties(keyed)
         loose = keyed - _closure(tied, links)
         if not loose:
@@ -165,7 +159,7 @@ class _Scope:
         )
 
     def _named(self, alias: str) -> str:
-        return f"{self.sources[alias].table} {alias}"
+        return f"{self.sources[alias]} {alias}"
 
     def _ties(self, keyed: set[str]) -> tuple[set[str], set[tuple[str, str]]]:
         """(tables tied to a hospital by a value, pairs joined on their hospital columns)."""
@@ -215,7 +209,7 @@ class _Scope:
         if not isinstance(node, exp.Column):
             return None
         alias = self._owner(node)
-        if alias in keyed and node.name == self.sources[alias].key:
+        if alias in keyed and node.name == HOSPITAL_KEYED[self.sources[alias]]:
             return alias
         return None
 
