@@ -157,7 +157,9 @@ class EmbeddedReplica(EmbeddedPostgres):
 
     name = "replica"
 
-    def __init__(self, workdir: Path, primary: EmbeddedPostgres, *, port: int | None = None):
+    def __init__(
+        self, workdir: Path, primary: EmbeddedPostgres, *, port: int | None = None
+    ) -> None:
         super().__init__(workdir, port=port)
         self.primary = primary
 
