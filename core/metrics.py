@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 BOOKING_OUTCOMES = Counter(
     "slotrush_booking_outcomes_total",
@@ -27,4 +27,15 @@ BUSY_RETRIES = Counter(
     "slotrush_strategy_retries_total",
     "Retries inside a strategy (optimistic version conflicts, Redis/ledger divergence).",
     ["strategy", "reason"],
+)
+REPLICA_LAG = Gauge(
+    "slotrush_replica_lag_seconds",
+    "How far the streaming replica serving browsing reads was behind its primary when last "
+    "checked (NaN: not streaming or not answering).",
+    multiprocess_mode="livemax",
+)
+BROWSING_READS = Counter(
+    "slotrush_browsing_reads_total",
+    "Public browsing reads, by the server that answered them: replica or primary.",
+    ["served_by"],
 )

@@ -22,6 +22,11 @@ class Settings:
     # and the benchmarks start an embedded throwaway server (bench.embedded).
     redis_url: str | None = None
     database_url: str | None = None
+    # A streaming replica of database_url for the public browsing reads (core/replica.py):
+    # used while it is at most `replica_max_lag` seconds behind; None: the primary serves all.
+    # With its check every half second, browsing lags at most the second API.md allows.
+    database_replica_url: str | None = None
+    replica_max_lag: float = 0.5
     secret: str | None = None
     # Tokens: `iss` and `aud` required to match when set; a PEM public key or a JWKS file
     # (paths) instead of the HS256 secret, so that this server cannot mint tokens.
@@ -64,6 +69,8 @@ class Settings:
         base = cls(
             redis_url=os.environ.get("REDIS_URL") or None,
             database_url=os.environ.get("DATABASE_URL") or None,
+            database_replica_url=os.environ.get("DATABASE_REPLICA_URL") or None,
+            replica_max_lag=_env_float("SLOTRUSH_REPLICA_MAX_LAG", cls.replica_max_lag),
             secret=os.environ.get("SLOTRUSH_SECRET") or None,
             jwt_issuer=os.environ.get("SLOTRUSH_JWT_ISSUER") or None,
             jwt_audience=os.environ.get("SLOTRUSH_JWT_AUDIENCE") or None,

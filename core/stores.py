@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -14,6 +15,7 @@ from redis.retry import Retry
 
 from core.db import create_pool, migrate
 from core.ledger import Ledger
+from core.replica import BrowsingReads
 from core.settings import Settings
 
 
@@ -73,7 +75,37 @@ async def open_stores(
     try:
         if migrate_schema:
             await migrate(pool)
-        yield Stores(settings=settings, pg=pool, redis=client, ledger=Ledger(pool))
+        async with _browsing_reads(settings, pool) as reads:
+            ledger = Ledger(pool, reads)
+            yield Stores(settings=settings, pg=pool, redis=client, ledger=ledger)
     finally:
         await client.aclose()
         await pool.close()
+
+
+@asynccontextmanager
+async def _browsing_reads(
+    settings: Settings, primary: asyncpg.Pool
+) -> AsyncIterator[BrowsingReads]:
+    """The primary alone, or with the replica of the settings and its watch."""
+    if settings.database_replica_url is None:
+        yield BrowsingReads(primary)
+        return
+    async with AsyncExitStack() as stack:
+        # No connection at start: a replica that is down must not stop the server starting.
+        replica = await create_pool(
+            settings.database_replica_url,
+            min_size=0,
+            max_size=settings.pg_pool_max,
+            acquire_timeout=settings.pg_acquire_timeout,
+        )
+        stack.push_async_callback(replica.close)
+        reads = BrowsingReads(primary, replica, max_lag=settings.replica_max_lag)
+        watch = asyncio.create_task(reads.watch())
+        stack.push_async_callback(_stop, watch)
+        yield reads
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.wait([task])

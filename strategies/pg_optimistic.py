@@ -47,7 +47,8 @@ class PgOptimistic(InventoryStrategy):
         """One optimistic round; None when another booking changed the version first."""
         async with self.stores.pg.acquire() as conn:
             # Always a row: the core only books schedules it has found.
-            seen = await fetch_one(conn, "read_version_and_free", req.schedule.id)
+            s = req.schedule
+            seen = await fetch_one(conn, "read_version_and_free", s.hospital_id, s.id)
             if seen["number"] is None:
                 return Rejected(Code.SOLD_OUT)
             try:
@@ -56,7 +57,7 @@ class PgOptimistic(InventoryStrategy):
                     if rejected is not None:
                         return rejected
                     number = await conn.fetchval(
-                        q("take_lowest_free"), req.schedule.id, seen["version"]
+                        q("take_lowest_free"), s.hospital_id, s.id, seen["version"]
                     )
                     if number is None:
                         raise _LostRace
@@ -68,8 +69,8 @@ class PgOptimistic(InventoryStrategy):
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
-            cancelled = await ledger.cancel_booking(conn, booking.id)
+            cancelled = await ledger.cancel_booking(conn, booking.hospital_id, booking.id)
             if cancelled is not None:
                 # Returning a number changes the schedule: readers of the old version must retry.
-                await conn.execute(q("bump_version"), booking.schedule_id)
+                await conn.execute(q("bump_version"), booking.hospital_id, booking.schedule_id)
             return cancelled

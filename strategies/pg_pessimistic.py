@@ -23,8 +23,9 @@ class PgPessimistic(InventoryStrategy):
             rejected = await ledger.check_patient_day(conn, req)
             if rejected is not None:
                 return rejected
-            await conn.execute(q("lock_schedule"), req.schedule.id)
-            number = await conn.fetchval(q("take_lowest_free"), req.schedule.id, None)
+            s = req.schedule
+            await conn.execute(q("lock_schedule"), s.hospital_id, s.id)
+            number = await conn.fetchval(q("take_lowest_free"), s.hospital_id, s.id, None)
             if number is None:
                 return Rejected(Code.SOLD_OUT)
             booking = await ledger.insert_booking(conn, req, number)
@@ -34,8 +35,8 @@ class PgPessimistic(InventoryStrategy):
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
-            await conn.execute(q("lock_schedule"), booking.schedule_id)
-            cancelled = await ledger.cancel_booking(conn, booking.id)
+            await conn.execute(q("lock_schedule"), booking.hospital_id, booking.schedule_id)
+            cancelled = await ledger.cancel_booking(conn, booking.hospital_id, booking.id)
             if cancelled is not None:
-                await conn.execute(q("bump_version"), booking.schedule_id)
+                await conn.execute(q("bump_version"), booking.hospital_id, booking.schedule_id)
             return cancelled

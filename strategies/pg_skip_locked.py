@@ -24,23 +24,26 @@ class PgSkipLocked(InventoryStrategy):
             rejected = await ledger.check_patient_day(conn, req)
             if rejected is not None:
                 return rejected
-            number = await self._claim_without_waiting(conn, req.schedule.id)
+            s = req.schedule
+            number = await self._claim_without_waiting(conn, s.hospital_id, s.id)
             if number is None:
                 # Skipped rows may be claims about to roll back: "sold out" only once they end.
-                number = await conn.fetchval(q("claim_free_number_waiting"), req.schedule.id)
+                number = await conn.fetchval(q("claim_free_number_waiting"), s.hospital_id, s.id)
             if number is None:
                 return Rejected(Code.SOLD_OUT)
             booking = await ledger.insert_booking(conn, req, number)
             return booking if booking is not None else Rejected(Code.IDEMPOTENCY_CONFLICT)
 
     @staticmethod
-    async def _claim_without_waiting(conn: asyncpg.Connection, schedule_id: int) -> int | None:
+    async def _claim_without_waiting(
+        conn: asyncpg.Connection, hospital_id: str, schedule_id: int
+    ) -> int | None:
         # A FOR UPDATE scan keeps the locks of rows it found already taken. If it comes back
         # empty, those locks must go before the waiting claim, or two bookers can each hold
         # a row the other waits for: the savepoint's rollback releases them.
         attempt = conn.transaction()
         await attempt.start()
-        number: int | None = await conn.fetchval(q("claim_free_number"), schedule_id)
+        number: int | None = await conn.fetchval(q("claim_free_number"), hospital_id, schedule_id)
         if number is None:
             await attempt.rollback()
         else:
@@ -50,4 +53,4 @@ class PgSkipLocked(InventoryStrategy):
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
-            return await ledger.cancel_booking(conn, booking.id)
+            return await ledger.cancel_booking(conn, booking.hospital_id, booking.id)

@@ -35,7 +35,8 @@ class RacyStrategy(InventoryStrategy):
                 rejected = await ledger.check_patient_day(conn, req)
             if rejected is not None:
                 return rejected
-            seen = await conn.fetchrow(q("read_version_and_free"), req.schedule.id)
+            s = req.schedule
+            seen = await conn.fetchrow(q("read_version_and_free"), s.hospital_id, s.id)
             assert seen is not None  # the core only books schedules it has found
             if seen["number"] is None:
                 return Rejected(Code.SOLD_OUT)
@@ -46,4 +47,4 @@ class RacyStrategy(InventoryStrategy):
 
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn:
-            return await ledger.cancel_booking(conn, booking.id)
+            return await ledger.cancel_booking(conn, booking.hospital_id, booking.id)

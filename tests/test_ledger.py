@@ -163,13 +163,15 @@ async def test_unique_rules_cover_only_active_bookings(stores: Stores, schedule:
     ("sql", "error", "constraint"),
     [
         pytest.param(
-            "INSERT INTO schedule_numbers (schedule_id, number) SELECT id, 0 FROM schedules",
+            "INSERT INTO schedule_numbers (hospital_id, schedule_id, number)"
+            " SELECT hospital_id, id, 0 FROM schedules",
             Check,
             "schedule_numbers_number_check",
             id="number-zero",
         ),
         pytest.param(
-            "INSERT INTO schedule_numbers (schedule_id, number) SELECT id, 1 FROM schedules",
+            "INSERT INTO schedule_numbers (hospital_id, schedule_id, number)"
+            " SELECT hospital_id, id, 1 FROM schedules",
             Unique,
             "schedule_numbers_pkey",
             id="number-twice",

@@ -127,7 +127,7 @@ async def test_one_idempotency_key_twice_at_once_gets_one_booking(
 
     assert len({o.booking.id for o in outcomes}) == 1
     assert sum(not o.replayed for o in outcomes) == 1
-    assert await stores.ledger.remaining(schedule.id) == 4
+    assert await stores.ledger.remaining(schedule) == 4
 
 
 async def test_rules_are_checked_per_patient_inside_the_batch(
@@ -203,7 +203,7 @@ async def test_a_failed_batch_answers_every_member_busy_and_writes_nothing(
         answers = await booking
 
     assert all(isinstance(a, ServiceUnavailable) for a in answers), answers
-    assert await stores.ledger.remaining(schedule.id) == 5
+    assert await stores.ledger.remaining(schedule) == 5
     # Nothing of the batch is left behind: no row, no lock.
     assert [answer(a) for a in await book_together(batched, crowd)] == [1, 2, 3]
 

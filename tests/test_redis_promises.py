@@ -114,7 +114,7 @@ async def free_in_redis(gate: RedisGate, schedule: Schedule) -> int:
 
 
 async def free_in_ledger(stores: Stores, schedule: Schedule) -> int:
-    return await stores.ledger.remaining(schedule.id)
+    return await stores.ledger.remaining(schedule)
 
 
 async def counters_off(gate: RedisGate, stores: Stores) -> dict[str, tuple[Any, Any]]:

@@ -148,7 +148,7 @@ async def test_take_without_ledger_write_is_given_back(
     await settled(gate, lease)
 
     await counted(gate, "given_back", given_back + 1)
-    assert await stores.ledger.booking_by_request(lease.id) is None
+    assert await stores.ledger.booking_by_request(first.hospital_id, lease.id) is None
     # The number and the ghost's counters are back: the ghost books this schedule and one
     # more department (2 a day), and the numbers fill the schedule exactly.
     ghost = await gate.book(attempt(first, "ghost"))

@@ -8,9 +8,10 @@ WITH b AS (
                           number, verification_code, request_id)
     SELECT s.id, 'p-' || s.id || '-' || n.number, s.hospital_id, s.department_id,
            s.visit_date, n.number, 'ABCDEFGH', gen_random_uuid()
-    FROM schedules s JOIN schedule_numbers n ON n.schedule_id = s.id
+    FROM schedules s
+    JOIN schedule_numbers n ON n.hospital_id = s.hospital_id AND n.schedule_id = s.id
     WHERE s.hospital_id = $1
-    RETURNING id, schedule_id, number
+    RETURNING id, hospital_id, schedule_id, number
 )
 UPDATE schedule_numbers n SET booking_id = b.id FROM b
-WHERE n.schedule_id = b.schedule_id AND n.number = b.number;
+WHERE n.hospital_id = b.hospital_id AND n.schedule_id = b.schedule_id AND n.number = b.number;

@@ -15,9 +15,10 @@ WITH b AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[],
                          $6::int[], $7::text[], $8::text[], $9::uuid[], $10::timestamptz[],
                          $11::timestamptz[])
-    RETURNING id, schedule_id, number, status
+    RETURNING id, hospital_id, schedule_id, number, status
 ), n AS (
     UPDATE schedule_numbers n SET booking_id = b.id FROM b
-    WHERE b.status <> 'cancelled' AND n.schedule_id = b.schedule_id AND n.number = b.number
+    WHERE b.status <> 'cancelled' AND n.hospital_id = b.hospital_id
+      AND n.schedule_id = b.schedule_id AND n.number = b.number
 )
 SELECT count(*) FROM b;

@@ -98,7 +98,8 @@ RETURNING 1;
 -- Whether a booking holds a number of the hospital (of one department or doctor, if given)
 -- for a visit on or after $2, the hospital's today. Past visits never block a deletion.
 SELECT EXISTS (
-    SELECT 1 FROM bookings b JOIN schedules s ON s.id = b.schedule_id
+    SELECT 1 FROM bookings b
+    JOIN schedules s ON s.hospital_id = b.hospital_id AND s.id = b.schedule_id
     WHERE b.hospital_id = $1 AND b.visit_date >= $2 AND b.status = 'booked'
       AND ($3::text IS NULL OR b.department_id = $3)
       AND ($4::text IS NULL OR s.doctor_id = $4)
@@ -106,6 +107,7 @@ SELECT EXISTS (
 
 -- name: list_hospitals
 -- One page of the hospitals that are not deleted, in id order after $1.
+-- Crosses hospitals: the list of hospitals.
 SELECT id, coalesce(name, id) AS name, timezone, settle_at, cancel_cutoff_minutes,
        payment_window_minutes, webhook_url
 FROM hospitals

@@ -22,21 +22,25 @@ RETURNING id, hospital_id, department_id, doctor_id, visit_date, period, capacit
           opens_at;
 
 -- name: insert_schedule_numbers
-INSERT INTO schedule_numbers (schedule_id, number)
-SELECT s.id, n FROM unnest($1::bigint[], $2::int[]) AS s(id, capacity),
+INSERT INTO schedule_numbers (hospital_id, schedule_id, number)
+SELECT s.hospital_id, s.id, n FROM unnest($1::text[], $2::bigint[], $3::int[])
+    AS s(hospital_id, id, capacity),
      generate_series(1, s.capacity) AS n;
 
 -- name: get_schedule
+-- Crosses hospitals: a schedule by its id alone, as the API names it.
 SELECT id, hospital_id, department_id, doctor_id, visit_date, period, capacity, fee_cents, opens_at
 FROM schedules WHERE id = $1;
 
 -- name: list_schedules
 -- One page of schedules after the id $9 (keyset pagination in id order); every filter is
 -- optional. A hospital administrator's list always carries its hospital ($1).
+-- Crosses hospitals when $1 is NULL: browsing every hospital's schedules.
 SELECT s.id, s.hospital_id, s.department_id, s.doctor_id, s.visit_date, s.period, s.capacity,
        s.fee_cents, s.opens_at,
        (SELECT count(*) FROM schedule_numbers n
-         WHERE n.schedule_id = s.id AND n.booking_id IS NULL) AS remaining
+         WHERE n.hospital_id = s.hospital_id AND n.schedule_id = s.id
+           AND n.booking_id IS NULL) AS remaining
 FROM schedules s
 WHERE ($1::text IS NULL OR s.hospital_id = $1)
   AND ($2::text IS NULL OR s.department_id = $2)
@@ -50,7 +54,8 @@ ORDER BY s.id
 LIMIT $9;
 
 -- name: remaining
-SELECT count(*) FROM schedule_numbers WHERE schedule_id = $1 AND booking_id IS NULL;
+SELECT count(*) FROM schedule_numbers
+WHERE hospital_id = $1 AND schedule_id = $2 AND booking_id IS NULL;
 
 -- name: get_rules
 SELECT max_per_day, max_per_department_per_day, cancel_cutoff_minutes
@@ -85,8 +90,8 @@ SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3::date
 SELECT
     EXISTS (SELECT 1 FROM blacklist bl WHERE bl.hospital_id = $2 AND bl.patient_id = $1
             AND bl.until > now()) AS blacklisted,
-    EXISTS (SELECT 1 FROM bookings b WHERE b.schedule_id = $5 AND b.patient_id = $1
-            AND b.status = 'booked') AS already_booked,
+    EXISTS (SELECT 1 FROM bookings b WHERE b.hospital_id = $2 AND b.schedule_id = $5
+            AND b.patient_id = $1 AND b.status = 'booked') AS already_booked,
     (SELECT count(*) FROM bookings b WHERE b.patient_id = $1 AND b.hospital_id = $2
             AND b.visit_date = $3 AND b.status = 'booked') AS day_count,
     (SELECT count(*) FROM bookings b WHERE b.patient_id = $1 AND b.hospital_id = $2
@@ -106,7 +111,8 @@ WITH b AS (
     RETURNING *
 ), n AS (
     UPDATE schedule_numbers n SET booking_id = b.id FROM b
-    WHERE n.schedule_id = b.schedule_id AND n.number = b.number
+    WHERE n.hospital_id = b.hospital_id AND n.schedule_id = b.schedule_id
+      AND n.number = b.number
 )
 SELECT * FROM b;
 
@@ -138,21 +144,24 @@ WITH r AS (
     RETURNING *
 ), n AS (
     UPDATE schedule_numbers n SET booking_id = b.id FROM b
-    WHERE n.schedule_id = b.schedule_id AND n.number = b.number
+    WHERE n.hospital_id = b.hospital_id AND n.schedule_id = b.schedule_id
+      AND n.number = b.number
 )
 SELECT * FROM b;
 
 -- name: get_booking
+-- Crosses hospitals: a booking by its id alone, as the API names it.
 SELECT * FROM bookings WHERE id = $1;
 
 -- name: get_booking_by_request
-SELECT * FROM bookings WHERE request_id = $1;
+SELECT * FROM bookings WHERE hospital_id = $1 AND request_id = $2;
 
 -- name: get_booking_by_idempotency_key
-SELECT * FROM bookings WHERE patient_id = $1 AND idempotency_key = $2;
+SELECT * FROM bookings WHERE hospital_id = $1 AND patient_id = $2 AND idempotency_key = $3;
 
 -- name: list_patient_bookings
 -- One page of a patient's bookings, newest first, before the id $2.
+-- Crosses hospitals: the patient's own bookings, wherever they are.
 SELECT * FROM bookings
 WHERE patient_id = $1 AND ($2::bigint IS NULL OR id < $2)
 ORDER BY id DESC
@@ -162,25 +171,29 @@ LIMIT $3;
 -- Marks the booking cancelled and frees its number, in one statement.
 WITH b AS (
     UPDATE bookings SET status = 'cancelled', cancelled_at = now()
-    WHERE id = $1 AND status = 'booked'
+    WHERE hospital_id = $1 AND id = $2 AND status = 'booked'
     RETURNING *
 ), n AS (
-    UPDATE schedule_numbers n SET booking_id = NULL FROM b WHERE n.booking_id = b.id
+    UPDATE schedule_numbers n SET booking_id = NULL FROM b
+    WHERE n.hospital_id = b.hospital_id AND n.booking_id = b.id
 )
 SELECT * FROM b;
 
 -- name: audit_schedules
 -- Every hospital's schedules ($1 NULL, the platform), or one hospital's.
+-- Crosses hospitals when $1 is NULL: the platform's audit.
 SELECT s.id, s.capacity,
        count(b.id) AS booked
 FROM schedules s
-LEFT JOIN bookings b ON b.schedule_id = s.id AND b.status = 'booked'
+LEFT JOIN bookings b
+    ON b.hospital_id = s.hospital_id AND b.schedule_id = s.id AND b.status = 'booked'
 WHERE $1::text IS NULL OR s.hospital_id = $1
-GROUP BY s.id
+GROUP BY s.hospital_id, s.id
 ORDER BY s.id;
 
 -- name: audit_duplicates
 -- Every hospital's bookings ($1 NULL, the platform), or one hospital's.
+-- Crosses hospitals when $1 is NULL: the platform's audit.
 WITH held AS (
     SELECT * FROM bookings WHERE status = 'booked' AND ($1::text IS NULL OR hospital_id = $1)
 )

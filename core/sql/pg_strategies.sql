@@ -1,32 +1,34 @@
 -- Named queries of the PostgreSQL strategies (see strategies/pg_*.py).
 
 -- name: lock_schedule
-SELECT version FROM schedules WHERE id = $1 FOR UPDATE;
+SELECT version FROM schedules WHERE hospital_id = $1 AND id = $2 FOR UPDATE;
 
 -- name: take_lowest_free
 -- Under the schedule lock (or a matching version): bump the version and answer the lowest
 -- free number, or no row when none is left. A fresh statement, so it sees the last commit.
 UPDATE schedules SET version = version + 1
-WHERE id = $1
-  AND ($2::bigint IS NULL OR version = $2)
-  AND EXISTS (SELECT 1 FROM schedule_numbers WHERE schedule_id = $1 AND booking_id IS NULL)
+WHERE hospital_id = $1 AND id = $2
+  AND ($3::bigint IS NULL OR version = $3)
+  AND EXISTS (SELECT 1 FROM schedule_numbers
+              WHERE hospital_id = $1 AND schedule_id = $2 AND booking_id IS NULL)
 RETURNING (SELECT min(number) FROM schedule_numbers
-           WHERE schedule_id = $1 AND booking_id IS NULL) AS number;
+           WHERE hospital_id = $1 AND schedule_id = $2 AND booking_id IS NULL) AS number;
 
 -- name: read_version_and_free
 -- pg-optimistic reads without locking: the version and the lowest free number, one snapshot.
 SELECT s.version,
        (SELECT min(n.number) FROM schedule_numbers n
-         WHERE n.schedule_id = s.id AND n.booking_id IS NULL) AS number
-FROM schedules s WHERE s.id = $1;
+         WHERE n.hospital_id = s.hospital_id AND n.schedule_id = s.id
+           AND n.booking_id IS NULL) AS number
+FROM schedules s WHERE s.hospital_id = $1 AND s.id = $2;
 
 -- name: bump_version
-UPDATE schedules SET version = version + 1 WHERE id = $1;
+UPDATE schedules SET version = version + 1 WHERE hospital_id = $1 AND id = $2;
 
 -- name: claim_free_number
 -- pg-skip-locked: lock the lowest free number nobody else is claiming right now.
 SELECT number FROM schedule_numbers
-WHERE schedule_id = $1 AND booking_id IS NULL
+WHERE hospital_id = $1 AND schedule_id = $2 AND booking_id IS NULL
 ORDER BY number
 LIMIT 1
 FOR UPDATE SKIP LOCKED;
@@ -35,7 +37,7 @@ FOR UPDATE SKIP LOCKED;
 -- The fallback when every free number is being claimed: wait for the claimers, then take
 -- what they left (a claimer that rolled back leaves its number free).
 SELECT number FROM schedule_numbers
-WHERE schedule_id = $1 AND booking_id IS NULL
+WHERE hospital_id = $1 AND schedule_id = $2 AND booking_id IS NULL
 ORDER BY number
 LIMIT 1
 FOR UPDATE;
@@ -51,7 +53,7 @@ FROM schedules s,
       FROM (SELECT DISTINCT hashtextextended(p || '/' || $2 || '/' || $3::date::text, 0) AS key
             FROM unnest($4::text[]) AS p
             ORDER BY key) AS day) AS days
-WHERE s.id = $1
+WHERE s.hospital_id = $2 AND s.id = $1
 FOR UPDATE OF s;
 
 -- name: book_batch
@@ -81,20 +83,21 @@ WITH rules AS (
     CROSS JOIN rules
     LEFT JOIN blacklist bl
         ON bl.hospital_id = $2 AND bl.patient_id = r.patient_id AND bl.until > now()
-    -- Bookings are read per request and by patient alone (hospital and date are filters,
-    -- not index conditions): a patient holds few, however stale the statistics of a day
+    -- Bookings are read per request and by patient at this hospital (the date is a filter,
+    -- not an index condition): a patient holds few, however stale the statistics of a day
     -- that a crowd is filling are.
     CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE b.hospital_id = $2 AND b.visit_date = $4) AS booked,
-               count(*) FILTER (WHERE b.hospital_id = $2 AND b.visit_date = $4
-                                AND b.department_id = $3) AS in_department,
+        SELECT count(*) FILTER (WHERE b.visit_date = $4) AS booked,
+               count(*) FILTER (WHERE b.visit_date = $4 AND b.department_id = $3)
+                   AS in_department,
                coalesce(bool_or(b.schedule_id = $1), false) AS here
         FROM bookings b
-        WHERE b.patient_id = r.patient_id AND b.status = 'booked'
+        WHERE b.hospital_id = $2 AND b.patient_id = r.patient_id AND b.status = 'booked'
     ) AS day
     LEFT JOIN LATERAL (
         SELECT true AS key FROM bookings b
-        WHERE b.patient_id = r.patient_id AND b.idempotency_key = r.idempotency_key
+        WHERE b.hospital_id = $2 AND b.patient_id = r.patient_id
+          AND b.idempotency_key = r.idempotency_key
         LIMIT 1
     ) AS reused ON true
 ), lined AS (
@@ -106,7 +109,8 @@ WITH rules AS (
     -- The n-th in line gets the n-th lowest free number; past the last free one, none.
     SELECT l.*, CASE WHEN l.admitted THEN
                (ARRAY(SELECT n.number FROM schedule_numbers n
-                      WHERE n.schedule_id = $1 AND n.booking_id IS NULL
+                      WHERE n.hospital_id = $2 AND n.schedule_id = $1
+                        AND n.booking_id IS NULL
                       ORDER BY n.number LIMIT cardinality($5::text[])))
                [count(*) FILTER (WHERE l.admitted) OVER (ORDER BY l.arrival)]
            END AS number
@@ -125,7 +129,7 @@ WITH rules AS (
     RETURNING *
 ), held AS (
     UPDATE schedule_numbers n SET booking_id = w.id FROM written w
-    WHERE n.schedule_id = $1 AND n.number = w.number
+    WHERE n.hospital_id = $2 AND n.schedule_id = $1 AND n.number = w.number
 )
 SELECT o.refusal, o.number AS offered, w.*
 FROM offered o

@@ -8,7 +8,7 @@
 SELECT b.id, b.hospital_id, b.schedule_id, b.patient_id, b.department_id, s.doctor_id,
        b.visit_date, s.period, b.number, b.status, s.fee_cents, b.created_at, b.cancelled_at
 FROM bookings b
-JOIN schedules s ON s.id = b.schedule_id
+JOIN schedules s ON s.hospital_id = b.hospital_id AND s.id = b.schedule_id
 WHERE b.hospital_id = $1
   AND (b.visit_date, b.id) > ($2::date, $3::bigint)
   AND b.visit_date <= $4::date

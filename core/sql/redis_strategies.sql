@@ -11,7 +11,8 @@ SELECT s.id,
            FROM (SELECT min(number) AS low, max(number) AS high
                  FROM (SELECT number, number - row_number() OVER (ORDER BY number) AS island
                        FROM schedule_numbers n
-                       WHERE n.schedule_id = s.id AND n.booking_id IS NULL) AS free
+                       WHERE n.hospital_id = s.hospital_id AND n.schedule_id = s.id
+                         AND n.booking_id IS NULL) AS free
                  GROUP BY island) AS ranges
        ), '') AS free
 FROM schedules s
@@ -43,18 +44,21 @@ WHERE hospital_id = $1 AND visit_date = $2 AND status = 'booked';
 -- Cancelled bookings of one hospital and date whose release is still owed: the snapshot
 -- already has their numbers free, so a release sent later must change nothing.
 SELECT b.request_id::text AS request_id
-FROM redis_releases r JOIN bookings b ON b.id = r.booking_id
+FROM redis_releases r JOIN bookings b ON b.hospital_id = r.hospital_id AND b.id = r.booking_id
 WHERE r.hospital_id = $1 AND b.visit_date = $2;
 
 -- name: redis_refusal_cause
 -- Why the ledger refused a lease's row: each rule the write could have hit.
 SELECT
     EXISTS (SELECT 1 FROM schedule_numbers
-            WHERE schedule_id = $1 AND number = $2 AND booking_id IS NOT NULL) AS number_held,
+            WHERE hospital_id = $5 AND schedule_id = $1 AND number = $2
+              AND booking_id IS NOT NULL) AS number_held,
     EXISTS (SELECT 1 FROM bookings
-            WHERE $4::text IS NOT NULL AND patient_id = $3 AND idempotency_key = $4) AS key_used,
+            WHERE $4::text IS NOT NULL AND hospital_id = $5 AND patient_id = $3
+              AND idempotency_key = $4) AS key_used,
     EXISTS (SELECT 1 FROM bookings
-            WHERE schedule_id = $1 AND patient_id = $3 AND status = 'booked') AS patient_active,
+            WHERE hospital_id = $5 AND schedule_id = $1 AND patient_id = $3
+              AND status = 'booked') AS patient_active,
     EXISTS (SELECT 1 FROM blacklist
             WHERE hospital_id = $5 AND patient_id = $3 AND until > now()) AS blacklisted;
 
@@ -73,10 +77,11 @@ RETURNING lease_id::text AS lease_id;
 SELECT c.lease_id::text AS lease_id, c.outcome, b.*
 FROM unnest($1::text[], $2::uuid[]) AS l(hospital_id, lease_id)
 JOIN lease_claims c ON c.hospital_id = l.hospital_id AND c.lease_id = l.lease_id
-LEFT JOIN bookings b ON b.request_id = c.lease_id;
+LEFT JOIN bookings b ON b.hospital_id = c.hospital_id AND b.request_id = c.lease_id;
 
 -- name: redis_prune_claims
 -- Claims of leases long settled: no writer is still waiting to write under them.
+-- Crosses hospitals: a reconciler's sweep.
 DELETE FROM lease_claims WHERE claimed_at < now() - make_interval(secs => $1);
 
 -- name: redis_owe_releases
@@ -90,7 +95,9 @@ WHERE (hospital_id, booking_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[
 
 -- name: redis_releases_due
 -- Releases left over (their process failed or died after the commit), oldest first.
-SELECT b.* FROM redis_releases r JOIN bookings b ON b.id = r.booking_id
+-- Crosses hospitals: a reconciler's sweep.
+SELECT b.* FROM redis_releases r
+JOIN bookings b ON b.hospital_id = r.hospital_id AND b.id = r.booking_id
 WHERE r.created_at < now() - make_interval(secs => $1)
 ORDER BY r.created_at
 LIMIT $2;
@@ -104,6 +111,7 @@ ON CONFLICT (hospital_id) DO UPDATE SET version = EXCLUDED.version;
 DELETE FROM redis_config_syncs WHERE hospital_id = $1 AND version <= $2;
 
 -- name: redis_config_syncs_due
+-- Crosses hospitals: a reconciler's sweep.
 SELECT hospital_id FROM redis_config_syncs
 WHERE created_at < now() - make_interval(secs => $1)
 ORDER BY created_at

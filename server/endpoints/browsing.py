@@ -43,7 +43,7 @@ async def list_hospitals(request: web.Request) -> web.Response:
 
 
 async def get_hospital(request: web.Request) -> web.Response:
-    hospital = await request.app[HOSPITALS].hospital(_hospital_id(request))
+    hospital = await request.app[HOSPITALS].public_hospital(_hospital_id(request))
     return cached_json(request, public_hospital_out(hospital), Caching.PUBLIC)
 
 

@@ -261,7 +261,7 @@ class RedisGate(InventoryStrategy):
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
-            cancelled = await ledger.cancel_booking(conn, booking.id)
+            cancelled = await ledger.cancel_booking(conn, booking.hospital_id, booking.id)
             if cancelled is not None:
                 await self.numbers_freeing(conn, [cancelled])
         return cancelled

@@ -125,7 +125,8 @@ async def test_a_cancellation_elsewhere_reopens_the_schedule_within_the_ttl(
     conn = await asyncpg.connect(test_database_url)
     try:
         async with conn.transaction():
-            assert await ledger.cancel_booking(conn, int(booking["id"])) is not None
+            hospital_id = booking["hospital_id"]
+            assert await ledger.cancel_booking(conn, hospital_id, int(booking["id"])) is not None
     finally:
         await conn.close()
     cancelled = time.monotonic()
