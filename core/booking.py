@@ -199,7 +199,7 @@ class BookingService:
         raise _error(result)
 
     async def _replay(self, patient_id: str, schedule: Schedule, key: str) -> BookingOutcome | None:
-        first = await self.ledger.booking_by_idempotency_key(schedule.hospital_id, patient_id, key)
+        first = await self.ledger.booking_by_idempotency_key(patient_id, key)
         if first is None:
             return None
         if first.schedule_id != schedule.id:

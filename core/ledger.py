@@ -302,13 +302,9 @@ class Ledger:
         )
         return booking_from_row(row) if row is not None else None
 
-    async def booking_by_idempotency_key(
-        self, hospital_id: str, patient_id: str, key: str
-    ) -> Booking | None:
-        """The patient's booking under `key` at the hospital: a key is scoped to both."""
-        row = await self.pool.fetchrow(
-            q("get_booking_by_idempotency_key"), hospital_id, patient_id, key
-        )
+    async def booking_by_idempotency_key(self, patient_id: str, key: str) -> Booking | None:
+        """The patient's booking under `key`, at whichever hospital it was used."""
+        row = await self.pool.fetchrow(q("get_booking_by_idempotency_key"), patient_id, key)
         return booking_from_row(row) if row is not None else None
 
     async def patient_bookings(

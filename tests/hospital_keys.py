@@ -53,6 +53,7 @@ CROSS_HOSPITAL = {
     "get_schedule": "GET /v1/schedules/{id} names no hospital; kept per process once read",
     "get_booking": "GET /v1/bookings/{id} names no hospital; the row tells it",
     "list_patient_bookings": "GET /v1/me/bookings: a patient's bookings at every hospital",
+    "get_booking_by_idempotency_key": "API.md v1: an Idempotency-Key is the patient's everywhere",
     "redis_prune_claims": "reconciler sweep: settled lease claims of every hospital",
     "redis_releases_due": "reconciler sweep: releases left over at any hospital",
     "redis_config_syncs_due": "reconciler sweep: config syncs left over at any hospital",

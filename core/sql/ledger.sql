@@ -157,7 +157,10 @@ SELECT * FROM bookings WHERE id = $1;
 SELECT * FROM bookings WHERE hospital_id = $1 AND request_id = $2;
 
 -- name: get_booking_by_idempotency_key
-SELECT * FROM bookings WHERE hospital_id = $1 AND patient_id = $2 AND idempotency_key = $3;
+-- A key is the patient's at every hospital (API.md v1), so this one lookup crosses them; the
+-- patient's bookings are few (bookings_patient).
+SELECT * FROM bookings WHERE patient_id = $1 AND idempotency_key = $2
+ORDER BY created_at LIMIT 1;
 
 -- name: list_patient_bookings
 -- One page of a patient's bookings, newest first, before the id $2.
