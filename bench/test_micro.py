@@ -95,10 +95,13 @@ def test_encode_booking(benchmark: BenchmarkFixture) -> None:
         patient_id="patient-1",
         hospital_id="h1",
         department_id="cardiology",
+        doctor_id="dr-lee",
         visit_date=dt.date(2030, 1, 2),
+        period=Period.AM,
         number=17,
         verification_code="ABCD2345",
         status=BookingStatus.BOOKED,
+        fee_cents=0,
         created_at=dt.datetime.now(dt.UTC),
         cancelled_at=None,
     )

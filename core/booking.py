@@ -19,6 +19,7 @@ import asyncpg
 
 from core import ledger
 from core.domain import (
+    CANCELLABLE,
     Booking,
     BookingRequest,
     BookingStatus,
@@ -110,7 +111,7 @@ class BookingService:
         """Whether the ledger holds no free number of an open schedule: a closed one is not
         sold out, its bookings are refused as closed."""
         schedule = await self.schedule(schedule_id)
-        if (await self.terms.one(schedule.hospital_id)).closed(schedule, self.clock()):
+        if _closed(await self.terms.one(schedule.hospital_id), schedule, self.clock()):
             return False
         return await self.ledger.remaining(schedule) == 0
 
@@ -179,7 +180,7 @@ class BookingService:
             replay = await self._replay(patient_id, schedule, idempotency_key)
             if replay is not None:
                 return replay
-        if (await self.terms.one(schedule.hospital_id)).closed(schedule, now):
+        if _closed(await self.terms.one(schedule.hospital_id), schedule, now):
             raise SlotrushError(Code.SCHEDULE_CLOSED)
         request = BookingRequest(
             schedule=schedule,
@@ -223,8 +224,10 @@ class BookingService:
         return page_of(rows, limit, lambda booking: booking.id)
 
     async def cancel(self, patient_id: str, booking_id: int) -> Booking:
-        booking = await self.booking(patient_id, booking_id)
-        if booking.status is not BookingStatus.BOOKED:
+        """Cancel a booking holding its number unpaid or booked; a cancelled one is answered
+        as it is, any other state is invalid_state."""
+        booking = _cancellable(await self.booking(patient_id, booking_id))
+        if booking.status is BookingStatus.CANCELLED:
             return booking
         schedule = await self.schedule(booking.schedule_id)
         terms = await self.terms.one(schedule.hospital_id, fresh=True)
@@ -232,8 +235,15 @@ class BookingService:
             raise SlotrushError(Code.CANCEL_WINDOW_CLOSED)
         cancelled = await self.strategy.cancel(booking)
         self._remaining.pop(booking.schedule_id)
-        # None: a concurrent cancel got there first; answer with the booking as it is now.
-        return cancelled if cancelled is not None else await self.booking(patient_id, booking_id)
+        if cancelled is not None:
+            return cancelled
+        # Another transition got there first (a concurrent cancel, expiry, settlement).
+        return _cancellable(await self.booking(patient_id, booking_id))
+
+    def schedule_changed(self, schedule: Schedule) -> None:
+        """Forget what this process keeps of a schedule's state (suspended, numbers freed)."""
+        self.terms.forget(schedule.hospital_id)
+        self._remaining.pop(schedule.id)
 
     # --- admin --------------------------------------------------------------------------
 
@@ -273,11 +283,24 @@ def request_id(patient_id: str, schedule_id: int, idempotency_key: str | None) -
     return str(uuid.uuid5(_KEYED_REQUESTS, f"{patient_id}/{schedule_id}/{idempotency_key}"))
 
 
+def _closed(terms: BookingTerms, schedule: Schedule, now: dt.datetime) -> bool:
+    """Closed to booking, whether by its dates, a deletion or a suspension."""
+    return terms.suspended(schedule) or terms.closed(schedule, now)
+
+
+def _cancellable(booking: Booking) -> Booking:
+    if booking.status not in CANCELLABLE and booking.status is not BookingStatus.CANCELLED:
+        raise SlotrushError(Code.INVALID_STATE, f"a booking {booking.status} cannot be cancelled")
+    return booking
+
+
 def _view(
     schedule: Schedule, remaining: int, terms: BookingTerms, now: dt.datetime
 ) -> ScheduleView:
-    # Closed first: a closed schedule is not sold out, and it was open once.
-    if terms.closed(schedule, now):
+    # Suspended and closed first: such a schedule is not sold out, and it was open once.
+    if terms.suspended(schedule):
+        status = ScheduleStatus.SUSPENDED
+    elif terms.closed(schedule, now):
         status = ScheduleStatus.CLOSED
     elif now < schedule.opens_at:
         status = ScheduleStatus.NOT_OPEN

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 
 class Period(StrEnum):
@@ -15,11 +16,60 @@ class Period(StrEnum):
 
 
 class BookingStatus(StrEnum):
+    """The states of API.md 1.1's lifecycle (see core.lifecycle for the transitions)."""
+
+    # A paid schedule's booking until it is paid, or its hold lapses at hold_expires_at.
+    PENDING_PAYMENT = "pending_payment"
     BOOKED = "booked"
     CANCELLED = "cancelled"
-    # After the visit date: checked in, or still booked at day-end settlement (API.md 1.1).
+    # The hold lapsed unpaid.
+    EXPIRED = "expired"
+    # Checked in with the verification code, or still booked at day-end settlement.
     ATTENDED = "attended"
     NO_SHOW = "no_show"
+
+    @property
+    def held(self) -> bool:
+        """Whether the booking holds its number (counts toward capacity and every rule)."""
+        return self in HELD
+
+
+HELD: Final = frozenset(
+    {
+        BookingStatus.PENDING_PAYMENT,
+        BookingStatus.BOOKED,
+        BookingStatus.ATTENDED,
+        BookingStatus.NO_SHOW,
+    }
+)
+# What a patient may still cancel.
+CANCELLABLE: Final = frozenset({BookingStatus.PENDING_PAYMENT, BookingStatus.BOOKED})
+
+
+class CancelledBy(StrEnum):
+    PATIENT = "patient"
+    # The hospital suspended the schedule: no breach of the patient's.
+    HOSPITAL = "hospital"
+
+
+class PaymentStatus(StrEnum):
+    # No payment was asked for yet (or the booking is free).
+    NONE = "none"
+    PENDING = "pending"
+    PAID = "paid"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A booking's money as its patient sees it; derived from the money ledger."""
+
+    status: PaymentStatus
+    amount_cents: int
+    provider: str | None = None
+    provider_ref: str | None = None
 
 
 class Code(StrEnum):
@@ -47,6 +97,8 @@ class Code(StrEnum):
     RATE_LIMITED = "rate_limited"
     BUSY = "busy"
     PROFILE_NOT_FOUND = "profile_not_found"
+    # A transition API.md 1.1's table of booking states does not have.
+    INVALID_STATE = "invalid_state"
 
 
 # A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.
@@ -94,15 +146,29 @@ class Booking:
     patient_id: str
     hospital_id: str
     department_id: str
+    doctor_id: str
     visit_date: dt.date
+    period: Period
     number: int
     verification_code: str
     status: BookingStatus
+    # The schedule's fee when booked; a booking with one starts pending_payment.
+    fee_cents: int
     created_at: dt.datetime
     cancelled_at: dt.datetime | None
+    hold_expires_at: dt.datetime | None = None
+    cancelled_by: CancelledBy | None = None
+    attended_at: dt.datetime | None = None
+    expired_at: dt.datetime | None = None
+    settled_at: dt.datetime | None = None
     idempotency_key: str | None = None
     # The attempt that wrote it: the request's id, or for a Redis strategy the lease's.
     request_id: str | None = None
+
+    @property
+    def payment(self) -> Payment:
+        # Nothing is charged yet: the money ledger this is derived from comes with payments.
+        return Payment(PaymentStatus.NONE, self.fee_cents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +198,8 @@ class ScheduleStatus(StrEnum):
     # An extension of API.md: the visit date has passed in the hospital's time zone, or the
     # schedule's hospital, department or doctor was deleted.
     CLOSED = "closed"
+    # An extension of API.md 1.1: the doctor stopped the session; its bookings were cancelled.
+    SUSPENDED = "suspended"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ PROBLEMS: Final[dict[Code, tuple[int, str]]] = {
     Code.RATE_LIMITED: (429, "Too many requests"),
     Code.BUSY: (503, "Busy, retry later"),
     Code.PROFILE_NOT_FOUND: (404, "Profile not found"),
+    Code.INVALID_STATE: (409, "Invalid state for this action"),
 }
 
 

@@ -13,6 +13,8 @@ import signal
 
 # After a cancellation committed in the ledger, before Redis was told (strategies.base).
 CANCEL_AFTER_COMMIT = "cancel_after_commit"
+# After a batch of day-end settlement committed, before the next (core.lifecycle.settlement).
+SETTLE_AFTER_BATCH = "settle_after_batch"
 
 
 def _armed(spec: str) -> dict[str, str | None]:

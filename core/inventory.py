@@ -58,11 +58,20 @@ class Inventory(ABC):
     @abstractmethod
     async def numbers_freeing(self, conn: Connection, bookings: Sequence[Booking]) -> None:
         """Inside the transaction that frees these bookings' numbers: a cancellation, and
-        every later transition that frees one (hold expiry, suspension)."""
+        every other transition that frees one (hold expiry, suspension; see core.lifecycle)."""
 
     @abstractmethod
     async def numbers_freed(self, bookings: Sequence[Booking]) -> None:
         """After that transaction committed: make the numbers bookable again."""
+
+    @abstractmethod
+    async def schedule_suspending(self, conn: Connection, schedule: Schedule) -> None:
+        """Inside the transaction that suspends the schedule: no number of it may be taken
+        from then on (the ledger refuses them too, as the last line)."""
+
+    @abstractmethod
+    async def schedule_suspended(self, schedule: Schedule) -> None:
+        """After that transaction committed."""
 
     @abstractmethod
     async def config_changing(self, conn: Connection, hospital_id: str) -> None:

@@ -24,6 +24,8 @@ A slot holds:
 - `in_flight`     hash schedule id -> leases not yet settled (sold out is certain only at 0)
 - `released`      set of the request ids of cancelled bookings whose numbers came back since
                   the slot was loaded (a release applies once)
+- `closed`        set of the ids of schedules the hospital suspended: takes answer closed,
+                  loads and releases add none of their numbers (kept when a slot is reloaded)
 
 Two keys outside any slot help find the slots: `pending_slots` (zset slot tag -> when a
 number was last taken there, so the reconciler knows where leases may be) and
@@ -53,6 +55,7 @@ class SlotKeys:
     lease_requests: str
     in_flight: str
     released: str
+    closed: str
     counters: str
     free_prefix: str
 
@@ -83,6 +86,7 @@ class KeySpace:
             lease_requests=base + "lease_requests",
             in_flight=base + "in_flight",
             released=base + "released",
+            closed=base + "closed",
             counters=base + "counters",
             free_prefix=base + "free:",
         )

@@ -19,6 +19,7 @@ from core.domain import (
     Booking,
     BookingRequest,
     BookingStatus,
+    CancelledBy,
     Code,
     Period,
     Rejected,
@@ -75,18 +76,27 @@ def schedule_from_row(row: asyncpg.Record | dict[str, Any]) -> Schedule:
 
 
 def booking_from_row(row: asyncpg.Record | dict[str, Any]) -> Booking:
+    cancelled_by = row["cancelled_by"]
     return Booking(
         id=row["id"],
         schedule_id=row["schedule_id"],
         patient_id=row["patient_id"],
         hospital_id=row["hospital_id"],
         department_id=row["department_id"],
+        doctor_id=row["doctor_id"],
         visit_date=row["visit_date"],
+        period=Period(row["period"]),
         number=row["number"],
         verification_code=row["verification_code"],
         status=BookingStatus(row["status"]),
+        fee_cents=row["fee_cents"],
         created_at=row["created_at"],
         cancelled_at=row["cancelled_at"],
+        hold_expires_at=row["hold_expires_at"],
+        cancelled_by=CancelledBy(cancelled_by) if cancelled_by is not None else None,
+        attended_at=row["attended_at"],
+        expired_at=row["expired_at"],
+        settled_at=row["settled_at"],
         idempotency_key=row["idempotency_key"],
         request_id=str(row["request_id"]),
     )
@@ -132,19 +142,17 @@ async def lock_patient_day(conn: asyncpg.Connection, booking: Booking) -> None:
 async def insert_booking(
     conn: asyncpg.Connection, req: BookingRequest, number: int
 ) -> Booking | None:
-    """Write the booking holding `number`; None if a unique rule of the ledger refused it."""
-    s = req.schedule
+    """Write the booking holding `number` (pending_payment for a paid schedule, else booked);
+    None if a unique rule of the ledger refused it, or the schedule was suspended."""
     row = await conn.fetchrow(
         q("insert_booking"),
-        s.id,
+        req.schedule.id,
         req.patient_id,
-        s.hospital_id,
-        s.department_id,
-        s.visit_date,
         number,
         new_verification_code(),
         uuid.UUID(req.request_id),
         req.idempotency_key,
+        req.schedule.hospital_id,
     )
     return booking_from_row(row) if row is not None else None
 
@@ -156,32 +164,22 @@ async def insert_bookings(
     lease's claim (see insert_bookings in ledger.sql); the lease id is the row's request id.
 
     Returns the written bookings by lease id; a lease missing from the answer was claimed
-    before, or its row was refused by a rule of the ledger.
+    before, or its row was refused by a rule of the ledger (or its schedule was suspended).
     """
     rows = [
         (
             req.schedule.id,
             req.patient_id,
-            req.schedule.hospital_id,
-            req.schedule.department_id,
-            req.schedule.visit_date,
             number,
-            new_verification_code(),
             uuid.UUID(lease_id),
+            new_verification_code(),
             req.idempotency_key,
+            req.schedule.hospital_id,
         )
         for req, number, lease_id in items
     ]
-    written = await conn.fetch(q("insert_bookings"), *_columns(rows, 9))
+    written = await conn.fetch(q("insert_bookings"), *_columns(rows, 7))
     return {str(r["request_id"]): booking_from_row(r) for r in written}
-
-
-async def cancel_booking(
-    conn: asyncpg.Connection, hospital_id: str, booking_id: int
-) -> Booking | None:
-    """Cancel and free the number; None if the booking was not active any more."""
-    row = await conn.fetchrow(q("cancel_booking"), hospital_id, booking_id)
-    return booking_from_row(row) if row is not None else None
 
 
 async def put_rules(conn: asyncpg.Connection, hospital_id: str, rules: Rules) -> None:

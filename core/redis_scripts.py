@@ -43,7 +43,8 @@ GIVE_BACK = _read("give_back")
 RELEASE = _read("release")
 LOAD = _read("load")
 SET_CONFIG = _read("set_config")
-ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_CONFIG)
+CLOSE = _read("close")
+ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_CONFIG, CLOSE)
 
 
 class ScriptCall(NamedTuple):

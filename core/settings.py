@@ -63,6 +63,9 @@ class Settings:
     rate_limit_address: str = ""
     # Origins whose pages may call the API from a browser, comma-separated; empty: no CORS.
     cors_origins: str = ""
+    # Whether a server process also runs the durable jobs (core.jobs); `serve --no-jobs`
+    # leaves them to `slotrush worker` processes.
+    run_jobs: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

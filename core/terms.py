@@ -1,5 +1,6 @@
 """What booking and cancelling at a hospital depend on besides the schedule itself: the
-hospital's time zone, its cancel cutoff and what of it an administrator deleted.
+hospital's time zone, its cancel cutoff, what of it an administrator deleted and which of
+its schedules it suspended.
 
 Booking asks on every request, so each process keeps a hospital's terms for a second (as it
 keeps a schedule's `remaining`): a change made through another process reaches this one
@@ -33,6 +34,11 @@ class BookingTerms:
     deleted: bool = False
     deleted_departments: frozenset[str] = frozenset()
     deleted_doctors: frozenset[str] = frozenset()
+    # Schedules of visits from about today on that the hospital suspended (core.lifecycle).
+    suspended_schedules: frozenset[int] = frozenset()
+
+    def suspended(self, schedule: Schedule) -> bool:
+        return schedule.id in self.suspended_schedules
 
     def closed(self, schedule: Schedule, now: dt.datetime) -> bool:
         """Closed to booking: its visit date has passed on the hospital's calendar, or its
@@ -95,6 +101,7 @@ class TermsCache:
                 deleted=row["deleted"],
                 deleted_departments=frozenset(row["deleted_departments"]),
                 deleted_doctors=frozenset(row["deleted_doctors"]),
+                suspended_schedules=frozenset(row["suspended_schedules"]),
             )
             for row in rows
         }

@@ -1,8 +1,9 @@
 """The application factory: settings in, a ready-to-run aiohttp Application out.
 
-Nothing here does I/O: stores, the strategy, the booking service and the sold-out memory
-are opened in one cleanup context each, in that order, when the application starts, and
-closed in reverse when it stops (after in-flight requests have finished).
+Nothing here does I/O: stores, the strategy, the job runner (unless settings say not), the
+booking service and the sold-out memory are opened in one cleanup context each, in that
+order, when the application starts, and closed in reverse when it stops (after in-flight
+requests have finished).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from aiohttp import web
 
 from core.booking import BookingService
 from core.inventory import InventoryFactory
+from core.jobs.runner import JobRunner
+from core.operations import HospitalOperations
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
@@ -23,6 +26,7 @@ from server.appkeys import (
     HOSPITALS,
     METRICS_REGISTRY,
     OPENAPI_JSON,
+    OPERATIONS,
     RATE_LIMITER,
     SERVICE,
     SETTINGS,
@@ -71,7 +75,7 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app[OPENAPI_JSON] = dumps(build_document(ROUTES, served_routes(app)))
     app.cleanup_ctx.extend(
-        [_stores(redis_url, database_url), _strategy, _service, _sold_out_memory]
+        [_stores(redis_url, database_url), _strategy, _jobs, _service, _sold_out_memory]
     )
     return app
 
@@ -112,10 +116,23 @@ async def _strategy(app: web.Application) -> AsyncIterator[None]:
         await strategy.close()
 
 
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    if not app[SETTINGS].run_jobs:
+        yield
+        return
+    runner = JobRunner(app[STORES], app[STRATEGY])
+    runner.start()
+    try:
+        yield
+    finally:
+        await runner.close()
+
+
 async def _service(app: web.Application) -> AsyncIterator[None]:
     service = BookingService(app[STRATEGY], app[STORES].ledger)
     app[SERVICE] = service
     app[HOSPITALS] = service.hospitals
+    app[OPERATIONS] = HospitalOperations(service)
     yield
 
 

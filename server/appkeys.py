@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from core.booking import BookingService
 from core.hospitals import Hospitals
 from core.inventory import Inventory, InventoryFactory
+from core.operations import HospitalOperations
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import Stores
@@ -22,6 +23,7 @@ STORES = web.AppKey("stores", Stores)
 STRATEGY = web.AppKey("strategy", Inventory)
 SERVICE = web.AppKey("service", BookingService)
 HOSPITALS = web.AppKey("hospitals", Hospitals)
+OPERATIONS = web.AppKey("operations", HospitalOperations)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

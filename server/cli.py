@@ -1,5 +1,5 @@
-"""The `slotrush` command: serve, token, services, the bench and faults harnesses, and the
-season simulator and analytics report.
+"""The `slotrush` command: serve, worker, token, services, the bench and faults harnesses,
+and the season simulator and analytics report.
 
 Each subcommand imports what it needs when it runs, so `slotrush token` is quick and the
 tooling (bench.harness, bench.faults.cli, bench.season.cli, bench.outcomes.cli) is only
@@ -84,7 +84,23 @@ def _parser() -> argparse.ArgumentParser:
         f"generate and print {_SECRET_ENV} if it is not set (never in production)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request as JSON")
+    serve.add_argument(
+        "--no-jobs",
+        action="store_true",
+        help="run no durable jobs in the server's processes (leave them to slotrush worker)",
+    )
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run the durable jobs (hold expiry, day-end settlement) without serving"
+    )
+    worker.add_argument(
+        "--strategy",
+        default=os.environ.get("SLOTRUSH_STRATEGY", Settings.strategy),
+        help="the strategy the servers use, whose release path expiry frees numbers through "
+        "(default: %(default)s)",
+    )
+    worker.set_defaults(run=_worker)
 
     token = commands.add_parser(
         "token", help=f"print a JWT signed with {_SECRET_ENV} or with --private-key"
@@ -146,7 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
     from strategies import strategy_class
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = _settings(strategy=args.strategy)
+    settings = _settings(strategy=args.strategy, run_jobs=not args.no_jobs)
     try:
         strategy_class(settings.strategy)
         parse_limit(settings.rate_limit_patient)
@@ -211,6 +227,23 @@ def _settings(**overrides: object) -> Settings:
         return Settings.from_env(**overrides)
     except ValueError as exc:
         raise CliError(f"bad setting in the environment: {exc}") from None
+
+
+# --- worker -------------------------------------------------------------------------------
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from server.worker import work
+    from strategies import strategy_class
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(strategy=args.strategy)
+    try:
+        strategy_class(settings.strategy)
+    except (ValueError, ImportError) as exc:
+        raise CliError(str(exc)) from None
+    _require_stores(settings)
+    return work(settings)
 
 
 # --- token --------------------------------------------------------------------------------

@@ -18,14 +18,16 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from core import hospitals
 from core.analytics import GroupBy, GroupOutcomes
 from core.booking import ScheduleView
-from core.domain import Booking, Rules
+from core.domain import Booking, Payment, Rules
 from core.ledger import Audit
+from core.lifecycle.settlement import Settlement
 from core.profiles import PatientTags, Profile
 from core.records import BookingRecord
 from server import shapes
 from server.shapes import analytics as analytics_shapes
 from server.shapes import browsing as browsing_shapes
 from server.shapes import hospitals as hospital_shapes
+from server.shapes import lifecycle as lifecycle_shapes
 from server.shapes import profiles as profile_shapes
 from server.shapes import records as record_shapes
 
@@ -65,12 +67,37 @@ def booking_out(b: Booking) -> shapes.Booking:
         patient_id=b.patient_id,
         hospital_id=b.hospital_id,
         department_id=b.department_id,
+        doctor_id=b.doctor_id,
         visit_date=b.visit_date,
+        period=b.period,
         number=b.number,
         verification_code=b.verification_code,
         status=b.status,
+        fee_cents=b.fee_cents,
+        hold_expires_at=b.hold_expires_at,
         created_at=b.created_at,
         cancelled_at=b.cancelled_at,
+        cancelled_by=b.cancelled_by,
+        payment=payment_out(b.payment),
+    )
+
+
+def payment_out(p: Payment) -> shapes.Payment:
+    return shapes.Payment(
+        status=p.status,
+        amount_cents=p.amount_cents,
+        provider=p.provider,
+        provider_ref=p.provider_ref,
+    )
+
+
+def settlement_out(s: Settlement) -> lifecycle_shapes.Settlement:
+    return lifecycle_shapes.Settlement(
+        hospital_id=s.hospital_id,
+        date=s.visit_date,
+        started_at=s.started_at,
+        finished_at=s.finished_at,
+        no_shows=s.no_shows,
     )
 
 

@@ -98,6 +98,12 @@ class InventoryStrategy(Inventory):
     async def numbers_freed(self, bookings: Sequence[Booking]) -> None:
         pass
 
+    async def schedule_suspending(self, conn: asyncpg.Connection, schedule: Schedule) -> None:
+        pass
+
+    async def schedule_suspended(self, schedule: Schedule) -> None:
+        pass
+
     async def config_changing(self, conn: asyncpg.Connection, hospital_id: str) -> None:
         pass
 
@@ -115,5 +121,5 @@ class InventoryStrategy(Inventory):
 
     @abstractmethod
     async def _cancel(self, booking: Booking) -> Booking | None:
-        """Mark the booking cancelled in the ledger (a strategy keeping state outside it calls
-        numbers_freeing in that transaction); `cancel` calls numbers_freed after the commit."""
+        """Cancel the booking in the ledger (core.lifecycle.cancellation, which calls
+        numbers_freeing in the transaction); `cancel` calls numbers_freed after the commit."""

@@ -53,7 +53,11 @@ class PgBatched(PgPessimistic):
         s = batch[0].schedule
         patients = [req.patient_id for req in batch]
         async with self.stores.pg.acquire() as conn, conn.transaction():
-            await conn.execute(q("lock_batch"), s.id, s.hospital_id, s.visit_date, patients)
+            suspended = await conn.fetchval(
+                q("lock_batch"), s.id, s.hospital_id, s.visit_date, patients
+            )
+            if suspended:
+                return [Rejected(Code.SCHEDULE_CLOSED)] * len(batch)
             rows = await conn.fetch(
                 q("book_batch"),
                 s.id,
@@ -75,7 +79,9 @@ def _answers(batch: Sequence[BookingRequest], rows: Sequence[asyncpg.Record]) ->
     first: dict[str, BookResult] = {}
     for req, row in zip(batch, rows, strict=True):
         answer: BookResult
-        if row["id"] is not None:
+        # A resend (same Idempotency-Key, so the same request id) finds its twin's booking
+        # row too: only the first is the booking's making, the resend is answered as a replay.
+        if row["id"] is not None and req.patient_id not in first:
             answer = booking_from_row(row)
         elif row["refusal"] is not None:
             answer = Rejected(Code(row["refusal"]))

@@ -12,6 +12,7 @@ import random
 
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
+from core.lifecycle.cancellation import cancel_by_patient
 from core.metrics import BUSY_RETRIES
 from core.queries import fetch_one
 from core.queries import query as q
@@ -49,6 +50,8 @@ class PgOptimistic(InventoryStrategy):
             # Always a row: the core only books schedules it has found.
             s = req.schedule
             seen = await fetch_one(conn, "read_version_and_free", s.hospital_id, s.id)
+            if seen["suspended"]:
+                return Rejected(Code.SCHEDULE_CLOSED)
             if seen["number"] is None:
                 return Rejected(Code.SOLD_OUT)
             try:
@@ -69,7 +72,7 @@ class PgOptimistic(InventoryStrategy):
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
-            cancelled = await ledger.cancel_booking(conn, booking.hospital_id, booking.id)
+            cancelled = await cancel_by_patient(conn, self, booking)
             if cancelled is not None:
                 # Returning a number changes the schedule: readers of the old version must retry.
                 await conn.execute(q("bump_version"), booking.hospital_id, booking.schedule_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
+from core.lifecycle.cancellation import cancel_by_patient
 from core.queries import query as q
 from core.stores import Store
 from strategies.base import InventoryStrategy
@@ -24,7 +25,8 @@ class PgPessimistic(InventoryStrategy):
             if rejected is not None:
                 return rejected
             s = req.schedule
-            await conn.execute(q("lock_schedule"), s.hospital_id, s.id)
+            if await conn.fetchval(q("lock_schedule"), s.hospital_id, s.id):
+                return Rejected(Code.SCHEDULE_CLOSED)
             number = await conn.fetchval(q("take_lowest_free"), s.hospital_id, s.id, None)
             if number is None:
                 return Rejected(Code.SOLD_OUT)
@@ -36,7 +38,7 @@ class PgPessimistic(InventoryStrategy):
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
             await conn.execute(q("lock_schedule"), booking.hospital_id, booking.schedule_id)
-            cancelled = await ledger.cancel_booking(conn, booking.hospital_id, booking.id)
+            cancelled = await cancel_by_patient(conn, self, booking)
             if cancelled is not None:
                 await conn.execute(q("bump_version"), booking.hospital_id, booking.schedule_id)
             return cancelled

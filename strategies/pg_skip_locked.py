@@ -10,6 +10,7 @@ import asyncpg
 
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
+from core.lifecycle.cancellation import cancel_by_patient
 from core.queries import query as q
 from core.stores import Store
 from strategies.base import InventoryStrategy
@@ -25,6 +26,9 @@ class PgSkipLocked(InventoryStrategy):
             if rejected is not None:
                 return rejected
             s = req.schedule
+            # A key share of the schedule's row: a suspension waits for this booking to end.
+            if await conn.fetchval(q("share_schedule"), s.hospital_id, s.id):
+                return Rejected(Code.SCHEDULE_CLOSED)
             number = await self._claim_without_waiting(conn, s.hospital_id, s.id)
             if number is None:
                 # Skipped rows may be claims about to roll back: "sold out" only once they end.
@@ -53,4 +57,4 @@ class PgSkipLocked(InventoryStrategy):
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
-            return await ledger.cancel_booking(conn, booking.hospital_id, booking.id)
+            return await cancel_by_patient(conn, self, booking)

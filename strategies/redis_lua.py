@@ -43,7 +43,7 @@ class RedisLua(RedisGate):
         return ScriptCall(
             TAKE,
             (
-                9,
+                10,
                 slot.slot,
                 slot.schedules,
                 free,
@@ -53,6 +53,7 @@ class RedisLua(RedisGate):
                 slot.lease_records,
                 slot.in_flight,
                 slot.lease_requests,
+                slot.closed,
                 schedule.id,
                 req.patient_id,
                 schedule.department_id,

@@ -61,7 +61,7 @@ class RedisQueue(RedisGate):
         return ScriptCall(
             ADMIT,
             (
-                7,
+                8,
                 slot.slot,
                 slot.schedules,
                 free,
@@ -69,6 +69,7 @@ class RedisQueue(RedisGate):
                 slot.lease_records,
                 slot.in_flight,
                 slot.lease_requests,
+                slot.closed,
                 schedule.id,
                 req.patient_id,
                 schedule.department_id,

@@ -38,11 +38,23 @@ HOSPITAL_KEYED = {
     "lease_claims": "hospital_id",
     "redis_releases": "hospital_id",
     "redis_config_syncs": "hospital_id",
+    "redis_closures": "hospital_id",
+    "settlements": "hospital_id",
+    "check_in_failures": "hospital_id",
 }
 # Copied whole to every node (reference tables): the patient's own, no hospital's.
 REFERENCE = frozenset({"patient_profiles"})
-# The coordinator's own, never distributed.
-LOCAL = frozenset({"schema_migrations"})
+# The coordinator's own, never distributed: migrations, and the job queue (pgqueuer's tables,
+# whose jobs carry their hospital in the payload).
+LOCAL = frozenset(
+    {
+        "schema_migrations",
+        "pgqueuer",
+        "pgqueuer_log",
+        "pgqueuer_schedules",
+        "pgqueuer_statistics",
+    }
+)
 
 # The only statements that may reach every hospital, each with its reason.
 CROSS_HOSPITAL = {
@@ -57,6 +69,9 @@ CROSS_HOSPITAL = {
     "redis_prune_claims": "reconciler sweep: settled lease claims of every hospital",
     "redis_releases_due": "reconciler sweep: releases left over at any hospital",
     "redis_config_syncs_due": "reconciler sweep: config syncs left over at any hospital",
+    "redis_closures_due": "reconciler sweep: closures left over at any hospital",
+    "expire_holds": "job sweep: lapsed holds at any hospital, oldest first",
+    "settlements_due": "job sweep: each hospital's dates past its settle_at",
 }
 
 _ANY_TABLE = frozenset(HOSPITAL_KEYED) | REFERENCE | LOCAL

@@ -1,5 +1,8 @@
 """The invariants of API.md as reusable checks over the ledger's audit and what clients saw.
 
+A booking holds its number while pending_payment, booked, attended or no_show (API.md 1.1);
+the audit counts held numbers.
+
 Every check returns human-readable violations, so a test reads `assert await violations(...)
 == []` and a failure says what broke. The same functions judge the real strategies and the
 deliberately racy one (tests/racy_strategy.py), which is how we know they can fail.
@@ -30,6 +33,8 @@ class Observed:
     confirmed: dict[int, Booking] = field(default_factory=dict)
     # Ids of bookings the clients cancelled successfully.
     cancelled: set[int] = field(default_factory=set)
+    # Ids of bookings the lifecycle ended without their clients: lapsed holds, suspensions.
+    released: set[int] = field(default_factory=set)
     # (schedule id, "booked" or an error code) -> how many answers.
     answers: Counter[tuple[int, str]] = field(default_factory=Counter)
 
@@ -58,7 +63,8 @@ class Observed:
     @property
     def held(self) -> list[Booking]:
         """Bookings the clients believe they still hold."""
-        return [b for b in self.confirmed.values() if b.id not in self.cancelled]
+        gone = self.cancelled | self.released
+        return [b for b in self.confirmed.values() if b.id not in gone]
 
     def codes(self) -> Counter[str]:
         """Answers by code, over every schedule."""
@@ -126,11 +132,11 @@ async def lost_bookings(ledger: Ledger, observed: Observed) -> list[str]:
         told = (booking.schedule_id, booking.patient_id, booking.number)
         if (stored.schedule_id, stored.patient_id, stored.number) != told:
             found.append(f"booking {booking.id} was confirmed as {told}, the ledger differs")
-        expected = (
-            BookingStatus.CANCELLED if booking.id in observed.cancelled else BookingStatus.BOOKED
-        )
-        if stored.status is not expected:
-            found.append(f"booking {booking.id} is {stored.status}, its client expects {expected}")
+        if booking.id in observed.cancelled:
+            if stored.status is not BookingStatus.CANCELLED:
+                found.append(f"booking {booking.id} is {stored.status}, its client cancelled it")
+        elif not stored.status.held and booking.id not in observed.released:
+            found.append(f"booking {booking.id} is {stored.status}, its client still holds it")
     return found
 
 
@@ -148,7 +154,8 @@ def unconfirmed_bookings(audit: Audit, observed: Observed) -> list[str]:
 def undersold(audit: Audit, observed: Observed) -> list[str]:
     """A schedule that answered sold_out must be full, unless numbers came back later."""
     sold_out = {sid for (sid, code), _ in observed.answers.items() if code == Code.SOLD_OUT}
-    returned = {b.schedule_id for b in observed.confirmed.values() if b.id in observed.cancelled}
+    gone = observed.cancelled | observed.released
+    returned = {b.schedule_id for b in observed.confirmed.values() if b.id in gone}
     return [
         f"schedule {s.id} answered sold_out with {s.remaining} numbers still free"
         for s in audit.schedules

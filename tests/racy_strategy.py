@@ -18,6 +18,7 @@ import asyncio
 
 from core import ledger
 from core.domain import Booking, BookingRequest, BookResult, Code, Rejected
+from core.lifecycle.cancellation import cancel_by_patient
 from core.queries import query as q
 from strategies.base import InventoryStrategy
 
@@ -47,4 +48,4 @@ class RacyStrategy(InventoryStrategy):
 
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn:
-            return await ledger.cancel_booking(conn, booking.hospital_id, booking.id)
+            return await cancel_by_patient(conn, self, booking)

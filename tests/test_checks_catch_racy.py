@@ -4,13 +4,13 @@ real strategy on the same ledger is not. Checks no race can trip are tripped by 
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 
 import asyncpg
 import pytest
 
 from core.booking import BookingService
-from core.domain import Booking, BookingStatus, Code
+from core.domain import Booking, Code
 from core.stores import Stores
 from strategies import strategy_class
 from strategies.base import InventoryStrategy
@@ -27,7 +27,7 @@ from tests.scenarios import (
 )
 
 # The partial unique indexes that would refuse the racy strategy's duplicates.
-LAST_LINE_INDEXES = ("bookings_active_number", "bookings_active_patient")
+LAST_LINE_INDEXES = ("bookings_held_number", "bookings_held_patient")
 
 
 @pytest.fixture
@@ -163,18 +163,8 @@ async def test_checks_catch_a_lost_confirmation(
     kept = await booked(racy_service, observed, "a", sid)
     await booked(racy_service, observed, "b", sid)
     # A 201 for a booking the ledger never stored, of a number the schedule does not have.
-    ghost = Booking(
-        id=kept.id + 1000,
-        schedule_id=sid,
-        patient_id="c",
-        hospital_id=kept.hospital_id,
-        department_id=kept.department_id,
-        visit_date=kept.visit_date,
-        number=4,
-        verification_code="GHOST999",
-        status=BookingStatus.BOOKED,
-        created_at=dt.datetime.now(dt.UTC),
-        cancelled_at=None,
+    ghost = dataclasses.replace(
+        kept, id=kept.id + 1000, patient_id="c", number=4, verification_code="GHOST999"
     )
     observed.confirmed[ghost.id] = ghost
     # And one cancelled behind its holder's back.

@@ -35,7 +35,10 @@ def booking_row(schedule: Schedule, **overrides: Any) -> dict[str, Any]:
         "patient_id": "alice",
         "hospital_id": schedule.hospital_id,
         "department_id": schedule.department_id,
+        "doctor_id": schedule.doctor_id,
         "visit_date": schedule.visit_date,
+        "period": schedule.period.value,
+        "fee_cents": schedule.fee_cents,
         "number": 1,
         "verification_code": "ABCDEFGH",
         "request_id": uuid.uuid4(),
@@ -54,6 +57,7 @@ async def insert_booking(pool: asyncpg.Pool, row: dict[str, Any]) -> int:
 
 
 CANCELLED = {"status": "cancelled", "cancelled_at": NOW}
+PENDING = {"status": "pending_payment", "hold_expires_at": NOW}
 SAME_REQUEST = uuid.UUID(int=7)
 
 
@@ -61,10 +65,31 @@ SAME_REQUEST = uuid.UUID(int=7)
     ("first", "second", "error", "constraint"),
     [
         pytest.param(
-            {}, {"patient_id": "bob"}, Unique, "bookings_active_number", id="number-held-twice"
+            {}, {"patient_id": "bob"}, Unique, "bookings_held_number", id="number-held-twice"
         ),
         pytest.param(
-            {}, {"number": 2}, Unique, "bookings_active_patient", id="patient-twice-on-a-schedule"
+            PENDING,
+            {"patient_id": "bob"},
+            Unique,
+            "bookings_held_number",
+            id="number-held-unpaid-and-booked",
+        ),
+        pytest.param(
+            {"status": "no_show"},
+            {"patient_id": "bob", **PENDING},
+            Unique,
+            "bookings_held_number",
+            id="number-held-by-a-no-show-and-unpaid",
+        ),
+        pytest.param(
+            {}, {"number": 2}, Unique, "bookings_held_patient", id="patient-twice-on-a-schedule"
+        ),
+        pytest.param(
+            {"status": "attended"},
+            {"number": 2, **PENDING},
+            Unique,
+            "bookings_held_patient",
+            id="patient-attended-and-unpaid-on-a-schedule",
         ),
         pytest.param(
             {"idempotency_key": "k"},
@@ -106,6 +131,20 @@ SAME_REQUEST = uuid.UUID(int=7)
         ),
         pytest.param(None, {"status": "lost"}, Check, "bookings_status_check", id="unknown-status"),
         pytest.param(
+            None,
+            {"status": "pending_payment"},
+            Check,
+            "bookings_hold_expires",
+            id="unpaid-without-expiry",
+        ),
+        pytest.param(
+            None,
+            {"cancelled_by": "doctor", **CANCELLED},
+            Check,
+            "bookings_cancelled_by_check",
+            id="unknown-canceller",
+        ),
+        pytest.param(
             None, {"status": "cancelled"}, Check, "bookings_check", id="cancelled-without-time"
         ),
         pytest.param(
@@ -144,13 +183,21 @@ async def test_bookings_refuse_a_broken_row(
     assert refused.value.constraint_name == constraint
 
 
-async def test_unique_rules_cover_only_active_bookings(stores: Stores, schedule: Schedule) -> None:
-    first = await insert_booking(stores.pg, booking_row(schedule))
-    await stores.pg.execute(
-        "UPDATE bookings SET status = 'cancelled', cancelled_at = now() WHERE id = $1", first
-    )
+@pytest.mark.parametrize(
+    "ended",
+    [
+        "status = 'cancelled', cancelled_at = now(), cancelled_by = 'patient'",
+        "status = 'expired', expired_at = now()",
+    ],
+    ids=["cancelled", "expired"],
+)
+async def test_unique_rules_cover_only_bookings_holding_numbers(
+    stores: Stores, schedule: Schedule, ended: str
+) -> None:
+    first = await insert_booking(stores.pg, booking_row(schedule, **PENDING))
+    await stores.pg.execute(f"UPDATE bookings SET {ended} WHERE id = $1", first)
 
-    # The same patient may take the same number again once the first booking is cancelled.
+    # The same patient may take the same number again once the first booking let it go.
     second = await insert_booking(stores.pg, booking_row(schedule))
     await insert_booking(stores.pg, booking_row(schedule, patient_id="bob", number=2))
 

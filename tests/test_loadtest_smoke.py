@@ -30,7 +30,7 @@ from strategies import STRATEGIES
 REPO = Path(__file__).resolve().parent.parent
 RACY = "tests.racy_strategy:RacyStrategy"
 # The last-line constraints that would refuse the racy strategy's duplicates.
-LAST_LINE_INDEXES = ("bookings_active_number", "bookings_active_patient")
+LAST_LINE_INDEXES = ("bookings_held_number", "bookings_held_patient")
 # 150 patients on 2 schedules of 20 numbers, all pressing within a second of the opening.
 SMOKE = ["--scenario", "smoke", "--crowd", "150", "--schedules", "2", "--capacity", "20"]
 
@@ -187,6 +187,16 @@ def test_a_free_number_after_sold_out_is_undersold_unless_explained() -> None:
     assert evaluate(tally, _audit(booked=2, capacity=3), seen).undersold == 1
     tally.attempt_started("7")  # an attempt that never got its answer may explain it
     assert evaluate(tally, _audit(booked=2, capacity=3), seen).ok
+
+
+def test_a_lapsed_hold_is_released_not_lost_but_a_vanished_one_is_lost() -> None:
+    tally, seen = _sold_out_crowd()
+    lapsed = {**_booking("2", 2, "b"), "status": "expired"}
+    # Its number is free again: the audit counts one, and the sold_out is explained.
+    assert evaluate(tally, _audit(booked=1), {**seen, "2": lapsed}).ok
+    # A booking cancelled though its patient never asked, and not by the hospital, is lost.
+    taken = {**_booking("2", 2, "b"), "status": "cancelled", "cancelled_by": "patient"}
+    assert evaluate(tally, _audit(booked=1), {**seen, "2": taken}).lost == 1
 
 
 def test_one_number_confirmed_twice_is_caught_from_the_client_side() -> None:

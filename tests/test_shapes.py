@@ -14,7 +14,7 @@ import pytest
 from multidict import CIMultiDict
 
 from core.booking import ScheduleView
-from core.domain import Booking, BookingStatus, Period, Rules, Schedule, ScheduleStatus
+from core.domain import Booking, BookingStatus, CancelledBy, Period, Rules, Schedule, ScheduleStatus
 from core.errors import SlotrushError
 from core.hospitals import Department, Doctor, Hospital
 from core.ledger import Audit, ScheduleAudit
@@ -58,12 +58,17 @@ def _booking(cancelled_at: dt.datetime | None) -> Booking:
         patient_id="p-1",
         hospital_id="h1",
         department_id="cardiology",
+        doctor_id=SCHEDULE.doctor_id,
         visit_date=SCHEDULE.visit_date,
+        period=SCHEDULE.period,
         number=17,
         verification_code="ABCD2345",
-        status=BookingStatus.CANCELLED if cancelled_at else BookingStatus.BOOKED,
+        status=BookingStatus.CANCELLED if cancelled_at else BookingStatus.PENDING_PAYMENT,
+        fee_cents=SCHEDULE.fee_cents,
         created_at=NOW,
         cancelled_at=cancelled_at,
+        hold_expires_at=NOW,
+        cancelled_by=CancelledBy.PATIENT if cancelled_at else None,
     )
 
 

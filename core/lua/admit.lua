@@ -8,11 +8,12 @@
 -- KEYS[5] lease_records  hash lease id -> "schedule|number|patient|department|request id"
 -- KEYS[6] in_flight      hash schedule id -> leases not yet settled
 -- KEYS[7] lease_requests hash request id -> the lease id out for it
+-- KEYS[8] closed         set of the ids of suspended schedules
 -- ARGV[1] schedule id, ARGV[2] patient id, ARGV[3] department id, ARGV[4] request id,
 -- ARGV[5] lease deadline (epoch ms), ARGV[6] a new lease id
 --
 -- Returns {number admitted, lease id}, or a code of take.lua: 0 not loaded, -5 sold out, -6
--- no number free but some are out on leases.
+-- no number free but some are out on leases, -8 the schedule is suspended.
 -- Idempotent by request id: while its lease is out, a resent call answers that lease.
 local schedule = ARGV[1]
 local patient = ARGV[2]
@@ -31,6 +32,9 @@ end
 
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('SISMEMBER', KEYS[2], schedule) == 0 then
     return 0
+end
+if redis.call('SISMEMBER', KEYS[8], schedule) == 1 then
+    return -8
 end
 
 local number = redis.call('LPOP', KEYS[3])

@@ -10,14 +10,16 @@
 -- KEYS[5] leases, KEYS[6] lease_records, KEYS[7] in_flight, KEYS[8] lease_requests (see
 --                        take.lua)
 -- KEYS[9] released       set of the request ids of bookings released (see release.lua)
--- KEYS[9+i]              free numbers of schedule i (i = 1..ARGV[6])
+-- KEYS[10] closed        set of the ids of suspended schedules (see close.lua)
+-- KEYS[10+i]             free numbers of schedule i (i = 1..ARGV[6])
 -- ARGV[1] "1": only add schedules to a slot that is already loaded, else write nothing
 -- ARGV[2] "zset" or "list": how free numbers are kept
 -- ARGV[3] max_per_day, ARGV[4] max_per_department, ARGV[5] the hospital's config version
 --   ("" for a strategy that keeps no rules)
 -- ARGV[6] S schedules, ARGV[7] C counter fields, ARGV[8] B blacklist entries, ARGV[9] R
---   released bookings, then S schedule ids, S free-number lists ("1-40,42,44-50"),
---   C pairs (field, value), B pairs (patient, until ms), R request ids
+--   released bookings, ARGV[10] X suspended schedules, then S schedule ids, S free-number
+--   lists ("1-40,42,44-50"), C pairs (field, value), B pairs (patient, until ms), R request
+--   ids, X schedule ids
 --
 -- Returns {1 if this call loaded the slot else 0, schedules added}.
 local only_if_loaded = ARGV[1] == '1'
@@ -29,14 +31,16 @@ local n_schedules = tonumber(ARGV[6])
 local n_counters = tonumber(ARGV[7])
 local n_blacklisted = tonumber(ARGV[8])
 local n_released = tonumber(ARGV[9])
+local n_closed = tonumber(ARGV[10])
 local CHUNK = 1000  -- stays far below Lua's limit on unpack()
 
-local first_free_key = 10
-local first_id = 10
+local first_free_key = 11
+local first_id = 11
 local first_ranges = first_id + n_schedules
 local first_counter = first_ranges + n_schedules
 local first_blacklisted = first_counter + 2 * n_counters
 local first_released = first_blacklisted + 2 * n_blacklisted
+local first_closed = first_released + n_released
 
 local function push(key, values)
     if #values == 0 then
@@ -84,15 +88,20 @@ end
 
 if not loaded then
     -- Whatever is left of a slot without its marker is stale (keys lost one by one):
-    -- start again from the ledger's view, as after losing everything.
+    -- start again from the ledger's view, as after losing everything. Closed schedules
+    -- stay closed: a suspension is for good, and close.lua may have run before this load.
     for i = 2, first_free_key + n_schedules - 1 do
-        redis.call('DEL', KEYS[i])
+        if i ~= 10 then
+            redis.call('DEL', KEYS[i])
+        end
     end
 end
 
+add_args('SADD', KEYS[10], first_closed, n_closed)
 local added = 0
 for i = 0, n_schedules - 1 do
-    if redis.call('SADD', KEYS[2], ARGV[first_id + i]) == 1 then
+    if redis.call('SADD', KEYS[2], ARGV[first_id + i]) == 1
+        and redis.call('SISMEMBER', KEYS[10], ARGV[first_id + i]) == 0 then
         push_ranges(KEYS[first_free_key + i], ARGV[first_ranges + i])
         added = added + 1
     end

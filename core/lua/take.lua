@@ -11,13 +11,15 @@
 -- KEYS[7] lease_records  hash lease id -> "schedule|number|patient|department|request id"
 -- KEYS[8] in_flight      hash schedule id -> leases not yet settled
 -- KEYS[9] lease_requests hash request id -> the lease id out for it
+-- KEYS[10] closed        set of the ids of suspended schedules
 -- ARGV[1] schedule id, ARGV[2] patient id, ARGV[3] department id, ARGV[4] request id,
 -- ARGV[5] now (epoch ms), ARGV[6] lease deadline (epoch ms), ARGV[7] a new lease id
 --
 -- Returns {number taken, lease id}, or a code: 0 not loaded, -1 blacklisted, -2 already
 -- booked, -3 daily limit, -4 department limit, -5 sold out, -6 no number free but some are
 -- out on leases (they may come back: sold out is not certain yet), -7 the patient's booking
--- here is still on its lease (its ledger row may or may not come).
+-- here is still on its lease (its ledger row may or may not come), -8 the schedule is
+-- suspended.
 -- Idempotent by request id: while its lease is out, a resent call answers that lease.
 local schedule = ARGV[1]
 local patient = ARGV[2]
@@ -38,6 +40,9 @@ end
 local rules = redis.call('HMGET', KEYS[1], 'max_per_day', 'max_per_department')
 if not rules[1] or redis.call('SISMEMBER', KEYS[2], schedule) == 0 then
     return 0
+end
+if redis.call('SISMEMBER', KEYS[10], schedule) == 1 then
+    return -8
 end
 
 local until_ms = redis.call('HGET', KEYS[4], patient)

@@ -7,7 +7,11 @@ SELECT h.id, h.timezone, h.cancel_cutoff_minutes, h.deleted_at IS NOT NULL AS de
        ARRAY(SELECT d.id FROM departments d
              WHERE d.hospital_id = h.id AND d.deleted_at IS NOT NULL) AS deleted_departments,
        ARRAY(SELECT d.id FROM doctors d
-             WHERE d.hospital_id = h.id AND d.deleted_at IS NOT NULL) AS deleted_doctors
+             WHERE d.hospital_id = h.id AND d.deleted_at IS NOT NULL) AS deleted_doctors,
+       -- Past visit dates are closed anyway (two days' margin for the zones of the world).
+       ARRAY(SELECT s.id FROM schedules s
+             WHERE s.hospital_id = h.id AND s.suspended_at IS NOT NULL
+               AND s.visit_date >= current_date - 2) AS suspended_schedules
 FROM hospitals h
 WHERE h.id = ANY($1::text[]);
 
@@ -100,7 +104,7 @@ RETURNING 1;
 SELECT EXISTS (
     SELECT 1 FROM bookings b
     JOIN schedules s ON s.hospital_id = b.hospital_id AND s.id = b.schedule_id
-    WHERE b.hospital_id = $1 AND b.visit_date >= $2 AND b.status = 'booked'
+    WHERE b.hospital_id = $1 AND b.visit_date >= $2 AND b.held
       AND ($3::text IS NULL OR b.department_id = $3)
       AND ($4::text IS NULL OR s.doctor_id = $4)
 );

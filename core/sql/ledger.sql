@@ -91,22 +91,36 @@ SELECT
     EXISTS (SELECT 1 FROM blacklist bl WHERE bl.hospital_id = $2 AND bl.patient_id = $1
             AND bl.until > now()) AS blacklisted,
     EXISTS (SELECT 1 FROM bookings b WHERE b.hospital_id = $2 AND b.schedule_id = $5
-            AND b.patient_id = $1 AND b.status = 'booked') AS already_booked,
+            AND b.patient_id = $1 AND b.held) AS already_booked,
     (SELECT count(*) FROM bookings b WHERE b.patient_id = $1 AND b.hospital_id = $2
-            AND b.visit_date = $3 AND b.status = 'booked') AS day_count,
+            AND b.visit_date = $3 AND b.held) AS day_count,
     (SELECT count(*) FROM bookings b WHERE b.patient_id = $1 AND b.hospital_id = $2
-            AND b.visit_date = $3 AND b.department_id = $4 AND b.status = 'booked') AS dept_count,
+            AND b.visit_date = $3 AND b.department_id = $4 AND b.held) AS dept_count,
     coalesce(h.max_per_day, 2) AS max_per_day,
     coalesce(h.max_per_department_per_day, 1) AS max_per_department_per_day
 FROM (SELECT 1) AS one LEFT JOIN hospitals h ON h.id = $2;
 
 -- name: insert_booking
--- Writes one booking and marks its number held, in one statement. Returns no row when the
--- number is held already or the (patient, schedule) or idempotency key is taken.
-WITH b AS (
-    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
-                          number, verification_code, request_id, idempotency_key)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+-- Writes one booking of schedule $1 (at hospital $7) holding number $3 and marks the number held, in one
+-- statement. A paid schedule's booking starts pending_payment, its hold lapsing after the
+-- hospital's payment window; a free one is booked at once. Returns no row when the number is
+-- held already, the (patient, schedule) or idempotency key is taken, or the schedule was
+-- suspended (the key share lock makes a suspension wait for this write, or this write see it).
+WITH s AS (
+    SELECT s.*,
+           CASE WHEN s.fee_cents > 0
+                THEN now() + make_interval(mins => h.payment_window_minutes) END AS expires
+    FROM schedules s JOIN hospitals h ON h.id = s.hospital_id
+    WHERE s.hospital_id = $7 AND s.id = $1 AND s.suspended_at IS NULL
+    FOR KEY SHARE OF s
+), b AS (
+    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, doctor_id,
+                          visit_date, period, number, verification_code, status, fee_cents,
+                          hold_expires_at, request_id, idempotency_key)
+    SELECT s.id, $2, s.hospital_id, s.department_id, s.doctor_id, s.visit_date, s.period, $3,
+           $4, CASE WHEN s.expires IS NULL THEN 'booked' ELSE 'pending_payment' END,
+           s.fee_cents, s.expires, $5, $6
+    FROM s
     ON CONFLICT DO NOTHING
     RETURNING *
 ), n AS (
@@ -118,27 +132,40 @@ SELECT * FROM b;
 
 -- name: insert_bookings
 -- The booking write of the Redis strategies, batched: one row per element of the arrays, each
--- under its lease ($8, also the row's request_id). A row is written only if this statement
--- wins its lease's claim ('written'): whoever gives a number back claims 'abandoned' first
--- (see lease_claims). A patient blacklisted in the ledger is refused whatever Redis believed.
+-- under its lease ($4, also the row's request_id), with insert_booking's states and holds. A
+-- row is written only if this statement wins its lease's claim ('written'): whoever gives a
+-- number back claims 'abandoned' first (see lease_claims). A patient blacklisted in the
+-- ledger, or a suspended schedule, is refused whatever Redis believed.
 WITH r AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::date[],
-                         $6::int[], $7::text[], $8::uuid[], $9::text[])
-        AS r(schedule_id, patient_id, hospital_id, department_id, visit_date, number,
-             verification_code, lease_id, idempotency_key)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::uuid[], $5::text[],
+                         $6::text[], $7::text[])
+        AS r(schedule_id, patient_id, number, lease_id, verification_code, idempotency_key,
+             hospital_id)
 ), claimed AS (
     INSERT INTO lease_claims (hospital_id, lease_id, outcome)
     SELECT hospital_id, lease_id, 'written' FROM r
     ON CONFLICT DO NOTHING
     RETURNING lease_id
+), s AS (
+    SELECT s.*,
+           CASE WHEN s.fee_cents > 0
+                THEN now() + make_interval(mins => h.payment_window_minutes) END AS expires
+    FROM schedules s JOIN hospitals h ON h.id = s.hospital_id
+    WHERE s.hospital_id IN (SELECT hospital_id FROM r) AND s.id IN (SELECT schedule_id FROM r)
+      AND s.suspended_at IS NULL
+    FOR KEY SHARE OF s
 ), b AS (
-    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
-                          number, verification_code, request_id, idempotency_key)
-    SELECT r.schedule_id, r.patient_id, r.hospital_id, r.department_id, r.visit_date, r.number,
-           r.verification_code, r.lease_id, r.idempotency_key
+    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, doctor_id,
+                          visit_date, period, number, verification_code, status, fee_cents,
+                          hold_expires_at, request_id, idempotency_key)
+    SELECT s.id, r.patient_id, s.hospital_id, s.department_id, s.doctor_id, s.visit_date,
+           s.period, r.number, r.verification_code,
+           CASE WHEN s.expires IS NULL THEN 'booked' ELSE 'pending_payment' END, s.fee_cents,
+           s.expires, r.lease_id, r.idempotency_key
     FROM r JOIN claimed USING (lease_id)
+    JOIN s ON s.hospital_id = r.hospital_id AND s.id = r.schedule_id
     WHERE NOT EXISTS (SELECT 1 FROM blacklist bl
-                      WHERE bl.hospital_id = r.hospital_id AND bl.patient_id = r.patient_id
+                      WHERE bl.hospital_id = s.hospital_id AND bl.patient_id = r.patient_id
                         AND bl.until > now())
     ON CONFLICT DO NOTHING
     RETURNING *
@@ -170,26 +197,13 @@ WHERE patient_id = $1 AND ($2::bigint IS NULL OR id < $2)
 ORDER BY id DESC
 LIMIT $3;
 
--- name: cancel_booking
--- Marks the booking cancelled and frees its number, in one statement.
-WITH b AS (
-    UPDATE bookings SET status = 'cancelled', cancelled_at = now()
-    WHERE hospital_id = $1 AND id = $2 AND status = 'booked'
-    RETURNING *
-), n AS (
-    UPDATE schedule_numbers n SET booking_id = NULL FROM b
-    WHERE n.hospital_id = b.hospital_id AND n.booking_id = b.id
-)
-SELECT * FROM b;
-
 -- name: audit_schedules
 -- Every hospital's schedules ($1 NULL, the platform), or one hospital's.
 -- Crosses hospitals when $1 is NULL: the platform's audit.
 SELECT s.id, s.capacity,
        count(b.id) AS booked
 FROM schedules s
-LEFT JOIN bookings b
-    ON b.hospital_id = s.hospital_id AND b.schedule_id = s.id AND b.status = 'booked'
+LEFT JOIN bookings b ON b.hospital_id = s.hospital_id AND b.schedule_id = s.id AND b.held
 WHERE $1::text IS NULL OR s.hospital_id = $1
 GROUP BY s.hospital_id, s.id
 ORDER BY s.id;
@@ -197,20 +211,20 @@ ORDER BY s.id;
 -- name: audit_duplicates
 -- Every hospital's bookings ($1 NULL, the platform), or one hospital's.
 -- Crosses hospitals when $1 is NULL: the platform's audit.
-WITH held AS (
-    SELECT * FROM bookings WHERE status = 'booked' AND ($1::text IS NULL OR hospital_id = $1)
+WITH holding AS (
+    SELECT * FROM bookings WHERE held AND ($1::text IS NULL OR hospital_id = $1)
 )
 SELECT
-    (SELECT count(*) FROM (SELECT 1 FROM held
+    (SELECT count(*) FROM (SELECT 1 FROM holding
         GROUP BY schedule_id, number HAVING count(*) > 1) d) AS duplicate_numbers,
-    (SELECT count(*) FROM (SELECT 1 FROM held
+    (SELECT count(*) FROM (SELECT 1 FROM holding
         GROUP BY schedule_id, patient_id HAVING count(*) > 1) d) AS duplicate_patients,
     (SELECT count(*) FROM (
-        SELECT 1 FROM held b LEFT JOIN hospitals h ON h.id = b.hospital_id
+        SELECT 1 FROM holding b LEFT JOIN hospitals h ON h.id = b.hospital_id
         GROUP BY b.patient_id, b.hospital_id, b.visit_date, h.max_per_day
         HAVING count(*) > coalesce(h.max_per_day, 2)) d)
     + (SELECT count(*) FROM (
-        SELECT 1 FROM held b LEFT JOIN hospitals h ON h.id = b.hospital_id
+        SELECT 1 FROM holding b LEFT JOIN hospitals h ON h.id = b.hospital_id
         GROUP BY b.patient_id, b.hospital_id, b.visit_date, b.department_id,
                  h.max_per_department_per_day
         HAVING count(*) > coalesce(h.max_per_department_per_day, 1)) d) AS limit_violations;

@@ -1,7 +1,13 @@
 -- Named queries of the PostgreSQL strategies (see strategies/pg_*.py).
 
 -- name: lock_schedule
-SELECT version FROM schedules WHERE hospital_id = $1 AND id = $2 FOR UPDATE;
+-- Whether the schedule is suspended (closed to bookings), holding its row until the end.
+SELECT suspended_at IS NOT NULL FROM schedules WHERE hospital_id = $1 AND id = $2 FOR UPDATE;
+
+-- name: share_schedule
+-- Whether the schedule is suspended, holding a key share of its row until the end: a
+-- suspension (which locks the row for update) waits for this transaction, or went first.
+SELECT suspended_at IS NOT NULL FROM schedules WHERE hospital_id = $1 AND id = $2 FOR KEY SHARE;
 
 -- name: take_lowest_free
 -- Under the schedule lock (or a matching version): bump the version and answer the lowest
@@ -15,8 +21,9 @@ RETURNING (SELECT min(number) FROM schedule_numbers
            WHERE hospital_id = $1 AND schedule_id = $2 AND booking_id IS NULL) AS number;
 
 -- name: read_version_and_free
--- pg-optimistic reads without locking: the version and the lowest free number, one snapshot.
-SELECT s.version,
+-- pg-optimistic reads without locking: the version, whether the schedule is suspended, and
+-- the lowest free number, one snapshot.
+SELECT s.version, s.suspended_at IS NOT NULL AS suspended,
        (SELECT min(n.number) FROM schedule_numbers n
          WHERE n.hospital_id = s.hospital_id AND n.schedule_id = s.id
            AND n.booking_id IS NULL) AS number
@@ -47,7 +54,8 @@ FOR UPDATE;
 -- hospital $2 on date $3), in one globally sorted order, then the schedule's row: the order
 -- lock_patient_day sets, so two batches (or a batch and a cancel) never wait on each other
 -- in a circle. The row lock sits above the join, so it comes after the last day lock.
-SELECT s.version
+-- Answers whether the schedule is suspended (closed to bookings).
+SELECT s.suspended_at IS NOT NULL
 FROM schedules s,
      (SELECT count(pg_advisory_xact_lock(day.key)) AS held
       FROM (SELECT DISTINCT hashtextextended(p || '/' || $2 || '/' || $3::date::text, 0) AS key
@@ -67,6 +75,14 @@ WITH rules AS (
     SELECT coalesce(h.max_per_day, 2) AS max_per_day,
            coalesce(h.max_per_department_per_day, 1) AS max_per_department_per_day
     FROM (SELECT 1) AS one LEFT JOIN hospitals h ON h.id = $2
+), schedule AS (
+    -- What each booking copies, and its state and hold as insert_booking (ledger.sql) sets them.
+    SELECT s.doctor_id, s.period, s.fee_cents,
+           CASE WHEN s.fee_cents > 0 THEN 'pending_payment' ELSE 'booked' END AS status,
+           CASE WHEN s.fee_cents > 0
+                THEN now() + make_interval(mins => h.payment_window_minutes) END AS expires
+    FROM schedules s JOIN hospitals h ON h.id = s.hospital_id
+    WHERE s.hospital_id = $2 AND s.id = $1
 ), request AS (
     SELECT * FROM unnest($5::text[], $6::uuid[], $7::text[], $8::text[]) WITH ORDINALITY
         AS r(patient_id, request_id, idempotency_key, verification_code, arrival)
@@ -92,7 +108,7 @@ WITH rules AS (
                    AS in_department,
                coalesce(bool_or(b.schedule_id = $1), false) AS here
         FROM bookings b
-        WHERE b.hospital_id = $2 AND b.patient_id = r.patient_id AND b.status = 'booked'
+        WHERE b.hospital_id = $2 AND b.patient_id = r.patient_id AND b.held
     ) AS day
     LEFT JOIN LATERAL (
         SELECT true AS key FROM bookings b
@@ -116,11 +132,12 @@ WITH rules AS (
            END AS number
     FROM lined l
 ), written AS (
-    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
-                          number, verification_code, request_id, idempotency_key)
-    SELECT $1, o.patient_id, $2, $3, $4, o.number, o.verification_code, o.request_id,
-           o.idempotency_key
-    FROM offered o
+    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, doctor_id,
+                          visit_date, period, number, verification_code, status, fee_cents,
+                          hold_expires_at, request_id, idempotency_key)
+    SELECT $1, o.patient_id, $2, $3, s.doctor_id, $4, s.period, o.number, o.verification_code,
+           s.status, s.fee_cents, s.expires, o.request_id, o.idempotency_key
+    FROM offered o CROSS JOIN schedule s
     WHERE o.number IS NOT NULL
     -- Concurrent batches of other schedules meet in the Idempotency-Key index only: one
     -- order for all makes any wait there one-way.

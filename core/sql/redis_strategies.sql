@@ -3,9 +3,10 @@
 
 -- name: redis_slot_free_numbers
 -- Every schedule of one hospital and date with its free numbers as ranges ("1-40,42,44-50"):
--- a 100,000-number schedule loads as a few bytes while it is still empty.
-SELECT s.id,
-       coalesce((
+-- a 100,000-number schedule loads as a few bytes while it is still empty. A suspended one
+-- has none to offer.
+SELECT s.id, s.suspended_at IS NOT NULL AS suspended,
+       CASE WHEN s.suspended_at IS NOT NULL THEN '' ELSE coalesce((
            SELECT string_agg(CASE WHEN low = high THEN low::text ELSE low || '-' || high END,
                              ',' ORDER BY low)
            FROM (SELECT min(number) AS low, max(number) AS high
@@ -14,7 +15,7 @@ SELECT s.id,
                        WHERE n.hospital_id = s.hospital_id AND n.schedule_id = s.id
                          AND n.booking_id IS NULL) AS free
                  GROUP BY island) AS ranges
-       ), '') AS free
+       ), '') END AS free
 FROM schedules s
 WHERE s.hospital_id = $1 AND s.visit_date = $2
 ORDER BY s.id;
@@ -35,10 +36,10 @@ FROM blacklist
 WHERE hospital_id = $1 AND until > now();
 
 -- name: redis_slot_bookings
--- The active bookings of one hospital and date: the patients' counters.
+-- The bookings holding numbers of one hospital and date: the patients' counters.
 SELECT patient_id, schedule_id, department_id, request_id::text AS request_id
 FROM bookings
-WHERE hospital_id = $1 AND visit_date = $2 AND status = 'booked';
+WHERE hospital_id = $1 AND visit_date = $2 AND held;
 
 -- name: redis_slot_released
 -- Cancelled bookings of one hospital and date whose release is still owed: the snapshot
@@ -58,9 +59,11 @@ SELECT
               AND idempotency_key = $4) AS key_used,
     EXISTS (SELECT 1 FROM bookings
             WHERE hospital_id = $5 AND schedule_id = $1 AND patient_id = $3
-              AND status = 'booked') AS patient_active,
+              AND held) AS patient_active,
     EXISTS (SELECT 1 FROM blacklist
-            WHERE hospital_id = $5 AND patient_id = $3 AND until > now()) AS blacklisted;
+            WHERE hospital_id = $5 AND patient_id = $3 AND until > now()) AS blacklisted,
+    EXISTS (SELECT 1 FROM schedules
+            WHERE hospital_id = $5 AND id = $1 AND suspended_at IS NOT NULL) AS suspended;
 
 -- name: redis_abandon_leases
 -- Claims leases for their give-back, and answers the ones this statement won. A writer's
@@ -100,6 +103,22 @@ SELECT b.* FROM redis_releases r
 JOIN bookings b ON b.hospital_id = r.hospital_id AND b.id = r.booking_id
 WHERE r.created_at < now() - make_interval(secs => $1)
 ORDER BY r.created_at
+LIMIT $2;
+
+-- name: redis_owe_closures
+INSERT INTO redis_closures (hospital_id, schedule_id) VALUES ($1, $2)
+ON CONFLICT DO NOTHING;
+
+-- name: redis_closures_done
+DELETE FROM redis_closures WHERE hospital_id = $1 AND schedule_id = $2;
+
+-- name: redis_closures_due
+-- Closures left over, with their schedules.
+SELECT s.*
+FROM redis_closures c
+JOIN schedules s ON s.hospital_id = c.hospital_id AND s.id = c.schedule_id
+WHERE c.created_at < now() - make_interval(secs => $1)
+ORDER BY c.created_at
 LIMIT $2;
 
 -- name: redis_owe_config_sync

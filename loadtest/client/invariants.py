@@ -23,6 +23,9 @@ from loadtest.client.tally import Confirmed, Tally
 DEFAULT_MAX_PER_DAY = 2
 DEFAULT_MAX_PER_DEPARTMENT = 1
 
+# Statuses of a booking holding its number (API.md 1.1): any of them is "still held".
+HELD_STATUSES = frozenset({"pending_payment", "booked", "attended", "no_show"})
+
 # Counts that break an invariant of API.md; the others describe the run.
 VIOLATIONS = (
     "oversold",
@@ -84,7 +87,8 @@ def evaluate(
     verdict = Verdict(confirmed=len(tally.confirmed), unknown=tally.total_unknown())
     audited = {str(s["id"]): s for s in audit["schedules"]}
     ours = set(tally.started) | {c.schedule_id for c in tally.confirmed.values()}
-    active = tally.active()
+    released = released_by_server(seen)
+    active = [c for c in tally.active() if c.booking_id not in released]
     active_by_schedule = Counter(c.schedule_id for c in active)
 
     for schedule_id in sorted(ours):
@@ -99,20 +103,37 @@ def evaluate(
             )
         verdict.unconfirmed += max(int(row["booked"]) - active_by_schedule[schedule_id], 0)
 
-    _check_kept(verdict, tally, audited, seen)
-    _check_undersold(verdict, tally, audited)
+    _check_kept(verdict, tally, active, audited, seen)
+    _check_undersold(verdict, tally, audited, released)
     _check_unique(verdict, active, audit)
     _check_limits(verdict, active, audit, max_per_day, max_per_department)
     return verdict
 
 
+def released_by_server(seen: Mapping[str, dict[str, Any] | None]) -> set[str]:
+    """Bookings the lifecycle ended without their patient (API.md 1.1): a hold that lapsed
+    unpaid, or one the hospital cancelled by suspending its schedule. Their numbers are free
+    again and they are not lost."""
+    return {
+        booking_id
+        for booking_id, got in seen.items()
+        if got is not None
+        and (
+            got.get("status") == "expired"
+            or (got.get("status") == "cancelled" and got.get("cancelled_by") == "hospital")
+        )
+    }
+
+
 def _check_kept(
     verdict: Verdict,
     tally: Tally,
+    active: list[Confirmed],
     audited: Mapping[str, Mapping[str, Any]],
     seen: Mapping[str, dict[str, Any] | None],
 ) -> None:
-    """Invariant 6: every 201 is a booking that GET returns and the audit counts."""
+    """Invariant 6: every 201 is a booking that GET returns and the audit counts (or that
+    the server's lifecycle has released since)."""
     lost_by_schedule: Counter[str] = Counter()
     for confirmed in tally.confirmed.values():
         if confirmed.booking_id not in seen:
@@ -122,7 +143,7 @@ def _check_kept(
         if problem:
             lost_by_schedule[confirmed.schedule_id] += 1
             verdict.details.append(f"booking {confirmed.booking_id}: {problem}")
-    active_by_schedule = Counter(c.schedule_id for c in tally.active())
+    active_by_schedule = Counter(c.schedule_id for c in active)
     for schedule_id, held in active_by_schedule.items():
         row = audited.get(schedule_id)
         counted = int(row["booked"]) if row is not None else 0
@@ -148,17 +169,21 @@ def _mismatch(confirmed: Confirmed, got: dict[str, Any] | None, tally: Tally) ->
         if str(got.get(name)) != expected:
             return f"{name} was {expected}, GET answers {got.get(name)}"
     still_held = confirmed.booking_id not in tally.cancelled | tally.cancel_unknown
-    if still_held and got.get("status") != "booked":
+    released = got.get("status") == "expired" or got.get("cancelled_by") == "hospital"
+    if still_held and got.get("status") not in HELD_STATUSES and not released:
         return f"never cancelled by its patient but its status is {got.get('status')!r}"
     return None
 
 
-def _check_undersold(verdict: Verdict, tally: Tally, audited: Mapping[str, Any]) -> None:
+def _check_undersold(
+    verdict: Verdict, tally: Tally, audited: Mapping[str, Any], released: set[str]
+) -> None:
     """A schedule that told someone sold_out must have no free number left, except numbers
-    that cancellations gave back or that an attempt of unknown outcome may have freed."""
+    that cancellations, lapsed holds or a suspension gave back, or that an attempt of
+    unknown outcome may have freed."""
     cancelled_by_schedule = Counter(
         tally.confirmed[b].schedule_id
-        for b in tally.cancelled | tally.cancel_unknown
+        for b in tally.cancelled | tally.cancel_unknown | released
         if b in tally.confirmed
     )
     for schedule_id in sorted(tally.sold_out_seen):

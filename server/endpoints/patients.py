@@ -220,10 +220,20 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["patients"],
             "summary": "Cancel one of the caller's bookings; a repeat returns it unchanged.",
+            "description": (
+                "An unpaid hold or a booked booking; an expired, attended or no-show one is "
+                "invalid_state."
+            ),
             "requestBody": EMPTY_BODY,
             "responses": {
                 **ok(200, "The cancelled booking", shapes.BookingEnvelope),
-                **errors(*BODY, Code.BOOKING_NOT_FOUND, Code.CANCEL_WINDOW_CLOSED, *AUTH),
+                **errors(
+                    *BODY,
+                    Code.BOOKING_NOT_FOUND,
+                    Code.CANCEL_WINDOW_CLOSED,
+                    Code.INVALID_STATE,
+                    *AUTH,
+                ),
             },
         },
         access=Access.PATIENT,

@@ -17,7 +17,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from core import domain, paging
-from core.domain import BookingStatus, Period, ScheduleStatus
+from core.domain import BookingStatus, CancelledBy, PaymentStatus, Period, ScheduleStatus
 
 MAX_BATCH: Final = 10_000
 MAX_CAPACITY: Final = 100_000
@@ -178,7 +178,8 @@ class Schedule(Shape):
         Meta(
             description=(
                 "`closed` (an extension of v1): the visit date has passed in the hospital's "
-                "time zone, or its hospital, department or doctor was deleted."
+                "time zone, or its hospital, department or doctor was deleted; `suspended` (an "
+                "extension of 1.1): the hospital stopped the session."
             )
         ),
     ]
@@ -196,18 +197,44 @@ class SchedulePage(Shape):
     next_cursor: NextCursor
 
 
+class Payment(Shape):
+    """The booking's money (API.md 1.1). `none` until a payment is asked for."""
+
+    status: PaymentStatus
+    amount_cents: FeeCents
+    provider: str | None
+    provider_ref: str | None
+
+
 class Booking(Shape):
     id: Serial
     schedule_id: Serial
     patient_id: EntityId
     hospital_id: EntityId
     department_id: EntityId
+    doctor_id: EntityId
     visit_date: dt.date
+    period: Period
     number: Annotated[int, Meta(ge=1)]
     verification_code: Annotated[str, Meta(min_length=6)]
-    status: BookingStatus
+    status: Annotated[
+        BookingStatus,
+        Meta(
+            description=(
+                "`pending_payment` holds the number until `hold_expires_at` (a paid schedule); "
+                "`booked`, `attended` and `no_show` hold it; `cancelled` and `expired` do not."
+            )
+        ),
+    ]
+    fee_cents: FeeCents
+    hold_expires_at: Annotated[
+        dt.datetime | None,
+        Meta(description="When an unpaid hold lapses; null for a free schedule."),
+    ]
     created_at: dt.datetime
     cancelled_at: dt.datetime | None
+    cancelled_by: CancelledBy | None
+    payment: Payment
 
 
 class BookingEnvelope(Shape):

@@ -44,6 +44,8 @@ class Refusal:
     patient_active: bool
     key_used: bool
     blacklisted: bool
+    # The hospital suspended the schedule after Redis offered the number.
+    suspended: bool
 
 
 async def abandon(pg: asyncpg.Pool, leases: Sequence[LeaseKey]) -> set[str]:
@@ -82,6 +84,7 @@ async def refusal(
         patient_active=row["patient_active"],
         key_used=row["key_used"],
         blacklisted=row["blacklisted"],
+        suspended=row["suspended"],
     )
 
 

@@ -3,7 +3,8 @@
 A booking takes a number under a lease, writes its row under the lease's claim (see fence)
 and settles the lease: confirmed once written, given back once the claim says it never will
 be. A write whose outcome is unknown (its reply lost) is resolved from that claim, never
-guessed. A cancellation owes Redis a release, recorded with it in the ledger (see outbox).
+guessed. A transition that frees a number owes Redis a release, and a suspension owes it the
+schedule's closing, each recorded with it in the ledger (see outbox).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Sch
 from core.failures import STORE_FAILURES
 from core.keyed import InUse, LruCache
 from core.keys import KeySpace, SlotKeys, slot_tag
+from core.lifecycle.cancellation import cancel_by_patient
 from core.metrics import BUSY_RETRIES
 from core.redis_scripts import GIVE_BACK, ScriptCall, ScriptRunner
 from core.stores import Stores
@@ -46,6 +48,7 @@ REFUSALS: dict[int, Rejected] = {
     -3: Rejected(Code.DAILY_LIMIT),
     -4: Rejected(Code.DEPARTMENT_LIMIT),
     -5: Rejected(Code.SOLD_OUT),
+    -8: Rejected(Code.SCHEDULE_CLOSED),
 }
 _BUSY = Rejected(Code.BUSY)
 # Answers that may change once leases settle (no number free but some out on leases; the
@@ -223,6 +226,8 @@ class RedisGate(InventoryStrategy):
         await self.give_back(
             lease, number=not refusal.number_held, counters=not refusal.patient_active
         )
+        if refusal.suspended:
+            return Rejected(Code.SCHEDULE_CLOSED)
         if refusal.blacklisted:
             return Rejected(Code.BLACKLISTED)
         if refusal.key_used:
@@ -261,10 +266,7 @@ class RedisGate(InventoryStrategy):
     async def _cancel(self, booking: Booking) -> Booking | None:
         async with self.stores.pg.acquire() as conn, conn.transaction():
             await ledger.lock_patient_day(conn, booking)
-            cancelled = await ledger.cancel_booking(conn, booking.hospital_id, booking.id)
-            if cancelled is not None:
-                await self.numbers_freeing(conn, [cancelled])
-        return cancelled
+            return await cancel_by_patient(conn, self, booking)
 
     async def numbers_freeing(self, conn: asyncpg.Connection, bookings: Sequence[Booking]) -> None:
         await self.outbox.owe_releases(conn, bookings)
@@ -274,6 +276,15 @@ class RedisGate(InventoryStrategy):
             await self.outbox.release(bookings)
         except APPLY_FAILURES as exc:
             log.warning("%s: releases left to the reconcilers: %r", self.name, exc)
+
+    async def schedule_suspending(self, conn: asyncpg.Connection, schedule: Schedule) -> None:
+        await self.outbox.owe_closure(conn, schedule)
+
+    async def schedule_suspended(self, schedule: Schedule) -> None:
+        try:
+            await self.outbox.close(schedule)
+        except APPLY_FAILURES as exc:
+            log.warning("%s: closure left to the reconcilers: %r", self.name, exc)
 
     async def config_changing(self, conn: asyncpg.Connection, hospital_id: str) -> None:
         if self.rules_in_redis:

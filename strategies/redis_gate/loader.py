@@ -95,14 +95,14 @@ class SlotLoader:
             self._gate.stores.pg.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            schedules = [
-                (r["id"], r["free"])
-                for r in await conn.fetch(q("redis_slot_free_numbers"), hospital_id, visit_date)
-            ]
+            rows = await conn.fetch(q("redis_slot_free_numbers"), hospital_id, visit_date)
+            schedules = [(r["id"], r["free"]) for r in rows]
+            closed = [r["id"] for r in rows if r["suspended"]]
             released = await conn.fetch(q("redis_slot_released"), hospital_id, visit_date)
             released_ids = [r["request_id"] for r in released]
             if not self._gate.rules_in_redis:
-                return self._load_call(slot, schedules, False, released=released_ids), 0
+                call = self._load_call(slot, schedules, False, released=released_ids, closed=closed)
+                return call, 0
             rules = await fetch_one(conn, "redis_slot_rules", hospital_id)
             blacklist = await conn.fetch(q("redis_slot_blacklist"), hospital_id)
             bookings = await conn.fetch(q("redis_slot_bookings"), hospital_id, visit_date)
@@ -111,6 +111,7 @@ class SlotLoader:
             schedules,
             False,
             released=released_ids,
+            closed=closed,
             config=(
                 rules["max_per_day"],
                 rules["max_per_department_per_day"],
@@ -128,6 +129,7 @@ class SlotLoader:
         only_if_loaded: bool,
         *,
         released: Sequence[str] = (),
+        closed: Sequence[int] = (),
         config: tuple[int, int, int] | None = None,
         counters: dict[str, int | str] | None = None,
         blacklist: Sequence[tuple[str, int]] = (),
@@ -143,6 +145,7 @@ class SlotLoader:
             slot.in_flight,
             slot.lease_requests,
             slot.released,
+            slot.closed,
             *(slot.free(schedule_id) for schedule_id, _ in schedules),
         ]
         args = [
@@ -153,11 +156,13 @@ class SlotLoader:
             len(counters),
             len(blacklist),
             len(released),
+            len(closed),
             *(schedule_id for schedule_id, _ in schedules),
             *(free for _, free in schedules),
             *itertools.chain.from_iterable(counters.items()),
             *itertools.chain.from_iterable(blacklist),
             *released,
+            *closed,
         ]
         return ScriptCall(LOAD, (len(keys), *keys, *args))
 

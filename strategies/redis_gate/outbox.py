@@ -1,11 +1,12 @@
-"""The Redis work the ledger owes: numbers freed there to release, hospitals whose rules and
-blacklist changed.
+"""The Redis work the ledger owes: numbers freed there to release, suspended schedules to
+close, hospitals whose rules and blacklist changed.
 
 Each item is recorded in the transaction of the change that owes it, so no crash after the
 commit can lose it; it is applied right after the commit and deleted once Redis has it. What
 is left (a failed attempt, a process that died, Redis away) the reconcilers drain. Applying
-an item twice changes nothing: a release applies once per booking (release.lua), a config
-sync carries the hospital's config version (set_config.lua).
+an item twice changes nothing: a release applies once per booking (release.lua), a closing
+is a set member (close.lua), a config sync carries the hospital's config version
+(set_config.lua).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from typing import TYPE_CHECKING
 import asyncpg
 import redis.exceptions
 
-from core.domain import Booking
+from core.domain import Booking, Schedule
 from core.failures import STORE_FAILURES
 from core.keys import SlotKeys, slot_tag
-from core.ledger import booking_from_row
+from core.ledger import booking_from_row, schedule_from_row
 from core.queries import fetch_one
 from core.queries import query as q
-from core.redis_scripts import RELEASE, SET_CONFIG, ScriptCall
+from core.redis_scripts import CLOSE, RELEASE, SET_CONFIG, ScriptCall
 from strategies.redis_gate.replies import text
 
 if TYPE_CHECKING:
@@ -79,6 +80,18 @@ class Outbox:
         )
         return ScriptCall(RELEASE, (len(keys), *keys, *args))
 
+    # --- suspended schedules ------------------------------------------------------------
+
+    async def owe_closure(self, conn: asyncpg.Connection, schedule: Schedule) -> None:
+        await conn.execute(q("redis_owe_closures"), schedule.hospital_id, schedule.id)
+
+    async def close(self, schedule: Schedule) -> None:
+        """Close the schedule in its slot, then strike the closing off; raises if either fails."""
+        gate = self._gate
+        slot = gate.slot_keys(slot_tag(schedule.hospital_id, schedule.visit_date))
+        await gate.submit(ScriptCall(CLOSE, (2, slot.closed, slot.free(schedule.id), schedule.id)))
+        await gate.stores.pg.execute(q("redis_closures_done"), schedule.hospital_id, schedule.id)
+
     # --- rules and blacklist ------------------------------------------------------------
 
     async def owe_config_sync(self, conn: asyncpg.Connection, hospital_id: str) -> None:
@@ -119,6 +132,8 @@ class Outbox:
 
     async def drain(self) -> None:
         pg = self._gate.stores.pg
+        for row in await pg.fetch(q("redis_closures_due"), DUE_AFTER_SECONDS, _DRAINED_PER_PASS):
+            await self.close(schedule_from_row(row))
         rows = await pg.fetch(q("redis_releases_due"), DUE_AFTER_SECONDS, _DRAINED_PER_PASS)
         if rows:
             await self.release([booking_from_row(row) for row in rows])

@@ -230,9 +230,11 @@ async def fill(conn: asyncpg.Connection, schedule_id: str, status: str = "booked
         """
         WITH b AS (
             INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id,
-                                  visit_date, number, verification_code, request_id, status)
+                                  doctor_id, visit_date, period, fee_cents, number,
+                                  verification_code, request_id, status)
             SELECT s.id, 'bulk-' || s.id || '-' || n, s.hospital_id, s.department_id,
-                   s.visit_date, n, 'ABCDEF', gen_random_uuid(), $2
+                   s.doctor_id, s.visit_date, s.period, s.fee_cents, n,
+                   'ABCDEF', gen_random_uuid(), $2
             FROM schedules s, generate_series(1, s.capacity) AS n WHERE s.id = $1
             RETURNING id, schedule_id, number
         )

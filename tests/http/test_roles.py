@@ -16,6 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -136,6 +137,21 @@ def after_profile(sample: Sample) -> Sample:
     return profiled_first
 
 
+def hospital_today() -> str:
+    return dt.datetime.now(ZoneInfo(HOSPITAL["timezone"])).date().isoformat()
+
+
+async def check_in_today(api: Client, world: World) -> Call:
+    """A check-in of a booking the world's patient makes for today in the other department."""
+    today = {**schedule_of(world), "department_id": "dep2", "doctor_id": "doc2"}
+    (schedule,) = await api.create_schedules({**today, "visit_date": hospital_today()})
+    answer = await api.book(schedule["id"], world.patient)
+    assert answer.status == 201, answer.body
+    code = answer.json["booking"]["verification_code"]
+    path = f"/v1/hospitals/{world.hospital}/check-ins"
+    return Call("POST", path, {"verification_code": code})
+
+
 PROFILE = {"birth_date": "1980-01-31"}
 TAGS = {"tags": ["vip"]}
 HOSPITAL_PATH = "/v1/admin/hospitals/{w.hospital}"
@@ -176,6 +192,11 @@ SAMPLES: dict[str, Sample] = {
     "getPatientTags": call("GET", "/v1/admin/patients/{w.patient}/tags?hospital_id={w.hospital}"),
     "listHospitalBookings": call("GET", HOSPITAL_PATH + "/bookings"),
     "getAnalytics": call("GET", HOSPITAL_PATH + "/analytics?group_by=department"),
+    "checkIn": check_in_today,
+    "dayEnd": call("POST", HOSPITAL_PATH + "/day-end", lambda w: {"date": hospital_today()}),
+    "suspendSchedule": call(
+        "POST", "/v1/admin/schedules/{w.booked_schedule}/suspend", lambda w: {"reason": "ill"}
+    ),
     "healthz": call("GET", "/healthz"),
     "metrics": call("GET", "/metrics"),
     "openapi": call("GET", "/openapi.json"),

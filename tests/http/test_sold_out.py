@@ -9,7 +9,7 @@ import time
 import aiohttp
 import asyncpg
 
-from core import ledger
+from core.queries import query
 from tests.http.conftest import Answer, Client, ServeFn, bearer, metric, patient_token, unique
 
 # Headers a server sets per answer, not per content: Date changes every second.
@@ -126,7 +126,8 @@ async def test_a_cancellation_elsewhere_reopens_the_schedule_within_the_ttl(
     try:
         async with conn.transaction():
             hospital_id = booking["hospital_id"]
-            assert await ledger.cancel_booking(conn, hospital_id, int(booking["id"])) is not None
+            cancel = query("cancel_by_patient")
+            assert await conn.fetchrow(cancel, hospital_id, int(booking["id"])) is not None
     finally:
         await conn.close()
     cancelled = time.monotonic()
