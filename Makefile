@@ -43,8 +43,11 @@ export-bench: $(STAMP)
 season: $(STAMP)
 	$(BIN)/slotrush simulate --report-to results $(SEASON_ARGS)
 
+# pytest-benchmark's statistics, machine and commit; its raw samples (megabytes) are dropped.
 microbench: $(STAMP)
-	$(BIN)/pytest bench --benchmark-only --benchmark-json=results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
+	$(BIN)/pytest bench --benchmark-only --benchmark-json=$(VENV)/microbench-raw.json
+	$(BIN)/python -m bench.microsummary $(VENV)/microbench-raw.json \
+		results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
