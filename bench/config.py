@@ -13,6 +13,8 @@ FULL_THROUGHPUT_REQUESTS = 30_000
 FULL_BOOKING_REQUESTS = 10_000
 FULL_CROWD = 10_000
 QUICK_SIZE = 0.1
+# --scenario scale: the crowds measured at `--size 1`.
+SCALE_CROWDS = (1_000, 10_000, 100_000)
 
 
 def scaled(full: int, size: float, least: int = 100) -> int:
@@ -51,8 +53,8 @@ class BenchConfig:
     # --scenario memory: new patients booked in all, RSS sampled every `rss_every` of them.
     memory_patients: int = 200_000
     # --scenario scale: the crowd sizes and open schedules measured, one point each.
-    scale_crowds: tuple[int, ...] = (1_000, 10_000, 100_000)
-    scale_schedules: tuple[int, ...] = (1, 100, 10_000)
+    scale_crowds: tuple[int, ...] = SCALE_CROWDS
+    scale_schedules: tuple[int, ...] = (1, 10, 100, 1_000, 10_000)
 
     @property
     def phase_names(self) -> list[str]:

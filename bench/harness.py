@@ -35,8 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +45,12 @@ from bench.config import (
     FULL_CROWD,
     FULL_THROUGHPUT_REQUESTS,
     QUICK_SIZE,
+    SCALE_CROWDS,
     SCENARIOS,
     BenchConfig,
     scaled,
 )
+from bench.curves import run_curves, write_curves
 from bench.embedded import ServiceUrls, running_services
 from bench.fairness import fairness
 from bench.ledger_size import ledger_footprint
@@ -58,7 +59,7 @@ from bench.phases import Call, Encoder, PhaseResult, Workload
 from bench.progress import Progress, run_progress
 from bench.reference import measure_references
 from bench.rss import rss_by_process
-from bench.stack import CpuMeter, ServerProcess, describe_machine, fresh_database, fresh_prefix
+from bench.stack import CpuMeter, ServerProcess, describe_machine, serving
 from bench.summary import StrategyResult, build_record, render_tables, write_results
 from core.settings import Settings
 from loadtest.client.invariants import evaluate
@@ -73,14 +74,23 @@ HOT_SHARE = 0.9
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategies",
-        default=",".join(STRATEGIES),
-        help="comma-separated strategy names (default: every registered one)",
+        help="comma-separated strategy names (default: every registered one; redis-lua "
+        "for --scenario memory and scale)",
     )
     parser.add_argument(
         "--scenario",
         choices=SCENARIOS,
         default="flash",
-        help="the crowd to measure (default: flash)",
+        help="the crowd to measure (default: flash); memory: each worker's RSS through "
+        "--patients new patients; scale: crowds of 1,000 to 100,000 (times --size) and 1 to "
+        "10,000 open schedules",
+    )
+    parser.add_argument(
+        "--patients",
+        type=int,
+        default=200_000,
+        help="--scenario memory: new patients to book (default 200000; the run stops after "
+        "15 minutes whatever the count)",
     )
     parser.add_argument(
         "--size",
@@ -123,7 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from(args: argparse.Namespace) -> BenchConfig:
     quick = bool(args.quick)
-    strategies = [s.strip() for s in str(args.strategies).split(",") if s.strip()]
+    growth = args.scenario in ("memory", "scale")
+    named = args.strategies or ("redis-lua" if growth else ",".join(STRATEGIES))
+    strategies = [s.strip() for s in named.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in STRATEGIES and ":" not in s]
     if unknown:
         raise SystemExit(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
@@ -153,6 +165,8 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         reference=bool(args.reference),
         quick=quick,
         results=args.results,
+        memory_patients=args.patients,
+        scale_crowds=tuple(scaled(crowd, size) for crowd in SCALE_CROWDS),
     )
 
 
@@ -440,31 +454,6 @@ def _ids(schedules: list[SeededSchedule]) -> list[str]:
     return [s.id for s in schedules]
 
 
-@contextmanager
-def serving(
-    config: BenchConfig, strategy: str, urls: ServiceUrls, secret: str, workdir: Path
-) -> Iterator[tuple[ServerProcess, str]]:
-    """`slotrush serve --strategy S` on a fresh database and Redis key prefix, with the
-    database's URL; everything dropped afterwards."""
-    label = strategy.replace(":", "-").replace(".", "-").replace("_", "-").lower()
-    with (
-        fresh_database(urls.database_url, label) as database,
-        fresh_prefix(urls.redis_url, label) as prefix,
-    ):
-        env = {
-            "REDIS_URL": urls.redis_url,
-            "DATABASE_URL": database,
-            "SLOTRUSH_SECRET": secret,
-            "SLOTRUSH_REDIS_PREFIX": prefix,
-        }
-        server = ServerProcess(strategy, config.workers, env, workdir / f"{label}.log")
-        try:
-            server.start(secret)
-            yield server, database
-        finally:
-            server.stop()
-
-
 def bench_strategy(
     first: bool,
     config: BenchConfig,
@@ -478,7 +467,7 @@ def bench_strategy(
     steps.advance("starting")
     server: ServerProcess | None = None
     try:
-        with serving(config, strategy, urls, secret, workdir) as (server, database):
+        with serving(strategy, config.workers, urls, secret, workdir) as (server, database):
             meter = CpuMeter.for_stack(server, urls.redis_url, database)
             bench = StrategyBench(config, server, secret, meter, steps.advance, steps.progress)
             bench.probe_driver = first
@@ -502,6 +491,11 @@ def run(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="slotrush-bench-") as workdir,
     ):
         machine = describe_machine(urls.redis_url, urls.database_url)
+        if config.scenario in ("memory", "scale"):
+            record, text = run_curves(config, urls, secret, Path(workdir), machine, started)
+            paths = write_curves(config.results, record)
+            print(f"{text}\n{record['verdict']}\n\nwrote " + ", ".join(str(p) for p in paths))
+            return 0 if record["ok"] else 1
         total = len(config.strategies) * len(config.phase_names)
         with run_progress(total) as progress:
             results = [

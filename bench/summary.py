@@ -171,7 +171,7 @@ def write_results(
     host: str,
     started: dt.datetime,
 ) -> list[Path]:
-    stem = f"{started:%Y-%m-%d}-{_safe(host)}-{config.scenario}"
+    stem = f"{started:%Y-%m-%d}-{safe_name(host)}-{config.scenario}"
     base = config.results / stem
     json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
     throughput_png = config.results / f"{stem}-throughput.png"
@@ -199,7 +199,7 @@ def write_results(
     return [json_path, md_path, throughput_png, cdf_png]
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)
 
 
