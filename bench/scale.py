@@ -46,6 +46,7 @@ class ScalePoint:
     seconds: float
     p99_ms: float
     cpu_seconds: dict[str, float]
+    codes: dict[str, int]
 
     @property
     def bookings_per_second(self) -> float:
@@ -69,6 +70,7 @@ class ScalePoint:
             "p99_ms": self.p99_ms,
             "cpu_us_per_booking": self.cpu_us_per_booking,
             "cpu_seconds": self.cpu_seconds,
+            "codes": self.codes,
         }
 
 
@@ -130,6 +132,7 @@ def _point(
         seconds=summary.elapsed,
         p99_ms=summary.latency_ms["p99"],
         cpu_seconds=CpuMeter.delta(before, meter.sample()),
+        codes=summary.codes,
     )
 
 
@@ -148,7 +151,8 @@ def describe(strategy: str, points: list[ScalePoint]) -> str:
         lines.append(
             f"  {p.axis:9} {label:>18}: {p.booked:,}/{p.patients:,} booked, "
             f"{p.bookings_per_second:,.0f}/s, p99 {p.p99_ms:,.0f} ms, "
-            f"{p.cpu_us_per_booking:,.0f} µs CPU per booking (server, Redis, PostgreSQL)"
+            f"{p.cpu_us_per_booking:,.0f} µs CPU per booking (server, Redis, PostgreSQL); "
+            + ", ".join(f"{code}: {n:,}" for code, n in p.codes.items())
         )
     for axis in ("crowd", "schedules"):
         ratio = bend(points, axis)
