@@ -21,11 +21,16 @@ from loadtest.client.invariants import Verdict
 TARGETS = {
     "sold_out_vs_ceiling": 0.90,
     "redis_lua_bookings_vs_ceiling": 0.60,
+    "redis_queue_bookings_vs_ceiling": 0.40,
     "pg_pessimistic_vs_pgbench": 0.90,
     "hot_loss_max": 0.20,
     "pg_batched_vs_pg_pessimistic_hot": 3.0,
 }
 HOT_LOSS_STRATEGIES = ("pg-skip-locked", "redis-lua", "redis-queue")
+BOOKING_TARGETS = {
+    "redis-lua": "redis_lua_bookings_vs_ceiling",
+    "redis-queue": "redis_queue_bookings_vs_ceiling",
+}
 
 
 @dataclass
@@ -103,12 +108,13 @@ def targets(results: list[StrategyResult], references: References | None) -> lis
             TARGETS["sold_out_vs_ceiling"],
             True,
         )
-        if r.strategy == "redis-lua":
+        booking_target = BOOKING_TARGETS.get(r.strategy)
+        if booking_target is not None:
             add(
                 "booking throughput / ceiling",
                 r.strategy,
                 r.ratio("spread"),
-                TARGETS["redis_lua_bookings_vs_ceiling"],
+                TARGETS[booking_target],
                 True,
             )
         if r.strategy in HOT_LOSS_STRATEGIES:
