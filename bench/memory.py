@@ -128,7 +128,8 @@ def measure_memory(
 ) -> MemoryRun:
     run = MemoryRun(server.strategy, config.memory_patients)
     admin = AdminClient(server.url, secret)
-    per_schedule = -(-config.memory_patients // SCHEDULES) + 10
+    # Patients pick schedules at random: three times the even share, so none runs out.
+    per_schedule = -(-3 * config.memory_patients // SCHEDULES) + 10
     plan = SchedulePlan(new_run_id(), SCHEDULES, per_schedule, opening_in(0), label="memory")
     schedules = [s.id for s in admin.create_schedules(plan)]
     started = time.monotonic()
