@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint browser bench microbench faults export-bench season clean
+.PHONY: install test lint browser demo bench microbench faults export-bench season clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 test: lint browser
 	$(BIN)/pytest
 
+# The pages with demo data: embedded stores, made-up secret, links printed to open them.
+demo: $(STAMP)
+	$(BIN)/slotrush serve --dev --demo --port $${PORT:-8080}
+
 bench: $(STAMP)
 	$(BIN)/slotrush bench $(BENCH_ARGS)
 
@@ -36,14 +40,22 @@ faults: $(STAMP)
 	$(BIN)/slotrush faults $(FAULTS_ARGS)
 
 # A hospital's CSV export of 1,000,000 bookings with the server's memory sampled: results/.
-export-bench: $(STAMP)
+export-# The pages with demo data: embedded stores, made-up secret, links printed to open them.
+demo: $(STAMP)
+	$(BIN)/slotrush serve --dev --demo --port $${PORT:-8080}
+
+bench: $(STAMP)
 	$(BIN)/python -m bench.export_memory $(EXPORT_ARGS)
 
 # A simulated season of a region and its first hospital's report, plots included: results/.
 season: $(STAMP)
 	$(BIN)/slotrush simulate --report-to results $(SEASON_ARGS)
 
-microbench: $(STAMP)
+micro# The pages with demo data: embedded stores, made-up secret, links printed to open them.
+demo: $(STAMP)
+	$(BIN)/slotrush serve --dev --demo --port $${PORT:-8080}
+
+bench: $(STAMP)
 	$(BIN)/pytest bench --benchmark-only --benchmark-json=results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
 
 clean:
