@@ -29,7 +29,7 @@ export function outcomesChart(groups) {
     ...g, open: Math.max(0, g.bookings - g.attended - g.no_shows - g.cancellations),
   }));
   const most = Math.max(1, ...rows.map((g) => g.bookings));
-  const scale = (WIDTH - LABEL - 60) / most;
+  const scale = (WIDTH - LABEL - 110) / most;
   const chart = svg("svg", {
     viewBox: `0 0 ${WIDTH} ${ROW * rows.length + 30}`, class: "chart", "aria-hidden": "true",
   });
