@@ -52,7 +52,7 @@ class Demo:
     verification_code: str
 
 
-def seed(client: AdminClient) -> Demo:
+def seed(client: AdminClient, *, crowd: int = CROWD) -> Demo:
     """Seed the demo through the API (admin calls, then patients booking): idempotent
     enough to run twice, since a second run's bookings are refused as already booked."""
     for hospital, name in HOSPITALS.items():
@@ -71,7 +71,7 @@ def seed(client: AdminClient) -> Demo:
         for s in schedules["schedules"]
         if s["visit_date"] == today and s["fee_cents"] == 0 and s["hospital_id"] == "riverside"
     ]
-    _crowd(client, schedules["schedules"])
+    _crowd(client, schedules["schedules"], crowd)
     mine = _book(client, PATIENT, free_today[0]["id"])
     code = mine["verification_code"] if mine else "(booked before: see the patient page)"
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
@@ -100,10 +100,10 @@ def _sessions() -> list[dict[str, Any]]:
     ]
 
 
-def _crowd(client: AdminClient, schedules: list[dict[str, Any]]) -> None:
+def _crowd(client: AdminClient, schedules: list[dict[str, Any]], crowd: int) -> None:
     """A crowd of patients, each booking a few sessions (the hospital's limits refuse some),
     with profiles for the analytics; some cancel and some of today's come in."""
-    for k in range(CROWD):
+    for k in range(crowd):
         patient = f"demo-p-{k:03d}"
         birth = dt.date(1940 + (k * 7) % 70, 1 + k % 12, 1 + k % 28)
         client.request(

@@ -31,8 +31,12 @@ $("signin-form").addEventListener("submit", (event) => {
 
 // --- browsing -----------------------------------------------------------------------------
 
+// Lists load one after another (hospital -> department -> doctor) while the patient may
+// already be choosing: a choice still on offer survives the reload.
 function options(select, rows, label) {
+  const chosen = select.value;
   replace(select, rows.map((row) => h("option", { value: row.id }, label(row))));
+  if (rows.some((row) => row.id === chosen)) select.value = chosen;
 }
 
 async function loadHospitals() {
