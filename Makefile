@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint browser bench microbench faults export-bench season clean
+.PHONY: install test lint browser demo bench microbench faults export-bench season clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ browser:
 
 test: lint browser
 	$(BIN)/pytest
+
+# The pages with demo data: embedded stores, made-up secret, links printed to open them.
+demo: $(STAMP)
+	$(BIN)/slotrush serve --dev --demo --port $${PORT:-8080}
 
 bench: $(STAMP)
 	$(BIN)/slotrush bench $(BENCH_ARGS)
