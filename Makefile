@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint browser bench microbench faults export-bench season clean
+.PHONY: install test lint browser demo bench microbench faults export-bench season clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 test: lint browser
 	$(BIN)/pytest
 
+# The pages with demo data: embedded stores, made-up secret, links printed to open them.
+demo: $(STAMP)
+	$(BIN)/slotrush serve --dev --demo --port $${PORT:-8080}
+
 bench: $(STAMP)
 	$(BIN)/slotrush bench $(BENCH_ARGS)
 
@@ -43,8 +47,11 @@ export-bench: $(STAMP)
 season: $(STAMP)
 	$(BIN)/slotrush simulate --report-to results $(SEASON_ARGS)
 
+# pytest-benchmark's statistics, machine and commit; its raw samples (megabytes) are dropped.
 microbench: $(STAMP)
-	$(BIN)/pytest bench --benchmark-only --benchmark-json=results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
+	$(BIN)/pytest bench --benchmark-only --benchmark-json=$(VENV)/microbench-raw.json
+	$(BIN)/python -m bench.microsummary $(VENV)/microbench-raw.json \
+		results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,8 @@ from core.stores import Stores
 from core.tokens import TokenVerifier
 from server.admission import Admission
 from server.fastpath import SoldOutMemory
+from server.recent import RecentPages
+from server.shapes import SchedulePage
 from server.workers import Workers
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,6 +27,7 @@ SERVICE = web.AppKey("service", BookingService)
 HOSPITALS = web.AppKey("hospitals", Hospitals)
 OPERATIONS = web.AppKey("operations", HospitalOperations)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+RECENT_SCHEDULES = web.AppKey("recent_schedules", RecentPages[SchedulePage])
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

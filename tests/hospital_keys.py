@@ -72,6 +72,7 @@ CROSS_HOSPITAL = {
     "redis_closures_due": "reconciler sweep: closures left over at any hospital",
     "expire_holds": "job sweep: lapsed holds at any hospital, oldest first",
     "settlements_due": "job sweep: each hospital's dates past its settle_at",
+    "ledger_footprint": "bench: the ledger's bytes per booking, every hospital's bookings",
 }
 
 _ANY_TABLE = frozenset(HOSPITAL_KEYED) | REFERENCE | LOCAL

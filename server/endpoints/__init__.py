@@ -15,6 +15,7 @@ from server.endpoints import (
     hospitals,
     lifecycle,
     operations,
+    pages,
     patients,
     profiles,
     records,
@@ -32,4 +33,5 @@ ROUTES: Final[tuple[Route, ...]] = (
     *analytics.ROUTES,
     *browsing.ROUTES,
     *operations.ROUTES,
+    *pages.ROUTES,
 )

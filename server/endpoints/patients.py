@@ -15,7 +15,7 @@ from core.domain import Code
 from core.errors import SlotrushError
 from server import auth, shapes
 from server import validation as parse
-from server.appkeys import ADMISSION, SERVICE, SOLD_OUT
+from server.appkeys import ADMISSION, RECENT_SCHEDULES, SERVICE, SOLD_OUT
 from server.caching import Caching, cached_json
 from server.cursors import page_request
 from server.encoding import booking_out, json_response, schedule_out
@@ -57,12 +57,17 @@ async def list_schedules(request: web.Request) -> web.Response:
     if filters.hospital_id is not UNSET:
         auth.confine(who, filters.hospital_id)
     paging = page_request("listSchedules", filters, int)
-    page = await request.app[SERVICE].schedule_page(
-        parse.schedule_query(filters, who.hospital_id), after=paging.after, limit=paging.limit
-    )
-    answer = shapes.SchedulePage(
-        schedules=[schedule_out(v) for v in page.items], next_cursor=paging.next_cursor(page)
-    )
+
+    async def read() -> shapes.SchedulePage:
+        page = await request.app[SERVICE].schedule_page(
+            parse.schedule_query(filters, who.hospital_id), after=paging.after, limit=paging.limit
+        )
+        return shapes.SchedulePage(
+            schedules=[schedule_out(v) for v in page.items], next_cursor=paging.next_cursor(page)
+        )
+
+    recent = request.app[RECENT_SCHEDULES]
+    answer = await recent.get(who.hospital_id, request.query_string, read)
     return cached_json(request, answer, Caching.TOKEN)
 
 

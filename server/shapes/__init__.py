@@ -46,6 +46,8 @@ Serial = Annotated[str, Meta(pattern=SERIAL_PATTERN)]
 # A time a client sends; server.validation turns it into UTC once it is known to be a real one.
 Time = Annotated[str, Meta(pattern=TIME_PATTERN, extra_json_schema={"format": "date-time"})]
 IdempotencyKey = Annotated[str, Meta(pattern=IDEMPOTENCY_KEY_PATTERN)]
+# A file of the front end (server.assets): a plain name with its extension.
+AssetName = Annotated[str, Meta(pattern=r"^[a-z0-9-]+\.(js|css|svg)$")]
 Capacity = Annotated[int, Meta(ge=1, le=MAX_CAPACITY)]
 FeeCents = Annotated[int, Meta(ge=0, le=MAX_BIGINT)]
 AtLeastOne = Annotated[int, Meta(ge=1, le=MAX_INT)]
@@ -156,6 +158,7 @@ PATH_PARAMETERS: Final[dict[str, Any]] = {
     "patient_id": EntityId,
     "department_id": EntityId,
     "doctor_id": EntityId,
+    "asset": AssetName,
 }
 
 

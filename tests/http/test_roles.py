@@ -201,6 +201,9 @@ SAMPLES: dict[str, Sample] = {
     "metrics": call("GET", "/metrics"),
     "openapi": call("GET", "/openapi.json"),
     "ceiling": call("GET", "/ceiling"),
+    "bookPage": call("GET", "/book"),
+    "consolePage": call("GET", "/console"),
+    "pageAsset": call("GET", "/web/api.js"),
 }
 
 
