@@ -41,7 +41,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import loadgen, phases
+from bench import loadgen, phases, waiting_room
 from bench.config import SCENARIOS, BenchConfig
 from bench.embedded import running_services
 from bench.fairness import fairness
@@ -58,6 +58,7 @@ from loadtest.client.tokens import new_secret
 from strategies import STRATEGIES
 
 HOT_SHARE = 0.9
+WAITING_ROOM = "waiting-room"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,11 +69,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scenario",
-        choices=SCENARIOS,
+        choices=(*SCENARIOS, WAITING_ROOM),
         default="flash",
-        help="the crowd to measure (default: flash)",
+        help=(
+            "the crowd to measure (default: flash); waiting-room: a crowd behind a waiting "
+            "room, on one strategy (bench/waiting_room.py)"
+        ),
     )
-    parser.add_argument("--users", type=int, help="patients in the crowd (default 10000)")
+    parser.add_argument(
+        "--admit-rate",
+        type=float,
+        help="waiting-room: admissions per second (default 500; 2000 past 10,000 patients)",
+    )
+    parser.add_argument(
+        "--users", type=int, help="patients in the crowd (default 10000; waiting-room 5000)"
+    )
     parser.add_argument("--capacity", type=int, help="numbers per schedule (default 100)")
     parser.add_argument("--schedules", type=int, help="schedules in the crowd (default 10)")
     parser.add_argument(
@@ -470,6 +481,8 @@ def bench_strategy(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scenario == WAITING_ROOM:
+        return waiting_room.run(args.users or 5000, args.workers, args.results, args.admit_rate)
     config = config_from(args)
     config.results.mkdir(parents=True, exist_ok=True)
     secret = new_secret()

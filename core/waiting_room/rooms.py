@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 
 from core.domain import Code
 from core.errors import ServiceUnavailable, SlotrushError
+from core.keyed import LruCache
 from core.keys import RoomKeys, room_keys
 from core.redis_scripts import ROOM_ADVANCE, ROOM_JOIN, ScriptCall, ScriptRunner
 from core.waiting_room.tickets import ADMISSION, POSITION, RoomTickets, Ticket
@@ -85,6 +87,7 @@ class WaitingRooms:
         self._prefix = prefix
         self._tickets = tickets
         self._connections = asyncio.Semaphore(_CONNECTIONS)
+        self._configs: LruCache[int, tuple[float, RoomConfig | None]] = LruCache(10_000)
 
     def keys(self, schedule_id: int) -> RoomKeys:
         return room_keys(self._prefix, schedule_id)
@@ -175,7 +178,7 @@ class WaitingRooms:
     async def _place(self, schedule_id: int, patient_id: str, standing: list[Any]) -> Place:
         if standing[0] == b"none":
             raise SlotrushError(Code.WAITING_ROOM_NOT_FOUND)
-        config = await self.config(schedule_id)
+        config = await self._recent_config(schedule_id)
         if config is None:
             raise SlotrushError(Code.WAITING_ROOM_NOT_FOUND)
         state, now_ms, first, arrival, waiting = standing
@@ -211,6 +214,16 @@ class WaitingRooms:
             admission_token=None,
             admission_expires_at=None,
         )
+
+    async def _recent_config(self, schedule_id: int) -> RoomConfig | None:
+        """The room's configuration as read within the last second: every answer of a
+        crowd's joins and questions needs it, and its settings change rarely."""
+        now = time.monotonic()
+        known = self._configs.get(schedule_id)
+        if known is None or known[0] <= now:
+            known = (now + 1.0, await self.config(schedule_id))
+            self._configs.put(schedule_id, known)
+        return known[1]
 
     def _signing(self) -> RoomTickets:
         if self._tickets is None:
