@@ -41,7 +41,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import loadgen, phases, waiting_room
+from bench import instances, loadgen, phases, waiting_room
 from bench.config import SCENARIOS, BenchConfig
 from bench.embedded import running_services
 from bench.fairness import fairness
@@ -75,6 +75,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "the crowd to measure (default: flash); waiting-room: a crowd behind a waiting "
             "room, on one strategy (bench/waiting_room.py)"
         ),
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        help=(
+            "run 1..N `slotrush serve` processes behind HAProxy and report the scaling table "
+            "(the first strategy of --strategies; bench/instances.py)"
+        ),
+    )
+    parser.add_argument(
+        "--generators",
+        type=int,
+        default=1,
+        help="--instances: Locust worker processes under one master (distributed Locust)",
     )
     parser.add_argument(
         "--admit-rate",
@@ -481,6 +495,12 @@ def bench_strategy(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.instances:
+        strategy = str(args.strategies).split(",")[0]
+        crowd = args.users or 2000
+        return instances.run(
+            args.instances, args.generators, strategy, crowd, args.workers, args.results
+        )
     if args.scenario == WAITING_ROOM:
         return waiting_room.run(args.users or 5000, args.workers, args.results, args.admit_rate)
     config = config_from(args)

@@ -20,17 +20,10 @@ QUARTERS = 4
 def admission_figures(
     samples: Sequence[tuple[float, int]], rate: float, opening: float
 ) -> dict[str, Any]:
-    """From (time, admitted so far) samples: the rate over the whole drain, the fastest
-    window of at least two seconds, and how often the count was ahead of rate x elapsed (never,
-    if Redis holds the rate)."""
+    """From (time, admitted so far) samples: the rate over the drain, and how often the
+    count was ahead of rate x elapsed since the opening (never, if Redis holds the rate)."""
     after = [(t, n) for t, n in samples if t >= opening]
     ahead = sum(1 for t, n in after if n > rate * (t - opening) + 1)
-    fastest = 0.0
-    for i, (t0, n0) in enumerate(after):
-        for t1, n1 in after[i + 1 :]:
-            if t1 - t0 >= 2.0:
-                fastest = max(fastest, (n1 - n0) / (t1 - t0))
-                break
     draining = [(t, n) for t, n in after if n < after[-1][1]] if after else []
     end = draining[-1][0] if draining else opening
     total = after[-1][1] if after else 0
@@ -38,7 +31,6 @@ def admission_figures(
         "configured_per_second": rate,
         "admitted": total,
         "mean_per_second": round(total / (end - opening), 1) if end > opening else None,
-        "fastest_2s_window_per_second": round(fastest, 1),
         "samples_ahead_of_rate": ahead,
         "samples": len(after),
     }
