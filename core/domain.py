@@ -99,6 +99,12 @@ class Code(StrEnum):
     PROFILE_NOT_FOUND = "profile_not_found"
     # A transition API.md 1.1's table of booking states does not have.
     INVALID_STATE = "invalid_state"
+    # The schedule has no waiting room open now (core.waiting_room).
+    WAITING_ROOM_NOT_FOUND = "waiting_room_not_found"
+    # A waiting room's position token that is missing, forged, expired or another's.
+    ROOM_TOKEN_INVALID = "room_token_invalid"
+    # Booking a schedule whose waiting room is open without this patient's admission token.
+    ADMISSION_REQUIRED = "admission_required"
 
 
 # A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.

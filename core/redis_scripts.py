@@ -45,6 +45,9 @@ LOAD = _read("load")
 SET_CONFIG = _read("set_config")
 CLOSE = _read("close")
 ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_CONFIG, CLOSE)
+# The waiting room's (core/waiting_room), loaded on first use.
+ROOM_JOIN = _read("room_join")
+ROOM_ADVANCE = _read("room_advance")
 
 
 class ScriptCall(NamedTuple):

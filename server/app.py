@@ -20,15 +20,18 @@ from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
 from core.tokens import token_verifier
+from core.waiting_room import OpenRooms, RoomTickets, WaitingRooms
 from server.admission import Admission
 from server.appkeys import (
     ADMISSION,
     HOSPITALS,
     METRICS_REGISTRY,
+    OPEN_ROOMS,
     OPENAPI_JSON,
     OPERATIONS,
     RATE_LIMITER,
     RECENT_SCHEDULES,
+    ROOMS,
     SERVICE,
     SETTINGS,
     SOLD_OUT,
@@ -104,6 +107,10 @@ def _stores(redis_url: str, database_url: str) -> CleanupContext:
                 per_patient=settings.rate_limit_patient,
                 per_address=settings.rate_limit_address,
             )
+            secret = settings.waiting_room_secret or settings.secret
+            tickets = None if secret is None else RoomTickets(secret)
+            app[ROOMS] = WaitingRooms(stores.redis, settings.redis_prefix, tickets)
+            app[OPEN_ROOMS] = OpenRooms(app[ROOMS])
             yield
 
     return stores_open

@@ -13,6 +13,7 @@ from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import Stores
 from core.tokens import TokenVerifier
+from core.waiting_room import OpenRooms, WaitingRooms
 from server.admission import Admission
 from server.fastpath import SoldOutMemory
 from server.recent import RecentPages
@@ -34,3 +35,5 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 ADMISSION = web.AppKey("admission", Admission)
 WORKERS = web.AppKey("workers", Workers)
+ROOMS = web.AppKey("rooms", WaitingRooms)
+OPEN_ROOMS = web.AppKey("open_rooms", OpenRooms)

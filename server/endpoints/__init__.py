@@ -19,12 +19,14 @@ from server.endpoints import (
     patients,
     profiles,
     records,
+    waiting_room,
 )
 from server.route import Route
 
 # The hottest route (booking) first: the router tries routes sharing a prefix in order.
 ROUTES: Final[tuple[Route, ...]] = (
     *patients.ROUTES,
+    *waiting_room.ROUTES,
     *admin.ROUTES,
     *hospitals.ROUTES,
     *lifecycle.ROUTES,

@@ -19,6 +19,7 @@ from server.appkeys import ADMISSION, RECENT_SCHEDULES, SERVICE, SOLD_OUT
 from server.caching import Caching, cached_json
 from server.cursors import page_request
 from server.encoding import booking_out, json_response, schedule_out
+from server.endpoints.waiting_room import ADMISSION_PARAMETER, require_admission
 from server.fastpath import sold_out_response
 from server.openapi import (
     AUTH,
@@ -43,6 +44,7 @@ BOOKING_REFUSALS: Final = (
     Code.NOT_OPEN,
     Code.SCHEDULE_CLOSED,
     Code.IDEMPOTENCY_CONFLICT,
+    Code.ADMISSION_REQUIRED,
 )
 
 
@@ -88,9 +90,10 @@ async def book(request: web.Request) -> web.Response:
         if remembered is not None:
             return remembered
     patient_id = await auth.patient(request)
-    # A full waiting room refuses at once, before the body is read or a store is touched.
+    # A full waiting line refuses at once, before the body is read or a store is touched.
     request.app[ADMISSION].refuse_if_full()
     schedule_id = parse.path_id(raw_id, Code.SCHEDULE_NOT_FOUND)
+    await require_admission(request, schedule_id, patient_id)
     await _empty_body(request)
     key = parse.idempotency_key(request.headers)
     try:
@@ -149,7 +152,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 "Once a schedule is sold out, this answers the same sold-out bytes for up to one "
                 "second without checking the token."
             ),
-            "parameters": [IDEMPOTENCY_KEY],
+            "parameters": [IDEMPOTENCY_KEY, ADMISSION_PARAMETER],
             "requestBody": EMPTY_BODY,
             "responses": {
                 **ok(
