@@ -31,6 +31,8 @@ PROBLEMS: Final[dict[Code, tuple[int, str]]] = {
     Code.BUSY: (503, "Busy, retry later"),
     Code.PROFILE_NOT_FOUND: (404, "Profile not found"),
     Code.INVALID_STATE: (409, "Invalid state for this action"),
+    Code.CAPACITY_BELOW_HELD: (409, "Capacity below the numbers held"),
+    Code.SCHEDULE_MOVED: (409, "Schedule moved"),
 }
 
 

@@ -44,7 +44,8 @@ RELEASE = _read("release")
 LOAD = _read("load")
 SET_CONFIG = _read("set_config")
 CLOSE = _read("close")
-ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_CONFIG, CLOSE)
+RESIZE = _read("resize")
+ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_CONFIG, CLOSE, RESIZE)
 
 
 class ScriptCall(NamedTuple):
