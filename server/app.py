@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from aiohttp import web
 
 from core.booking import BookingService
+from core.his_sync.service import HisSync
 from core.inventory import InventoryFactory
 from core.jobs.runner import JobRunner
 from core.operations import HospitalOperations
@@ -23,6 +24,7 @@ from core.tokens import token_verifier
 from server.admission import Admission
 from server.appkeys import (
     ADMISSION,
+    HIS_SYNC,
     HOSPITALS,
     METRICS_REGISTRY,
     OPENAPI_JSON,
@@ -133,6 +135,7 @@ async def _service(app: web.Application) -> AsyncIterator[None]:
     app[SERVICE] = service
     app[HOSPITALS] = service.hospitals
     app[OPERATIONS] = HospitalOperations(service)
+    app[HIS_SYNC] = HisSync(service)
     yield
 
 
