@@ -14,6 +14,7 @@ outside the ledger (see core.inventory), and this process forgets what it kept o
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
@@ -101,8 +102,12 @@ class HisSync:
                 for s in plan.suspends
             ]
         await self._written(created, resizes, [u.schedule for u in plan.updates])
-        for schedule, its_cancelled in zip(plan.suspends, cancelled, strict=True):
-            await suspension.suspended(strategy, schedule, its_cancelled)
+        # Each closing and release is its own round trip: all at once, not one by one.
+        await asyncio.gather(*(strategy.schedule_suspended(s) for s in plan.suspends))
+        freed = [booking for its in cancelled for booking in its]
+        if freed:
+            await strategy.numbers_freed(freed)
+        for schedule in plan.suspends:
             service.schedule_changed(schedule)
         return _report(plan, dry_run=False)
 

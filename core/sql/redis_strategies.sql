@@ -148,7 +148,7 @@ SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[]);
 
 -- name: redis_resizes_of
 -- The capacity changes owed for these schedules of one hospital, in the order they were made.
-SELECT z.id, z.before, z.after, s.*
+SELECT z.id AS resize_id, z.before, z.after, s.*
 FROM redis_resizes z JOIN schedules s ON s.hospital_id = z.hospital_id AND s.id = z.schedule_id
 WHERE z.hospital_id = $1 AND z.schedule_id = ANY($2::bigint[])
 ORDER BY z.id;
@@ -158,7 +158,7 @@ DELETE FROM redis_resizes WHERE hospital_id = $1 AND id = ANY($2::bigint[]);
 
 -- name: redis_resizes_due
 -- Capacity changes left over, with their schedules, in the order they were made.
-SELECT z.id, z.before, z.after, s.*
+SELECT z.id AS resize_id, z.before, z.after, s.*
 FROM redis_resizes z JOIN schedules s ON s.hospital_id = z.hospital_id AND s.id = z.schedule_id
 WHERE z.created_at < now() - make_interval(secs => $1)
 ORDER BY z.id

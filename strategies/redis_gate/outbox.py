@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -116,17 +117,34 @@ class Outbox:
             )
 
     async def _apply_resizes(self, rows: Sequence[asyncpg.Record]) -> None:
-        """Rows of redis_resizes with their schedules, in id order: one at a time, since a
-        schedule's changes build on each other."""
+        """Rows of redis_resizes (`resize_id`) with their schedules, in resize id order. A
+        schedule's changes build on each other, so they go in rounds: the first change of
+        every schedule in one round trip, then the second, and so on."""
         gate = self._gate
+        rounds: list[list[asyncpg.Record]] = []
+        seen: Counter[int] = Counter()
         for row in rows:
-            schedule = schedule_from_row(row)
-            slot = gate.slot_keys(slot_tag(schedule.hospital_id, schedule.visit_date))
-            keys = (slot.slot, slot.schedules, slot.free(schedule.id), slot.released, slot.closed)
-            args = (schedule.id, row["before"], row["after"], gate.free_store, row["id"])
-            await gate.submit(ScriptCall(RESIZE, (len(keys), *keys, *args)))
-            gate.wake(schedule.id)
-            await gate.stores.pg.execute(q("redis_resizes_done"), schedule.hospital_id, [row["id"]])
+            turn = seen[row["id"]]
+            seen[row["id"]] += 1
+            if turn == len(rounds):
+                rounds.append([])
+            rounds[turn].append(row)
+        for changes in rounds:
+            await asyncio.gather(*(gate.submit(self._resize_call(row)) for row in changes))
+            for row in changes:
+                gate.wake(row["id"])
+            by_hospital: dict[str, list[int]] = {}
+            for row in changes:
+                by_hospital.setdefault(row["hospital_id"], []).append(row["resize_id"])
+            for hospital_id, ids in by_hospital.items():
+                await gate.stores.pg.execute(q("redis_resizes_done"), hospital_id, ids)
+
+    def _resize_call(self, row: asyncpg.Record) -> ScriptCall:
+        schedule = schedule_from_row(row)
+        slot = self._gate.slot_keys(slot_tag(schedule.hospital_id, schedule.visit_date))
+        keys = (slot.slot, slot.schedules, slot.free(schedule.id), slot.released, slot.closed)
+        args = (schedule.id, row["before"], row["after"], self._gate.free_store, row["resize_id"])
+        return ScriptCall(RESIZE, (len(keys), *keys, *args))
 
     # --- rules and blacklist ------------------------------------------------------------
 
