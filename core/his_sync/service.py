@@ -43,6 +43,8 @@ from core.lifecycle import suspension
 from core.terms import BookingTerms
 
 SUSPEND_REASON = "removed from the hospital's schedule feed (HIS sync)"
+# Below the default PostgreSQL pool (SLOTRUSH_PG_POOL_MAX, 20): bookings keep connections.
+_CLOSINGS_AT_ONCE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +104,10 @@ class HisSync:
                 for s in plan.suspends
             ]
         await self._written(created, resizes, [u.schedule for u in plan.updates])
-        # Each closing and release is its own round trip: all at once, not one by one.
-        await asyncio.gather(*(strategy.schedule_suspended(s) for s in plan.suspends))
+        # Each closing is its own round trips: many at once, within what the pool serves.
+        for first in range(0, len(plan.suspends), _CLOSINGS_AT_ONCE):
+            chunk = plan.suspends[first : first + _CLOSINGS_AT_ONCE]
+            await asyncio.gather(*(strategy.schedule_suspended(s) for s in chunk))
         freed = [booking for its in cancelled for booking in its]
         if freed:
             await strategy.numbers_freed(freed)
