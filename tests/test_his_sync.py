@@ -56,7 +56,7 @@ async def new_hospital(service: BookingService) -> str:
     return hospital_id
 
 
-def row(line: int, external_id: str, **fields: object) -> dict[str, object]:
+def row(external_id: str, **fields: object) -> dict[str, object]:
     return {
         "external_id": external_id,
         "department_id": "d1",
@@ -110,7 +110,7 @@ async def test_a_feed_creates_then_the_same_feed_changes_nothing(
     service: BookingService, his: HisSync, stores: Stores
 ) -> None:
     hospital_id = await new_hospital(service)
-    the_feed = rows(row(1, "s1"), row(2, "s2", period="pm", capacity=5, fee_cents=300))
+    the_feed = rows(row("s1"), row("s2", period="pm", capacity=5, fee_cents=300))
 
     first = await his.sync(hospital_id, the_feed, dry_run=False)
     again = await his.sync(hospital_id, the_feed, dry_run=False)
@@ -126,9 +126,9 @@ async def test_a_dry_run_answers_the_diff_and_changes_nothing(
     service: BookingService, his: HisSync, stores: Stores
 ) -> None:
     hospital_id = await new_hospital(service)
-    await his.sync(hospital_id, rows(row(1, "s1"), row(2, "s2")), dry_run=False)
+    await his.sync(hospital_id, rows(row("s1"), row("s2")), dry_run=False)
 
-    dry = await his.sync(hospital_id, rows(row(1, "s1", capacity=4), row(2, "s3")), dry_run=True)
+    dry = await his.sync(hospital_id, rows(row("s1", capacity=4), row("s3")), dry_run=True)
 
     assert (dry.dry_run, dry.created, dry.updated, dry.suspended) == (True, 1, 1, 1)
     update = next(r for r in dry.rows if r.action is Action.UPDATE)
@@ -143,13 +143,13 @@ async def test_rows_in_error_are_reported_and_the_rest_applied(
     report = await his.sync(
         hospital_id,
         rows(
-            row(1, "ok"),
-            row(2, "dep", department_id="nowhere"),
-            row(3, "doc", doctor_id="nobody"),
-            row(4, "date", visit_date="2030-02-30"),
-            row(5, "period", period="noon"),
-            row(6, "past", visit_date="2001-01-01"),
-            row(7, "ok"),
+            row("ok"),
+            row("dep", department_id="nowhere"),
+            row("doc", doctor_id="nobody"),
+            row("date", visit_date="2030-02-30"),
+            row("period", period="noon"),
+            row("past", visit_date="2001-01-01"),
+            row("ok"),
         ),
         dry_run=False,
     )
@@ -170,9 +170,9 @@ async def test_a_row_moving_a_session_is_a_conflict(
     service: BookingService, his: HisSync, stores: Stores
 ) -> None:
     hospital_id = await new_hospital(service)
-    await his.sync(hospital_id, rows(row(1, "s1")), dry_run=False)
+    await his.sync(hospital_id, rows(row("s1")), dry_run=False)
 
-    moved = await his.sync(hospital_id, rows(row(1, "s1", period="night")), dry_run=False)
+    moved = await his.sync(hospital_id, rows(row("s1", period="night")), dry_run=False)
 
     assert [(r.action, r.code) for r in moved.rows] == [(Action.CONFLICT, Code.SCHEDULE_MOVED)]
     assert moved.suspended == 0
@@ -185,14 +185,14 @@ async def test_a_capacity_increase_is_bookable(
     service: BookingService, his: HisSync, stores: Stores
 ) -> None:
     hospital_id = await new_hospital(service)
-    await his.sync(hospital_id, rows(row(1, "s1", capacity=1)), dry_run=False)
+    await his.sync(hospital_id, rows(row("s1", capacity=1)), dry_run=False)
     schedule = await schedule_id(stores, hospital_id, "s1")
     # Booked before the change: the strategy's inventory (Redis's slot) is loaded already.
     assert await answers(service, schedule, ["p1", "p2"]) == ["1", "sold_out"]
 
     # Twice, so the second change's id is not the schedule's (an outbox row has both).
     for capacity, patient in ((2, "p2"), (3, "p3")):
-        grown = await his.sync(hospital_id, rows(row(1, "s1", capacity=capacity)), dry_run=False)
+        grown = await his.sync(hospital_id, rows(row("s1", capacity=capacity)), dry_run=False)
         assert grown.updated == 1
         assert await answers(service, schedule, [patient]) == [str(capacity)]
     assert await answers(service, schedule, ["p4"]) == ["sold_out"]
@@ -203,11 +203,11 @@ async def test_a_cut_above_the_numbers_held_is_applied_everywhere(
     service: BookingService, his: HisSync, stores: Stores
 ) -> None:
     hospital_id = await new_hospital(service)
-    await his.sync(hospital_id, rows(row(1, "s1", capacity=4)), dry_run=False)
+    await his.sync(hospital_id, rows(row("s1", capacity=4)), dry_run=False)
     schedule = await schedule_id(stores, hospital_id, "s1")
     assert await answers(service, schedule, ["p1"]) == ["1"]
 
-    cut = await his.sync(hospital_id, rows(row(1, "s1", capacity=2)), dry_run=False)
+    cut = await his.sync(hospital_id, rows(row("s1", capacity=2)), dry_run=False)
 
     assert (cut.updated, cut.conflicts) == (1, 0)
     assert await answers(service, schedule, ["p2", "p3"]) == ["2", "sold_out"]
@@ -217,12 +217,12 @@ async def test_a_cut_below_the_numbers_held_is_a_conflict_not_applied(
     service: BookingService, his: HisSync, stores: Stores
 ) -> None:
     hospital_id = await new_hospital(service)
-    await his.sync(hospital_id, rows(row(1, "s1", capacity=3)), dry_run=False)
+    await his.sync(hospital_id, rows(row("s1", capacity=3)), dry_run=False)
     schedule = await schedule_id(stores, hospital_id, "s1")
     assert await answers(service, schedule, ["p1", "p2"]) == ["1", "2"]
 
-    dry = await his.sync(hospital_id, rows(row(1, "s1", capacity=1, fee_cents=5)), dry_run=True)
-    cut = await his.sync(hospital_id, rows(row(1, "s1", capacity=1, fee_cents=5)), dry_run=False)
+    dry = await his.sync(hospital_id, rows(row("s1", capacity=1, fee_cents=5)), dry_run=True)
+    cut = await his.sync(hospital_id, rows(row("s1", capacity=1, fee_cents=5)), dry_run=False)
 
     for report in (dry, cut):
         assert (report.updated, report.conflicts) == (0, 1)
@@ -242,11 +242,11 @@ async def test_a_removed_session_is_suspended_and_its_bookings_cancelled_by_the_
     service: BookingService, his: HisSync, stores: Stores
 ) -> None:
     hospital_id = await new_hospital(service)
-    await his.sync(hospital_id, rows(row(1, "stays"), row(2, "goes")), dry_run=False)
+    await his.sync(hospital_id, rows(row("stays"), row("goes")), dry_run=False)
     goes = await schedule_id(stores, hospital_id, "goes")
     booking = (await service.book("p1", goes)).booking
 
-    report = await his.sync(hospital_id, rows(row(1, "stays")), dry_run=False)
+    report = await his.sync(hospital_id, rows(row("stays")), dry_run=False)
 
     assert (report.suspended, report.unchanged) == (1, 1)
     assert [(r.action, r.schedule_id) for r in report.rows] == [(Action.SUSPEND, goes)]
@@ -259,7 +259,7 @@ async def test_a_removed_session_is_suspended_and_its_bookings_cancelled_by_the_
     assert (await service.schedule_view(goes)).status is ScheduleStatus.SUSPENDED
     assert await answers(service, goes, ["p2"]) == [Code.SCHEDULE_CLOSED.value]
     # Named again, the session is a new schedule: a suspension is for good.
-    back = await his.sync(hospital_id, rows(row(1, "stays"), row(2, "goes")), dry_run=False)
+    back = await his.sync(hospital_id, rows(row("stays"), row("goes")), dry_run=False)
     assert back.created == 1
     assert await schedule_id(stores, hospital_id, "goes") != goes
 
@@ -321,7 +321,7 @@ async def test_feeds_applied_in_any_order_converge_to_the_last(
     for f in feeds:
         report = await his.sync(
             hospital_id,
-            rows(*(row(0, session, **fields) for session, fields in sorted(f.items()))),
+            rows(*(row(session, **fields) for session, fields in sorted(f.items()))),
             dry_run=False,
         )
         assert (report.conflicts, report.errors) == (0, 0)
@@ -332,7 +332,7 @@ async def test_feeds_applied_in_any_order_converge_to_the_last(
     }
     replay = await his.sync(
         hospital_id,
-        rows(*(row(0, session, **fields) for session, fields in sorted(last.items()))),
+        rows(*(row(session, **fields) for session, fields in sorted(last.items()))),
         dry_run=True,
     )
     assert (replay.created, replay.updated, replay.suspended) == (0, 0, 0)
