@@ -78,6 +78,8 @@ class BookingService:
         self.terms = TermsCache(ledger.pool)
         self.hospitals = Hospitals(ledger.pool, self.terms, clock, ledger.reads)
         self._schedules: LruCache[int, tuple[float, Schedule]] = LruCache(_SCHEDULES_KEPT)
+        # Schedules being read again after their second was up (see schedule).
+        self._rereading: set[int] = set()
         # API.md lets `remaining` lag by up to a second: a crowd polling one schedule is
         # answered from here instead of counting its free numbers on every request.
         self._remaining: LruCache[int, tuple[float, int]] = LruCache(_SCHEDULES_KEPT)
@@ -87,13 +89,22 @@ class BookingService:
     async def schedule(self, schedule_id: int) -> Schedule:
         now = time.monotonic()
         kept = self._schedules.get(schedule_id)
-        if kept is not None and kept[0] > now:
+        # A crowd on one schedule must not all read it again when it expires: one does,
+        # the others are answered what was kept until then.
+        if kept is not None and (kept[0] > now or schedule_id in self._rereading):
             return kept[1]
-        schedule = await self.ledger.get_schedule(schedule_id)
+        self._rereading.add(schedule_id)
+        try:
+            schedule = await self.ledger.get_schedule(schedule_id)
+        finally:
+            self._rereading.discard(schedule_id)
         if schedule is None:
             raise SlotrushError(Code.SCHEDULE_NOT_FOUND)
-        self._schedules.put(schedule_id, (now + _SCHEDULE_TTL_SECONDS, schedule))
+        self._keep(schedule)
         return schedule
+
+    def _keep(self, schedule: Schedule) -> None:
+        self._schedules.put(schedule.id, (time.monotonic() + _SCHEDULE_TTL_SECONDS, schedule))
 
     async def schedule_view(self, schedule_id: int, *, within: str | None = None) -> ScheduleView:
         """The schedule as a client sees it; `within`: only if it is of that hospital (a
@@ -165,6 +176,8 @@ class BookingService:
         for hospital_id in hospital_ids:
             self.terms.forget(hospital_id)
         await self.strategy.schedules_created(schedules)
+        for schedule in schedules:
+            self._keep(schedule)
         return await self.views(schedules, [s.capacity for s in schedules])
 
     async def views(
