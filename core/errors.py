@@ -34,6 +34,8 @@ PROBLEMS: Final[dict[Code, tuple[int, str]]] = {
     Code.WAITING_ROOM_NOT_FOUND: (404, "Waiting room not found"),
     Code.ROOM_TOKEN_INVALID: (403, "Invalid waiting room token"),
     Code.ADMISSION_REQUIRED: (403, "Admission through the waiting room required"),
+    Code.CAPACITY_BELOW_HELD: (409, "Capacity below the numbers held"),
+    Code.SCHEDULE_MOVED: (409, "Schedule moved"),
 }
 
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from aiohttp import web
 
 from core.booking import BookingService
+from core.his_sync.service import HisSync
 from core.inventory import InventoryFactory
 from core.jobs.runner import JobRunner
 from core.operations import HospitalOperations
@@ -24,6 +25,7 @@ from core.waiting_room import OpenRooms, RoomTickets, WaitingRooms
 from server.admission import Admission
 from server.appkeys import (
     ADMISSION,
+    HIS_SYNC,
     HOSPITALS,
     METRICS_REGISTRY,
     OPEN_ROOMS,
@@ -143,6 +145,7 @@ async def _service(app: web.Application) -> AsyncIterator[None]:
     app[SERVICE] = service
     app[HOSPITALS] = service.hospitals
     app[OPERATIONS] = HospitalOperations(service)
+    app[HIS_SYNC] = HisSync(service)
     yield
 
 

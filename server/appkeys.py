@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from core.booking import BookingService
+from core.his_sync.service import HisSync
 from core.hospitals import Hospitals
 from core.inventory import Inventory, InventoryFactory
 from core.operations import HospitalOperations
@@ -27,6 +28,7 @@ STRATEGY = web.AppKey("strategy", Inventory)
 SERVICE = web.AppKey("service", BookingService)
 HOSPITALS = web.AppKey("hospitals", Hospitals)
 OPERATIONS = web.AppKey("operations", HospitalOperations)
+HIS_SYNC = web.AppKey("his_sync", HisSync)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 RECENT_SCHEDULES = web.AppKey("recent_schedules", RecentPages[SchedulePage])
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from core.settings import Settings
+from server import his_sync_cli
 
 if TYPE_CHECKING:
     from bench.embedded import ServiceUrls
@@ -133,6 +134,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds until it expires (default: %(default)s)",
     )
     token.set_defaults(run=_token)
+
+    his_sync = commands.add_parser(
+        "his-sync", help="send a HIS schedule feed (JSON or CSV) to a server's HIS sync"
+    )
+    his_sync_cli.add_arguments(his_sync)
+    his_sync.set_defaults(run=_his_sync)
 
     services = commands.add_parser(
         "services", help="start embedded Redis and PostgreSQL, print their URLs, wait"
@@ -294,6 +301,26 @@ def _token(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(token)
     return 0
+
+
+def _his_sync(args: argparse.Namespace) -> int:
+    token = args.token
+    if token is None:
+        from core.tokens import issue_token
+
+        settings = _settings()
+        if settings.secret is None:
+            raise CliError(f"give --token, or set {his_sync_cli.TOKEN_ENV} or {_SECRET_ENV}")
+        token = issue_token(
+            settings.secret,
+            admin=True,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl=300,
+        )
+    if not args.file.is_file():
+        raise CliError(f"{args.file}: no such file")
+    return his_sync_cli.run(args, token)
 
 
 def _signing_key(args: argparse.Namespace, secret: str | None) -> str | SigningKey:

@@ -105,6 +105,18 @@ class ScheduleIn(Shape):
         Annotated[Time, Meta(description="Bookable from then on; default: when created.")]
         | UnsetType
     ) = UNSET
+    external_id: (
+        Annotated[
+            EntityId,
+            Meta(
+                description=(
+                    "The hospital information system's own id of the session (an extension): "
+                    "a live schedule of the hospital with this id is updated, not duplicated."
+                )
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class ScheduleBatchIn(Shape):
@@ -186,6 +198,10 @@ class Schedule(Shape):
             )
         ),
     ]
+    external_id: Annotated[
+        EntityId | None,
+        Meta(description="The hospital information system's id of the session, if it has one."),
+    ] = None
 
 
 class ScheduleList(Shape):

@@ -216,6 +216,7 @@ SAMPLES: dict[str, Sample] = {
     "getAnalytics": call("GET", HOSPITAL_PATH + "/analytics?group_by=department"),
     "checkIn": check_in_today,
     "dayEnd": call("POST", HOSPITAL_PATH + "/day-end", lambda w: {"date": hospital_today()}),
+    "hisSync": call("POST", HOSPITAL_PATH + "/his-sync?dry_run=true", lambda w: {"schedules": []}),
     "suspendSchedule": call(
         "POST", "/v1/admin/schedules/{w.booked_schedule}/suspend", lambda w: {"reason": "ill"}
     ),
