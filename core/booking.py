@@ -224,6 +224,12 @@ class BookingService:
                 return replay
         raise _error(result)
 
+    async def replay(
+        self, patient_id: str, schedule_id: int, idempotency_key: str
+    ) -> BookingOutcome | None:
+        """The first answer to a booking made with this key, if one was; nothing is booked."""
+        return await self._replay(patient_id, await self.schedule(schedule_id), idempotency_key)
+
     async def _replay(self, patient_id: str, schedule: Schedule, key: str) -> BookingOutcome | None:
         first = await self.ledger.booking_by_idempotency_key(patient_id, key)
         if first is None:

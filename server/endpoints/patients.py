@@ -11,7 +11,7 @@ from typing import Final
 from aiohttp import web
 from msgspec import UNSET
 
-from core.domain import Code
+from core.domain import Booking, Code
 from core.errors import SlotrushError
 from server import auth, shapes
 from server import validation as parse
@@ -93,9 +93,17 @@ async def book(request: web.Request) -> web.Response:
     # A full waiting line refuses at once, before the body is read or a store is touched.
     request.app[ADMISSION].refuse_if_full()
     schedule_id = parse.path_id(raw_id, Code.SCHEDULE_NOT_FOUND)
-    await require_admission(request, schedule_id, patient_id)
-    await _empty_body(request)
     key = parse.idempotency_key(request.headers)
+    try:
+        await require_admission(request, schedule_id, patient_id)
+    except SlotrushError:
+        # The retry of a booking made while admitted gets its first answer (API.md), though
+        # its admission has lapsed since.
+        replay = key and await request.app[SERVICE].replay(patient_id, schedule_id, key)
+        if not replay:
+            raise
+        return _booked(replay.booking)
+    await _empty_body(request)
     try:
         async with request.app[ADMISSION]:
             outcome = await request.app[SERVICE].book(patient_id, schedule_id, key)
@@ -104,7 +112,11 @@ async def book(request: web.Request) -> web.Response:
             raise
         sold_out.remember(raw_id)
         return sold_out_response()
-    return json_response(shapes.BookingEnvelope(booking=booking_out(outcome.booking)), status=201)
+    return _booked(outcome.booking)
+
+
+def _booked(booking: Booking) -> web.Response:
+    return json_response(shapes.BookingEnvelope(booking=booking_out(booking)), status=201)
 
 
 async def get_booking(request: web.Request) -> web.Response:

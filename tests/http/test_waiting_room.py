@@ -50,6 +50,25 @@ async def test_only_admitted_patients_book_while_the_room_is_open(api: Client) -
     assert room.json["admitted"] == 1 and room.json["waiting"] == 0
 
 
+async def test_a_keyed_retry_gets_its_booking_without_its_admission(api: Client) -> None:
+    schedule = await api.create_schedule(capacity=5)
+    await open_room(api, schedule["id"])
+    patient = unique("p")
+    place = await admitted(api, schedule["id"], patient)
+    keyed = {"Idempotency-Key": unique("key")}
+    admission = {"Waiting-Room-Admission": str(place["admission_token"])}
+    booked = await api.book(schedule["id"], patient, headers={**keyed, **admission})
+    assert booked.status == 201, booked.body
+    # The retry lost its admission (expired, or the client dropped it): its first answer.
+    retried = await api.book(schedule["id"], patient, headers=keyed)
+    assert retried.status == 201, retried.body
+    assert retried.json["booking"]["id"] == booked.json["booking"]["id"]
+    # Without a key there is nothing to replay: the room still asks for an admission.
+    (await api.book(schedule["id"], patient)).problem(403, "admission_required")
+    fresh_key = {"Idempotency-Key": unique("key")}
+    (await api.book(schedule["id"], patient, headers=fresh_key)).problem(403, "admission_required")
+
+
 async def test_joining_again_keeps_the_place(api: Client) -> None:
     schedule = await api.create_schedule(capacity=5)
     await open_room(api, schedule["id"], admit_per_second=0.001)
