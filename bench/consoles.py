@@ -1,13 +1,16 @@
 """What open staff consoles cost a rush (issue 14): booking throughput with no console
 open, then with N consoles polling as /console does (today's and tomorrow's schedules
-every second, the holds awaiting payment every five, both with If-None-Match), in
-alternating rounds so that drift of a shared machine falls on both alike.
+every second, the holds awaiting payment every five with `Cache-Control: max-age=5`, both
+with If-None-Match, each console opened at a random moment), in alternating rounds so that
+drift of a shared machine falls on both alike.
 
     python -m bench.consoles --consoles 50 --rounds 3 --seconds 15
 
 It starts `slotrush serve --dev` on a free loopback port (embedded stores unless REDIS_URL
 and DATABASE_URL are set), books with unique patients through a closed loop of
-`--crowd` connections, and writes results/consoles-DATE-HOST.{json,md}.
+`--crowd` connections, and writes results/consoles-DATE-HOST.{json,md}. Each phase records
+the CPU time of the load generator (this process), of the server with its embedded Redis
+and PostgreSQL, and of the whole machine, since they share its cores.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import random
 import secrets
 import socket
 import statistics
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 from bench.child_server import free_port
 from core.tokens import issue_token
@@ -36,6 +41,7 @@ from loadtest.client.seed import AdminClient
 
 HOSPITAL = "rush-h"
 SCHEDULES = 4
+HOLDS_SECONDS = 5
 
 
 def main() -> int:
@@ -44,6 +50,12 @@ def main() -> int:
     parser.add_argument("--crowd", type=int, default=32, help="booking connections")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15.0, help="per phase")
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=3000,
+        help="numbers per schedule, 4 new schedules a phase (the consoles count them all)",
+    )
     parser.add_argument("--strategy", default="redis-lua")
     parser.add_argument("--out", default="results")
     args = parser.parse_args()
@@ -58,7 +70,8 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         client = AdminClient(url, secret)
         client.wait_healthy(120)
-        rounds = asyncio.run(_measure(url, secret, client, args))
+        meter = CpuMeter(psutil.Process(server.pid))
+        rounds = asyncio.run(_measure(url, secret, client, meter, args))
     finally:
         server.terminate()
         server.wait(60)
@@ -66,8 +79,44 @@ def main() -> int:
     return 0
 
 
-def _seed(client: AdminClient) -> list[str]:
-    """Fresh schedules for one phase, tomorrow, big enough never to sell out."""
+class CpuMeter:
+    """CPU seconds used so far by the load generator, by the server's process tree
+    (embedded stores included) and by the whole machine."""
+
+    def __init__(self, server: psutil.Process) -> None:
+        self._server = server
+
+    def read(self) -> dict[str, float]:
+        tree = [self._server, *self._server.children(recursive=True)]
+        server = 0.0
+        for process in tree:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            server += times.user + times.system
+        mine = psutil.Process().cpu_times()
+        machine = psutil.cpu_times()
+        return {
+            "load_generator": mine.user + mine.system,
+            "server": server,
+            "machine": machine.user + machine.nice + machine.system + machine.irq + machine.softirq,
+            "when": time.monotonic(),
+        }
+
+
+def _cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Cores busy on average over a phase, by whom."""
+    seconds = after["when"] - before["when"]
+    return {
+        name: round((after[name] - before[name]) / seconds, 2)
+        for name in ("load_generator", "server", "machine")
+    }
+
+
+def _seed(client: AdminClient, capacity: int) -> list[str]:
+    """Fresh schedules for one phase, tomorrow, big enough not to sell out in a phase: the
+    consoles count every number of them, as a hospital's consoles do its sessions."""
     tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
     bodies = [
         {
@@ -76,7 +125,7 @@ def _seed(client: AdminClient) -> list[str]:
             "doctor_id": f"doc-{uuid.uuid4().hex[:8]}",
             "visit_date": tomorrow,
             "period": "am",
-            "capacity": 100_000,
+            "capacity": capacity,
         }
         for k in range(SCHEDULES)
     ]
@@ -85,7 +134,7 @@ def _seed(client: AdminClient) -> list[str]:
 
 
 async def _measure(
-    url: str, secret: str, client: AdminClient, args: argparse.Namespace
+    url: str, secret: str, client: AdminClient, meter: CpuMeter, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     rounds = []
     staff = issue_token(secret, subject="staff", hospital_id=HOSPITAL, ttl=6 * 3600)
@@ -93,8 +142,10 @@ async def _measure(
     async with aiohttp.ClientSession(url, connector=connector) as session:
         for _ in range(args.rounds):
             for consoles in (0, args.consoles):
-                schedules = await asyncio.to_thread(_seed, client)
+                schedules = await asyncio.to_thread(_seed, client, args.capacity)
+                before = meter.read()
                 phase = await _phase(session, secret, staff, schedules, consoles, args)
+                phase["cores_busy"] = _cpu_shares(before, meter.read())
                 rounds.append(phase)
                 print(json.dumps(phase), flush=True)
     return rounds
@@ -110,55 +161,62 @@ async def _phase(
 ) -> dict[str, Any]:
     deadline = time.monotonic() + args.seconds
     polls: dict[int, int] = {}
+    answers: dict[int, int] = {}
     bookers = [
-        _book_until(session, secret, schedules[k % len(schedules)], deadline)
+        _book_until(session, secret, schedules[k % len(schedules)], deadline, answers)
         for k in range(args.crowd)
     ]
     watchers = [_console_until(session, staff, deadline, polls) for _ in range(consoles)]
-    results = await asyncio.gather(*bookers, *watchers)
-    booked = sum(results[: args.crowd])
+    await asyncio.gather(*bookers, *watchers)
+    booked = answers.pop(201, 0)
     return {
         "consoles": consoles,
         "seconds": args.seconds,
         "booked": booked,
         "bookings_per_second": round(booked / args.seconds, 1),
+        # Anything but 201 (a sold-out schedule, a 503) would make the rate mean less.
+        "booking_refusals": answers,
         "console_polls": sum(polls.values()),
         "console_not_modified": polls.get(304, 0),
+        "console_failures": sum(n for status, n in polls.items() if status not in (200, 304)),
     }
 
 
 async def _book_until(
-    session: aiohttp.ClientSession, secret: str, schedule: str, deadline: float
-) -> int:
-    booked = 0
+    session: aiohttp.ClientSession,
+    secret: str,
+    schedule: str,
+    deadline: float,
+    answers: dict[int, int],
+) -> None:
     path = f"/v1/schedules/{schedule}/bookings"
     while time.monotonic() < deadline:
         token = issue_token(secret, subject=f"p-{uuid.uuid4().hex[:16]}", ttl=3600)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         async with session.post(path, data=b"{}", headers=headers) as answer:
             await answer.read()
-            booked += answer.status == 201
-    return booked
+            answers[answer.status] = answers.get(answer.status, 0) + 1
 
 
 async def _console_until(
     session: aiohttp.ClientSession, staff: str, deadline: float, polls: dict[int, int]
-) -> int:
-    """One open console: the two conditional polls of server/web/fill.js."""
+) -> None:
+    """One open console: the two conditional polls of server/web/fill.js, from a moment of
+    its own (consoles are opened one by one, not all in the same millisecond)."""
     today = dt.datetime.now(dt.UTC).date()
     span = f"from={today}&to={today + dt.timedelta(days=1)}&limit=500"
-    paths = {
-        f"/v1/schedules?hospital_id={HOSPITAL}&{span}": 1.0,
-        f"/v1/admin/hospitals/{HOSPITAL}/bookings?status=pending_payment&{span}": 5.0,
-    }
+    holds = f"/v1/admin/hospitals/{HOSPITAL}/bookings?status=pending_payment&{span}"
+    every = {f"/v1/schedules?hospital_id={HOSPITAL}&{span}": 1.0, holds: float(HOLDS_SECONDS)}
+    accepted = {holds: {"Cache-Control": f"max-age={HOLDS_SECONDS}"}}
     etags: dict[str, str] = {}
-    due = dict.fromkeys(paths, time.monotonic())
+    opened = time.monotonic() + random.uniform(0, 1)
+    due = {path: opened + random.uniform(0, seconds) for path, seconds in every.items()}
     while True:
         path = min(due, key=due.__getitem__)
         if due[path] >= deadline:
-            return 0
+            return
         await asyncio.sleep(max(0.0, due[path] - time.monotonic()))
-        headers = {"Authorization": f"Bearer {staff}"}
+        headers = {"Authorization": f"Bearer {staff}", **accepted.get(path, {})}
         if path in etags:
             headers["If-None-Match"] = etags[path]
         async with session.get(path, headers=headers) as answer:
@@ -166,7 +224,7 @@ async def _console_until(
             polls[answer.status] = polls.get(answer.status, 0) + 1
             if answer.status == 200 and "ETag" in answer.headers:
                 etags[path] = answer.headers["ETag"]
-        due[path] += paths[path]
+        due[path] += every[path]
 
 
 def _write(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
@@ -180,6 +238,8 @@ def _write(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
         "command": " ".join(["python -m bench.consoles", *sys.argv[1:]]),
         "strategy": args.strategy,
         "crowd": args.crowd,
+        "capacity_per_schedule": args.capacity,
+        "load_average_at_end": os.getloadavg(),
         "median_bookings_per_second": {"no consoles": alone, f"{args.consoles} consoles": watched},
         "throughput_lost_percent": loss,
         "rounds": rounds,
@@ -198,13 +258,22 @@ def _write(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
         f"# {report['what']}",
         "",
         f"`{report['command']}` ({args.strategy}, {args.crowd} booking connections, "
-        f"{args.seconds:g} s phases, {os.cpu_count()} CPUs shared with the load generator)",
+        f"{args.seconds:g} s phases, {args.capacity} numbers per schedule, {os.cpu_count()} "
+        "CPUs shared with the load generator and whatever else runs on the machine)",
         "",
-        "| consoles | bookings/s | console polls | of them 304 |",
-        "|---|---|---|---|",
+        "Cores busy: the average number of CPUs each kept busy over the phase (server: "
+        "slotrush with its embedded Redis and PostgreSQL; machine: everything, other users "
+        "included).",
+        "",
+        "| consoles | bookings/s | refused | console polls | of them 304 | failed | "
+        "cores: load generator | server | machine |",
+        "|---|---|---|---|---|---|---|---|---|",
         *(
-            f"| {r['consoles']} | {r['bookings_per_second']} | {r['console_polls']} | "
-            f"{r['console_not_modified']} |"
+            f"| {r['consoles']} | {r['bookings_per_second']} | "
+            f"{sum(r['booking_refusals'].values())} | {r['console_polls']} | "
+            f"{r['console_not_modified']} | {r['console_failures']} | "
+            f"{r['cores_busy']['load_generator']} | {r['cores_busy']['server']} | "
+            f"{r['cores_busy']['machine']} |"
             for r in rounds
         ),
         "",

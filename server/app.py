@@ -32,10 +32,10 @@ from server.appkeys import (
     OPENAPI_JSON,
     OPERATIONS,
     RATE_LIMITER,
-    RECENT_SCHEDULES,
     ROOMS,
     SERVICE,
     SETTINGS,
+    SNAPSHOTS,
     SOLD_OUT,
     STORES,
     STRATEGY,
@@ -50,7 +50,7 @@ from server.fastpath import SoldOutMemory
 from server.metrics import HttpMetrics, exposition_registry
 from server.middlewares import problems_and_metrics
 from server.openapi import build_document
-from server.recent import RecentPages
+from server.snapshots import SharedSnapshots
 from server.validation import MAX_BODY_BYTES
 from server.workers import ONE_PROCESS
 from strategies import strategy_class
@@ -78,7 +78,7 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
     app[ADMISSION] = Admission(settings.bookings_in_flight, settings.booking_queue)
     # One process unless the runner's supervisor says how many workers serve.
     app[WORKERS] = ONE_PROCESS
-    app[RECENT_SCHEDULES] = RecentPages()
+    app[SNAPSHOTS] = SharedSnapshots()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app[OPENAPI_JSON] = dumps(build_document(ROUTES, served_routes(app)))

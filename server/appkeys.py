@@ -17,8 +17,7 @@ from core.tokens import TokenVerifier
 from core.waiting_room import OpenRooms, WaitingRooms
 from server.admission import Admission
 from server.fastpath import SoldOutMemory
-from server.recent import RecentPages
-from server.shapes import SchedulePage
+from server.snapshots import SharedSnapshots
 from server.workers import Workers
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -30,7 +29,7 @@ HOSPITALS = web.AppKey("hospitals", Hospitals)
 OPERATIONS = web.AppKey("operations", HospitalOperations)
 HIS_SYNC = web.AppKey("his_sync", HisSync)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-RECENT_SCHEDULES = web.AppKey("recent_schedules", RecentPages[SchedulePage])
+SNAPSHOTS = web.AppKey("snapshots", SharedSnapshots)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

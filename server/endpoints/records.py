@@ -16,8 +16,8 @@ from core import records
 from core.domain import Code
 from server import auth, csv_export
 from server import validation as parse
-from server.appkeys import STORES
-from server.caching import Caching, cached_json
+from server.appkeys import SNAPSHOTS, STORES
+from server.caching import Caching, accepted_age, encoded_json
 from server.encoding import record_out
 from server.openapi import ADMIN, IF_NONE_MATCH, errors, ok_cached, query_parameters
 from server.route import Access, Route
@@ -37,17 +37,21 @@ async def list_bookings(request: web.Request) -> web.StreamResponse:
             return await csv_export.stream(
                 request, f"bookings-{hospital_id}.csv", shapes.BookingRecord, batches, record_out
             )
-    page = await records.page(pool, where, after, limit)
-    following = page.next_position
-    # Conditional (API.md: every list GET has an ETag): the staff console polls the holds.
-    return cached_json(
-        request,
-        shapes.BookingRecords(
+
+    async def read() -> shapes.BookingRecords:
+        page = await records.page(pool, where, after, limit)
+        following = page.next_position
+        return shapes.BookingRecords(
             bookings=[record_out(r) for r in page.records],
             next_cursor=following.cursor() if following is not None else None,
-        ),
-        Caching.PERSONAL,
-    )
+        )
+
+    # Fresh unless the request accepts an older page (`Cache-Control: max-age=N`): the staff
+    # console polls the holds so, and all a hospital's consoles then share one read.
+    key = (hospital_id, request.rel_url.path_qs)
+    snapshot = await request.app[SNAPSHOTS].get(key, read, max_age=accepted_age(request))
+    # Conditional (API.md: every list GET has an ETag).
+    return encoded_json(request, snapshot.body, snapshot.etag, Caching.PERSONAL)
 
 
 ROUTES: Final[tuple[Route, ...]] = (
