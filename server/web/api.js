@@ -46,10 +46,12 @@ export function newIdempotencyKey() {
 }
 
 // One call. `body` is sent as JSON unless `contentType` says otherwise; `etag` makes it
-// conditional: the answer is then {notModified: true} while the resource is unchanged.
+// conditional: the answer is then {notModified: true} while the resource is unchanged;
+// `maxAge` accepts an answer that many seconds old (`Cache-Control: max-age`).
 export async function call(method, path, options = {}) {
-  const { token, body, contentType, etag, idempotencyKey } = options;
+  const { token, body, contentType, etag, idempotencyKey, maxAge } = options;
   const headers = { Accept: "application/json" };
+  if (maxAge) headers["Cache-Control"] = `max-age=${maxAge}`;
   if (token) headers.Authorization = `Bearer ${token}`;
   if (etag) headers["If-None-Match"] = etag;
   if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
@@ -86,11 +88,15 @@ export async function everyRow(path, key, token) {
 }
 
 // Calls `path` every `seconds` with the last ETag and hands each new body to `onChange`.
-// It rests while the tab is hidden and waits out a Retry-After, so a thousand open pages
-// during a rush cost the server conditional GETs, mostly answered 304.
+// While the answers stay 304 it waits twice as long each time, up to `restSeconds`, and
+// is back to `seconds` at the first change; it rests while the tab is hidden and waits out
+// a Retry-After, so a thousand open pages cost the server little. `maxAge` lets the server
+// answer from a page read for another page at most that long ago.
 export class Poller {
-  constructor(path, token, seconds, onChange, onError) {
-    Object.assign(this, { path, token, seconds, onChange, onError });
+  constructor(path, token, seconds, onChange, onError, { restSeconds, maxAge } = {}) {
+    Object.assign(this, { path, token, seconds, onChange, onError, maxAge });
+    this.restSeconds = restSeconds || seconds;
+    this.wait = seconds;
     this.etag = null;
     this.timer = null;
     this.stopped = false;
@@ -109,16 +115,21 @@ export class Poller {
 
   async tick() {
     if (this.stopped) return;
-    let wait = this.seconds;
+    let wait = this.wait;
     if (!document.hidden) {
       try {
-        const answer = await call("GET", this.path, { token: this.token, etag: this.etag });
-        if (!answer.notModified) {
+        const answer = await call("GET", this.path,
+          { token: this.token, etag: this.etag, maxAge: this.maxAge });
+        if (answer.notModified) {
+          this.wait = Math.min(this.wait * 2, this.restSeconds);
+        } else {
           this.etag = answer.etag;
+          this.wait = this.seconds;
           this.onChange(answer.body);
         }
+        wait = this.wait;
       } catch (error) {
-        wait = Math.max(wait, error.retryAfter || wait * 2);
+        wait = Math.max(this.seconds, error.retryAfter || this.seconds * 2);
         if (this.onError) this.onError(error);
       }
     }

@@ -1,7 +1,8 @@
 // The console's live fill: today's and tomorrow's sessions of one hospital per department,
 // each with its fill bar, bookings per second, the moment it sold out and the holds still
 // waiting for payment. Two conditional polls feed it (schedules every second, holds every
-// five): while nothing changes the server answers 304 without a body.
+// five, both slowing down while nothing changes): the server answers every console of a
+// hospital from one shared read, a 304 without a body while nothing changed.
 
 import { call, everyRow, Poller } from "./api.js";
 import { explain, h, hospitalDate, money, PERIODS, replace, say } from "./ui.js";
@@ -26,9 +27,10 @@ export class LiveFill {
     const onError = (error) => say(this.status, explain(error), "error");
     this.pollers = [
       new Poller(`/v1/schedules?hospital_id=${id}&${range}`, this.token, 1,
-        (body) => this.onSchedules(body.schedules), onError),
+        (body) => this.onSchedules(body.schedules), onError, { restSeconds: 4 }),
       new Poller(`/v1/admin/hospitals/${id}/bookings?status=pending_payment&${range}`,
-        this.token, 5, (body) => this.onHolds(body.bookings), onError),
+        this.token, 5, (body) => this.onHolds(body.bookings), onError,
+        { restSeconds: 20, maxAge: 5 }),
     ].map((poller) => poller.start());
     // Rates decay to zero while the polls answer 304: redraw on a clock, not on answers.
     this.clock = setInterval(() => this.render(), 1000);
