@@ -140,12 +140,17 @@ async def _measure(
     staff = issue_token(secret, subject="staff", hospital_id=HOSPITAL, ttl=6 * 3600)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(url, connector=connector) as session:
-        for _ in range(args.rounds):
-            for consoles in (0, args.consoles):
+        for round_ in range(args.rounds):
+            # ABBA: every other round starts with the consoles, so that a machine growing
+            # busier or quieter through the run does not favour either side.
+            order = (0, args.consoles) if round_ % 2 == 0 else (args.consoles, 0)
+            for consoles in order:
                 schedules = await asyncio.to_thread(_seed, client, args.capacity)
                 before = meter.read()
                 phase = await _phase(session, secret, staff, schedules, consoles, args)
                 phase["cores_busy"] = _cpu_shares(before, meter.read())
+                phase["round"] = round_ + 1
+                phase["load_average"] = round(os.getloadavg()[0], 1)
                 rounds.append(phase)
                 print(json.dumps(phase), flush=True)
     return rounds
@@ -232,16 +237,22 @@ def _write(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
         return [r["bookings_per_second"] for r in rounds if r["consoles"] == consoles]
 
     alone, watched = statistics.median(rate(0)), statistics.median(rate(args.consoles))
-    loss = round(100 * (alone - watched) / alone, 1)
+    # Each round's own loss compares phases a few seconds apart: the machine's other load
+    # moves less within a round than across the run.
+    losses = [
+        round(100 * (1 - with_ / without), 1)
+        for without, with_ in zip(rate(0), rate(args.consoles), strict=True)
+    ]
+    loss = statistics.median(losses)
     report = {
         "what": f"booking throughput with {args.consoles} staff consoles polling, vs none",
         "command": " ".join(["python -m bench.consoles", *sys.argv[1:]]),
         "strategy": args.strategy,
         "crowd": args.crowd,
         "capacity_per_schedule": args.capacity,
-        "load_average_at_end": os.getloadavg(),
         "median_bookings_per_second": {"no consoles": alone, f"{args.consoles} consoles": watched},
         "throughput_lost_percent": loss,
+        "throughput_lost_percent_by_round": losses,
         "rounds": rounds,
         "machine": {
             "host": socket.gethostname(),
@@ -265,20 +276,22 @@ def _write(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
         "slotrush with its embedded Redis and PostgreSQL; machine: everything, other users "
         "included).",
         "",
-        "| consoles | bookings/s | refused | console polls | of them 304 | failed | "
-        "cores: load generator | server | machine |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| round | consoles | bookings/s | refused | console polls | of them 304 | failed | "
+        "cores: load generator | server | machine | load average |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *(
-            f"| {r['consoles']} | {r['bookings_per_second']} | "
+            f"| {r['round']} | {r['consoles']} | {r['bookings_per_second']} | "
             f"{sum(r['booking_refusals'].values())} | {r['console_polls']} | "
             f"{r['console_not_modified']} | {r['console_failures']} | "
             f"{r['cores_busy']['load_generator']} | {r['cores_busy']['server']} | "
-            f"{r['cores_busy']['machine']} |"
+            f"{r['cores_busy']['machine']} | {r['load_average']} |"
             for r in rounds
         ),
         "",
-        f"Median: {alone} bookings/s alone, {watched} with {args.consoles} consoles: "
-        f"**{loss}% lost**.",
+        f"Throughput lost with {args.consoles} consoles, by round: "
+        + ", ".join(f"{x}%" for x in losses)
+        + f"; median **{loss}%** (median rates: {alone} bookings/s alone, {watched} with "
+        f"consoles).",
     ]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print(lines[-1])

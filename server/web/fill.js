@@ -10,8 +10,8 @@ import { explain, h, hospitalDate, money, PERIODS, replace, say } from "./ui.js"
 const WINDOW_SECONDS = 5;
 
 export class LiveFill {
-  constructor({ hospital, token, element, pulse, preview, status }) {
-    Object.assign(this, { hospital, token, element, pulse, preview, status });
+  constructor({ hospital, token, element, pulse, preview, status, names }) {
+    Object.assign(this, { hospital, token, element, pulse, preview, status, names });
     this.schedules = [];
     this.samples = new Map(); // schedule id -> [[seconds, held]...] of the last few seconds
     this.soldOutAt = new Map(); // schedule id -> Date it was first seen sold out (or null)
@@ -92,7 +92,7 @@ export class LiveFill {
     for (const [date, departments] of [...byDay].sort()) {
       rows.push(h("h3", {}, date === hospitalDate(this.hospital.timezone) ? `Today, ${date}` : `Tomorrow, ${date}`));
       for (const [department, schedules] of [...departments].sort()) {
-        rows.push(h("h4", {}, department));
+        rows.push(h("h4", {}, this.names.departments.get(department) || department));
         rows.push(h("ul", { className: "fill" }, schedules.map((s) => {
           const rate = this.rate(s.id);
           total += rate;
@@ -106,9 +106,13 @@ export class LiveFill {
     replace(this.element, rows.length ? rows : h("p", {}, "No sessions today or tomorrow."));
   }
 
+  doctor(s) {
+    return this.names.doctors.get(s.doctor_id) || s.doctor_id;
+  }
+
   row(s, rate) {
     const held = s.capacity - s.remaining;
-    const label = `${s.doctor_id}, ${PERIODS[s.period]}`;
+    const label = `${this.doctor(s)}, ${PERIODS[s.period]}`;
     const soldOut = this.soldOutAt.get(s.id);
     const notes = [
       `${held} of ${s.capacity} taken`,
@@ -147,7 +151,7 @@ export class LiveFill {
     const kept = count("attended") + count("no_show");
     const reason = h("textarea", { id: "suspend-reason", rows: 2, required: true, maxlength: 500 });
     replace(this.preview,
-      h("h3", {}, `Suspend ${s.doctor_id}, ${s.visit_date} ${PERIODS[s.period]}?`),
+      h("h3", {}, `Suspend ${this.doctor(s)}, ${s.visit_date} ${PERIODS[s.period]}?`),
       h("ul", { id: "suspend-consequences" },
         h("li", {}, "The session closes to new bookings at once."),
         h("li", {}, `${booked} booked and ${holds} awaiting payment will be cancelled by the hospital, and their patients notified.`),
@@ -172,7 +176,7 @@ export class LiveFill {
     try {
       await call("POST", `/v1/admin/schedules/${s.id}/suspend`, { token: this.token, body: { reason } });
       this.preview.hidden = true;
-      say(this.status, `Suspended ${s.doctor_id}, ${s.visit_date} ${PERIODS[s.period]}.`, "success");
+      say(this.status, `Suspended ${this.doctor(s)}, ${s.visit_date} ${PERIODS[s.period]}.`, "success");
     } catch (error) {
       say(this.status, explain(error), "error");
     }
