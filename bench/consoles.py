@@ -37,7 +37,7 @@ import psutil
 
 from bench.child_server import free_port
 from core.tokens import issue_token
-from loadtest.client.seed import AdminClient
+from loadtest.client.seed import AdminClient, ApiError
 
 HOSPITAL = "rush-h"
 SCHEDULES = 4
@@ -71,56 +71,58 @@ def main() -> int:
         client = AdminClient(url, secret)
         client.wait_healthy(120)
         meter = CpuMeter(psutil.Process(server.pid))
-        rounds = asyncio.run(_measure(url, secret, client, meter, args))
+        alone, rounds = asyncio.run(_measure(url, secret, client, meter, args))
     finally:
         server.terminate()
         server.wait(60)
-    _write(args, rounds)
+    _write(args, alone, rounds)
     return 0
 
 
 class CpuMeter:
-    """CPU seconds used so far by the load generator, by the server's process tree
-    (embedded stores included) and by the whole machine."""
+    """CPU seconds used so far by the load generator (this process), the slotrush server
+    process, its embedded Redis and PostgreSQL (its child processes), and the machine."""
 
     def __init__(self, server: psutil.Process) -> None:
         self._server = server
 
     def read(self) -> dict[str, float]:
-        tree = [self._server, *self._server.children(recursive=True)]
-        server = 0.0
-        for process in tree:
+        stores = 0.0
+        for child in self._server.children(recursive=True):
             try:
-                times = process.cpu_times()
+                stores += _busy(child.cpu_times())
             except psutil.Error:
                 continue
-            server += times.user + times.system
-        mine = psutil.Process().cpu_times()
         machine = psutil.cpu_times()
         return {
-            "load_generator": mine.user + mine.system,
-            "server": server,
+            "load_generator": _busy(psutil.Process().cpu_times()),
+            "server": _busy(self._server.cpu_times()),
+            "stores": stores,
             "machine": machine.user + machine.nice + machine.system + machine.irq + machine.softirq,
             "when": time.monotonic(),
         }
+
+
+def _busy(times: Any) -> float:
+    return float(times.user + times.system)
 
 
 def _cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Cores busy on average over a phase, by whom."""
     seconds = after["when"] - before["when"]
     return {
-        name: round((after[name] - before[name]) / seconds, 2)
-        for name in ("load_generator", "server", "machine")
+        name: round((after[name] - before[name]) / seconds, 3)
+        for name in ("load_generator", "server", "stores", "machine")
     }
 
 
-def _seed(client: AdminClient, capacity: int) -> list[str]:
-    """Fresh schedules for one phase, tomorrow, big enough not to sell out in a phase: the
-    consoles count every number of them, as a hospital's consoles do its sessions."""
+def _seed(client: AdminClient, capacity: int) -> list[dict[str, Any]]:
+    """Fresh schedules for one phase, tomorrow, big enough not to sell out in a phase."""
     tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
     bodies = [
         {
             "hospital_id": HOSPITAL,
+            "external_id": f"rush-{uuid.uuid4().hex[:12]}",
             "department_id": f"d{k}",
             "doctor_id": f"doc-{uuid.uuid4().hex[:8]}",
             "visit_date": tomorrow,
@@ -130,30 +132,54 @@ def _seed(client: AdminClient, capacity: int) -> list[str]:
         for k in range(SCHEDULES)
     ]
     answer = client.request("POST", "/v1/admin/schedules", {"schedules": bodies})
-    return [s["id"] for s in answer["schedules"]]
+    return [{**body, "id": s["id"]} for body, s in zip(bodies, answer["schedules"], strict=True)]
+
+
+def _close(client: AdminClient, seeded: list[dict[str, Any]]) -> None:
+    """After its phase, each session is cut to the numbers it sold, as a rush ends sold out:
+    the consoles count every free number of the hospital's sessions each second, and the
+    phases' leftovers would otherwise pile up to many times a real hospital's two days."""
+    for schedule in seeded:
+        seen = client.request("GET", f"/v1/schedules/{schedule['id']}")
+        sold = seen["capacity"] - seen["remaining"]
+        body = {k: v for k, v in schedule.items() if k != "id"}
+        try:
+            client.request("POST", "/v1/admin/schedules", {**body, "capacity": max(1, sold)})
+        except ApiError as refused:
+            # A number freed below the last one taken (a booking refused after its take)
+            # keeps the cut from applying: the session keeps its capacity.
+            if refused.status != 409:
+                raise
 
 
 async def _measure(
     url: str, secret: str, client: AdminClient, meter: CpuMeter, args: argparse.Namespace
-) -> list[dict[str, Any]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The consoles alone (no rush: what they cost by themselves), then the rounds."""
     rounds = []
     staff = issue_token(secret, subject="staff", hospital_id=HOSPITAL, ttl=6 * 3600)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(url, connector=connector) as session:
+
+        async def phase(consoles: int, crowd: int) -> dict[str, Any]:
+            seeded = await asyncio.to_thread(_seed, client, args.capacity)
+            ids = [schedule["id"] for schedule in seeded]
+            before = meter.read()
+            measured = await _phase(session, secret, staff, ids, consoles, crowd, args.seconds)
+            measured["cores_busy"] = _cpu_shares(before, meter.read())
+            measured["load_average"] = round(os.getloadavg()[0], 1)
+            await asyncio.to_thread(_close, client, seeded)
+            print(json.dumps(measured), flush=True)
+            return measured
+
+        alone = await phase(args.consoles, 0)
         for round_ in range(args.rounds):
             # ABBA: every other round starts with the consoles, so that a machine growing
             # busier or quieter through the run does not favour either side.
             order = (0, args.consoles) if round_ % 2 == 0 else (args.consoles, 0)
             for consoles in order:
-                schedules = await asyncio.to_thread(_seed, client, args.capacity)
-                before = meter.read()
-                phase = await _phase(session, secret, staff, schedules, consoles, args)
-                phase["cores_busy"] = _cpu_shares(before, meter.read())
-                phase["round"] = round_ + 1
-                phase["load_average"] = round(os.getloadavg()[0], 1)
-                rounds.append(phase)
-                print(json.dumps(phase), flush=True)
-    return rounds
+                rounds.append({"round": round_ + 1, **await phase(consoles, args.crowd)})
+    return alone, rounds
 
 
 async def _phase(
@@ -162,23 +188,24 @@ async def _phase(
     staff: str,
     schedules: list[str],
     consoles: int,
-    args: argparse.Namespace,
+    crowd: int,
+    seconds: float,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + args.seconds
+    deadline = time.monotonic() + seconds
     polls: dict[int, int] = {}
     answers: dict[int, int] = {}
     bookers = [
         _book_until(session, secret, schedules[k % len(schedules)], deadline, answers)
-        for k in range(args.crowd)
+        for k in range(crowd)
     ]
     watchers = [_console_until(session, staff, deadline, polls) for _ in range(consoles)]
     await asyncio.gather(*bookers, *watchers)
     booked = answers.pop(201, 0)
     return {
         "consoles": consoles,
-        "seconds": args.seconds,
+        "seconds": seconds,
         "booked": booked,
-        "bookings_per_second": round(booked / args.seconds, 1),
+        "bookings_per_second": round(booked / seconds, 1),
         # Anything but 201 (a sold-out schedule, a 503) would make the rate mean less.
         "booking_refusals": answers,
         "console_polls": sum(polls.values()),
@@ -232,7 +259,9 @@ async def _console_until(
         due[path] += every[path]
 
 
-def _write(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
+def _write(
+    args: argparse.Namespace, consoles_alone: dict[str, Any], rounds: list[dict[str, Any]]
+) -> None:
     def rate(consoles: int) -> list[float]:
         return [r["bookings_per_second"] for r in rounds if r["consoles"] == consoles]
 
@@ -244,12 +273,14 @@ def _write(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
         for without, with_ in zip(rate(0), rate(args.consoles), strict=True)
     ]
     loss = statistics.median(losses)
+    idle = consoles_alone["cores_busy"]
     report = {
         "what": f"booking throughput with {args.consoles} staff consoles polling, vs none",
         "command": " ".join(["python -m bench.consoles", *sys.argv[1:]]),
         "strategy": args.strategy,
         "crowd": args.crowd,
         "capacity_per_schedule": args.capacity,
+        "consoles_alone": consoles_alone,
         "median_bookings_per_second": {"no consoles": alone, f"{args.consoles} consoles": watched},
         "throughput_lost_percent": loss,
         "throughput_lost_percent_by_round": losses,
@@ -269,22 +300,29 @@ def _write(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
         f"# {report['what']}",
         "",
         f"`{report['command']}` ({args.strategy}, {args.crowd} booking connections, "
-        f"{args.seconds:g} s phases, {args.capacity} numbers per schedule, {os.cpu_count()} "
-        "CPUs shared with the load generator and whatever else runs on the machine)",
+        f"{args.seconds:g} s phases, {SCHEDULES} new sessions of {args.capacity} numbers a "
+        f"phase, each cut to what it sold afterwards; {os.cpu_count()} CPUs shared by the "
+        "load generator, the server and whatever else runs on the machine)",
         "",
-        "Cores busy: the average number of CPUs each kept busy over the phase (server: "
-        "slotrush with its embedded Redis and PostgreSQL; machine: everything, other users "
-        "included).",
+        f"**{args.consoles} consoles alone** (no rush, {args.seconds:g} s): "
+        f"{consoles_alone['console_polls']} polls ({consoles_alone['console_not_modified']} "
+        f"answered 304); cores busy: server {idle['server']}, its Redis and PostgreSQL "
+        f"{idle['stores']}, the load generator {idle['load_generator']}.",
+        "",
+        "Cores busy: the average number of CPUs each kept busy over the phase (server: the "
+        "slotrush process; stores: its embedded Redis and PostgreSQL; machine: everything, "
+        "other users included, of 2).",
         "",
         "| round | consoles | bookings/s | refused | console polls | of them 304 | failed | "
-        "cores: load generator | server | machine | load average |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "cores: load generator | server | stores | machine | load average |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(
             f"| {r['round']} | {r['consoles']} | {r['bookings_per_second']} | "
             f"{sum(r['booking_refusals'].values())} | {r['console_polls']} | "
             f"{r['console_not_modified']} | {r['console_failures']} | "
             f"{r['cores_busy']['load_generator']} | {r['cores_busy']['server']} | "
-            f"{r['cores_busy']['machine']} | {r['load_average']} |"
+            f"{r['cores_busy']['stores']} | {r['cores_busy']['machine']} | "
+            f"{r['load_average']} |"
             for r in rounds
         ),
         "",

@@ -8,6 +8,7 @@ requests have finished).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from server.appkeys import (
     ADMISSION,
     HIS_SYNC,
     HOSPITALS,
+    LIVE_STOP,
     METRICS_REGISTRY,
     OPEN_ROOMS,
     OPENAPI_JSON,
@@ -79,6 +81,8 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
     # One process unless the runner's supervisor says how many workers serve.
     app[WORKERS] = ONE_PROCESS
     app[SNAPSHOTS] = SharedSnapshots()
+    app[LIVE_STOP] = asyncio.Event()
+    app.on_shutdown.append(_end_live_streams)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app[OPENAPI_JSON] = dumps(build_document(ROUTES, served_routes(app)))
@@ -86,6 +90,10 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
         [_stores(redis_url, database_url), _strategy, _jobs, _service, _sold_out_memory]
     )
     return app
+
+
+async def _end_live_streams(app: web.Application) -> None:
+    app[LIVE_STOP].set()
 
 
 def served_routes(app: web.Application) -> Iterator[tuple[str, str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -30,6 +32,8 @@ OPERATIONS = web.AppKey("operations", HospitalOperations)
 HIS_SYNC = web.AppKey("his_sync", HisSync)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SNAPSHOTS = web.AppKey("snapshots", SharedSnapshots)
+# Set when the server stops: the live streams end at once rather than hold the shutdown.
+LIVE_STOP = web.AppKey("live_stop", asyncio.Event)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -33,6 +33,9 @@ class Snapshot:
 
 
 class SharedSnapshots:
+    """Encoded answers by key (whom they may be shown to, and the address asked), at most
+    one read of each in flight."""
+
     def __init__(
         self, clock: Callable[[], float] = time.monotonic, kept: int = _SNAPSHOTS_KEPT
     ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import msgspec
 from aiohttp import web
 from msgspec import UNSET
 
@@ -33,6 +34,7 @@ from server.openapi import (
     query_parameters,
 )
 from server.route import Access, Route
+from server.snapshots import Snapshot
 
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 _SCHEDULES_MAX_AGE: Final = 1.0
@@ -59,21 +61,28 @@ async def list_schedules(request: web.Request) -> web.Response:
     filters = parse.query(request.query, shapes.ScheduleFilters)
     if filters.hospital_id is not UNSET:
         auth.confine(who, filters.hospital_id)
+    snapshot = await schedules_snapshot(request.app, filters, who.hospital_id)
+    return encoded_json(request, snapshot.body, snapshot.etag, Caching.TOKEN)
+
+
+async def schedules_snapshot(
+    app: web.Application, filters: shapes.ScheduleFilters, scope: str | None
+) -> Snapshot:
+    """The schedule page `filters` ask for, as seen by a caller confined to `scope` (None:
+    the platform or a patient). API.md lets `remaining` lag a second: every poll of the
+    same page within it, and every console's live stream, share one read."""
     paging = page_request("listSchedules", filters, int)
 
     async def read() -> shapes.SchedulePage:
-        page = await request.app[SERVICE].schedule_page(
-            parse.schedule_query(filters, who.hospital_id), after=paging.after, limit=paging.limit
+        page = await app[SERVICE].schedule_page(
+            parse.schedule_query(filters, scope), after=paging.after, limit=paging.limit
         )
         return shapes.SchedulePage(
             schedules=[schedule_out(v) for v in page.items], next_cursor=paging.next_cursor(page)
         )
 
-    # API.md lets `remaining` lag a second: every poll of the same page within it shares one
-    # read, however many consoles and patients ask.
-    key = (who.hospital_id, request.rel_url.path_qs)
-    snapshot = await request.app[SNAPSHOTS].get(key, read, max_age=_SCHEDULES_MAX_AGE)
-    return encoded_json(request, snapshot.body, snapshot.etag, Caching.TOKEN)
+    key = ("schedules", scope, msgspec.json.encode(filters))
+    return await app[SNAPSHOTS].get(key, read, max_age=_SCHEDULES_MAX_AGE)
 
 
 async def get_schedule(request: web.Request) -> web.Response:
