@@ -1,8 +1,9 @@
-"""What open staff consoles cost a rush (issue 14): booking throughput with no console
-open, then with N consoles polling as /console does (today's and tomorrow's schedules
-every second, the holds awaiting payment every five with `Cache-Control: max-age=5`, both
-with If-None-Match, each console opened at a random moment), in alternating rounds so that
-drift of a shared machine falls on both alike.
+"""What open staff consoles cost a rush (issue 14). First N consoles alone, no rush: as
+/console has them (each reading the live stream of the hospital's sessions and holds) and
+as it had them before (polling the sessions every second and the holds every five, with
+If-None-Match). Then booking throughput with no console open and with N streaming
+consoles, each opened at a random moment, in ABBA rounds so that drift of a shared machine
+falls on both alike.
 
     python -m bench.consoles --consoles 50 --rounds 3 --seconds 15
 
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import math
 import os
 import platform
 import random
@@ -29,6 +31,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,25 +158,30 @@ def _close(client: AdminClient, seeded: list[dict[str, Any]]) -> None:
 
 async def _measure(
     url: str, secret: str, client: AdminClient, meter: CpuMeter, args: argparse.Namespace
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The consoles alone (no rush: what they cost by themselves), then the rounds."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The consoles alone (no rush: what they cost by themselves, streaming and polling),
+    then the rounds of a rush with and without streaming consoles, as /console has them."""
     rounds = []
     staff = issue_token(secret, subject="staff", hospital_id=HOSPITAL, ttl=6 * 3600)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(url, connector=connector) as session:
 
-        async def phase(consoles: int, crowd: int) -> dict[str, Any]:
+        async def phase(consoles: int, crowd: int, kind: str = "stream") -> dict[str, Any]:
             seeded = await asyncio.to_thread(_seed, client, args.capacity)
             ids = [schedule["id"] for schedule in seeded]
             before = meter.read()
-            measured = await _phase(session, secret, staff, ids, consoles, crowd, args.seconds)
+            watch = CONSOLES[kind]
+            measured = await _phase(
+                session, secret, staff, ids, consoles, crowd, args.seconds, watch
+            )
+            measured["console"] = kind
             measured["cores_busy"] = _cpu_shares(before, meter.read())
             measured["load_average"] = round(os.getloadavg()[0], 1)
             await asyncio.to_thread(_close, client, seeded)
             print(json.dumps(measured), flush=True)
             return measured
 
-        alone = await phase(args.consoles, 0)
+        alone = [await phase(args.consoles, 0, kind) for kind in CONSOLES]
         for round_ in range(args.rounds):
             # ABBA: every other round starts with the consoles, so that a machine growing
             # busier or quieter through the run does not favour either side.
@@ -190,15 +199,16 @@ async def _phase(
     consoles: int,
     crowd: int,
     seconds: float,
+    watch: Console,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
-    polls: dict[int, int] = {}
+    seen: Counter[str] = Counter()
     answers: dict[int, int] = {}
     bookers = [
         _book_until(session, secret, schedules[k % len(schedules)], deadline, answers)
         for k in range(crowd)
     ]
-    watchers = [_console_until(session, staff, deadline, polls) for _ in range(consoles)]
+    watchers = [watch(session, staff, deadline, seen) for _ in range(consoles)]
     await asyncio.gather(*bookers, *watchers)
     booked = answers.pop(201, 0)
     return {
@@ -208,9 +218,8 @@ async def _phase(
         "bookings_per_second": round(booked / seconds, 1),
         # Anything but 201 (a sold-out schedule, a 503) would make the rate mean less.
         "booking_refusals": answers,
-        "console_polls": sum(polls.values()),
-        "console_not_modified": polls.get(304, 0),
-        "console_failures": sum(n for status, n in polls.items() if status not in (200, 304)),
+        # Polls by answer status, or streams opened and events received.
+        "console_seen": dict(seen),
     }
 
 
@@ -230,13 +239,13 @@ async def _book_until(
             answers[answer.status] = answers.get(answer.status, 0) + 1
 
 
-async def _console_until(
-    session: aiohttp.ClientSession, staff: str, deadline: float, polls: dict[int, int]
+async def _polling_console(
+    session: aiohttp.ClientSession, staff: str, deadline: float, seen: Counter[str]
 ) -> None:
-    """One open console: the two conditional polls of server/web/fill.js, from a moment of
-    its own (consoles are opened one by one, not all in the same millisecond)."""
-    today = dt.datetime.now(dt.UTC).date()
-    span = f"from={today}&to={today + dt.timedelta(days=1)}&limit=500"
+    """One console as /console was before its live stream: two conditional polls (the
+    sessions every second, the holds every five accepting a page that old), from a moment
+    of its own (consoles are opened one by one, not all in the same millisecond)."""
+    span = f"{_span()}&limit=500"
     holds = f"/v1/admin/hospitals/{HOSPITAL}/bookings?status=pending_payment&{span}"
     every = {f"/v1/schedules?hospital_id={HOSPITAL}&{span}": 1.0, holds: float(HOLDS_SECONDS)}
     accepted = {holds: {"Cache-Control": f"max-age={HOLDS_SECONDS}"}}
@@ -253,14 +262,42 @@ async def _console_until(
             headers["If-None-Match"] = etags[path]
         async with session.get(path, headers=headers) as answer:
             await answer.read()
-            polls[answer.status] = polls.get(answer.status, 0) + 1
+            seen[str(answer.status)] += 1
             if answer.status == 200 and "ETag" in answer.headers:
                 etags[path] = answer.headers["ETag"]
         due[path] += every[path]
 
 
+async def _streaming_console(
+    session: aiohttp.ClientSession, staff: str, deadline: float, seen: Counter[str]
+) -> None:
+    """One console as /console is: its live stream (server/web/fill.js), opened again
+    whenever the server ends it, until the deadline."""
+    await asyncio.sleep(random.uniform(0, 1))
+    headers = {"Authorization": f"Bearer {staff}", "Accept": "text/event-stream"}
+    while (left := deadline - time.monotonic()) > 0:
+        path = f"/v1/admin/hospitals/{HOSPITAL}/live?{_span()}&seconds={math.ceil(left)}"
+        async with session.get(path, headers=headers) as answer:
+            seen["opened" if answer.status == 200 else str(answer.status)] += 1
+            try:
+                async with asyncio.timeout(left):
+                    async for line in answer.content:
+                        seen["events"] += line.startswith(b"event: ")
+            except TimeoutError:
+                return
+
+
+def _span() -> str:
+    today = dt.datetime.now(dt.UTC).date()
+    return f"from={today}&to={today + dt.timedelta(days=1)}"
+
+
+Console = Callable[[aiohttp.ClientSession, str, float, Counter[str]], Awaitable[None]]
+CONSOLES: dict[str, Console] = {"stream": _streaming_console, "poll": _polling_console}
+
+
 def _write(
-    args: argparse.Namespace, consoles_alone: dict[str, Any], rounds: list[dict[str, Any]]
+    args: argparse.Namespace, consoles_alone: list[dict[str, Any]], rounds: list[dict[str, Any]]
 ) -> None:
     def rate(consoles: int) -> list[float]:
         return [r["bookings_per_second"] for r in rounds if r["consoles"] == consoles]
@@ -273,9 +310,8 @@ def _write(
         for without, with_ in zip(rate(0), rate(args.consoles), strict=True)
     ]
     loss = statistics.median(losses)
-    idle = consoles_alone["cores_busy"]
     report = {
-        "what": f"booking throughput with {args.consoles} staff consoles polling, vs none",
+        "what": f"booking throughput with {args.consoles} staff consoles open, vs none",
         "command": " ".join(["python -m bench.consoles", *sys.argv[1:]]),
         "strategy": args.strategy,
         "crowd": args.crowd,
@@ -296,6 +332,17 @@ def _write(
     name = f"consoles-{dt.date.today()}-{socket.gethostname()}"
     out = Path(args.out)
     (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    def cores(r: dict[str, Any]) -> str:
+        busy = r["cores_busy"]
+        return (
+            f"{busy['load_generator']} | {busy['server']} | {busy['stores']} | "
+            f"{busy['machine']} | {r['load_average']}"
+        )
+
+    def seen(r: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(r["console_seen"].items())) or "-"
+
     lines = [
         f"# {report['what']}",
         "",
@@ -304,25 +351,24 @@ def _write(
         f"phase, each cut to what it sold afterwards; {os.cpu_count()} CPUs shared by the "
         "load generator, the server and whatever else runs on the machine)",
         "",
-        f"**{args.consoles} consoles alone** (no rush, {args.seconds:g} s): "
-        f"{consoles_alone['console_polls']} polls ({consoles_alone['console_not_modified']} "
-        f"answered 304); cores busy: server {idle['server']}, its Redis and PostgreSQL "
-        f"{idle['stores']}, the load generator {idle['load_generator']}.",
-        "",
         "Cores busy: the average number of CPUs each kept busy over the phase (server: the "
         "slotrush process; stores: its embedded Redis and PostgreSQL; machine: everything, "
-        "other users included, of 2).",
+        f"other users included, of {os.cpu_count()}).",
         "",
-        "| round | consoles | bookings/s | refused | console polls | of them 304 | failed | "
-        "cores: load generator | server | stores | machine | load average |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"**{args.consoles} consoles alone**, no rush (what they cost by themselves):",
+        "",
+        "| consoles | seen | cores: load generator | server | stores | machine | load avg |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {r['console']} | {seen(r)} | {cores(r)} |" for r in consoles_alone),
+        "",
+        f"**A rush with and without {args.consoles} streaming consoles** (ABBA rounds):",
+        "",
+        "| round | consoles | bookings/s | refused | consoles saw | "
+        "cores: load generator | server | stores | machine | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *(
             f"| {r['round']} | {r['consoles']} | {r['bookings_per_second']} | "
-            f"{sum(r['booking_refusals'].values())} | {r['console_polls']} | "
-            f"{r['console_not_modified']} | {r['console_failures']} | "
-            f"{r['cores_busy']['load_generator']} | {r['cores_busy']['server']} | "
-            f"{r['cores_busy']['stores']} | {r['cores_busy']['machine']} | "
-            f"{r['load_average']} |"
+            f"{sum(r['booking_refusals'].values())} | {seen(r)} | {cores(r)} |"
             for r in rounds
         ),
         "",

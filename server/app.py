@@ -8,7 +8,6 @@ requests have finished).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 
 from aiohttp import web
@@ -28,7 +27,7 @@ from server.appkeys import (
     ADMISSION,
     HIS_SYNC,
     HOSPITALS,
-    LIVE_STOP,
+    LIVE,
     METRICS_REGISTRY,
     OPEN_ROOMS,
     OPENAPI_JSON,
@@ -49,6 +48,7 @@ from server.cors import cors, parse_origins
 from server.encoding import dumps
 from server.endpoints import ROUTES
 from server.fastpath import SoldOutMemory
+from server.live_feeds import LiveFeeds
 from server.metrics import HttpMetrics, exposition_registry
 from server.middlewares import problems_and_metrics
 from server.openapi import build_document
@@ -81,7 +81,7 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
     # One process unless the runner's supervisor says how many workers serve.
     app[WORKERS] = ONE_PROCESS
     app[SNAPSHOTS] = SharedSnapshots()
-    app[LIVE_STOP] = asyncio.Event()
+    app[LIVE] = LiveFeeds()
     app.on_shutdown.append(_end_live_streams)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
@@ -93,7 +93,8 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
 
 
 async def _end_live_streams(app: web.Application) -> None:
-    app[LIVE_STOP].set()
+    # Streams would otherwise hold the shutdown until its timeout.
+    app[LIVE].stop()
 
 
 def served_routes(app: web.Application) -> Iterator[tuple[str, str, str]]:

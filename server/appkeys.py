@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -19,6 +17,7 @@ from core.tokens import TokenVerifier
 from core.waiting_room import OpenRooms, WaitingRooms
 from server.admission import Admission
 from server.fastpath import SoldOutMemory
+from server.live_feeds import LiveFeeds
 from server.snapshots import SharedSnapshots
 from server.workers import Workers
 
@@ -32,8 +31,7 @@ OPERATIONS = web.AppKey("operations", HospitalOperations)
 HIS_SYNC = web.AppKey("his_sync", HisSync)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SNAPSHOTS = web.AppKey("snapshots", SharedSnapshots)
-# Set when the server stops: the live streams end at once rather than hold the shutdown.
-LIVE_STOP = web.AppKey("live_stop", asyncio.Event)
+LIVE = web.AppKey("live", LiveFeeds)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -12,7 +12,6 @@ consoles are open.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Final
 
@@ -20,18 +19,16 @@ from aiohttp import hdrs, web
 from multidict import MultiDict
 
 from core.domain import Code
-from core.failures import STORE_UNAVAILABLE
 from server import auth, shapes
 from server import validation as parse
-from server.appkeys import LIVE_STOP, SETTINGS
+from server.appkeys import LIVE, SETTINGS
 from server.endpoints.patients import schedules_snapshot
 from server.endpoints.records import records_snapshot
+from server.live_feeds import PROBLEM, Inbox, Read
 from server.openapi import ADMIN, errors, query_parameters
 from server.route import Access, Route
 from server.shapes.live import LiveQuery
 from server.snapshots import Snapshot
-
-log = logging.getLogger("slotrush.server")
 
 # The console's intervals: the sessions every second (their `remaining` may lag a second
 # anyway), the holds every five.
@@ -48,70 +45,71 @@ EVENT_STREAM: Final = "text/event-stream"
 async def live(request: web.Request) -> web.StreamResponse:
     hospital_id = auth.staff_hospital(request)
     query = parse.query(request.query, LiveQuery)
-    span = {"from": query.visit_from.isoformat(), "to": query.visit_to.isoformat(), "limit": _PAGE}
-    sessions = parse.query(MultiDict(hospital_id=hospital_id, **span), shapes.ScheduleFilters)
-    holds = MultiDict(status="pending_payment", **span)
     deadline = request.app[SETTINGS].admin_request_timeout - _DEADLINE_MARGIN_SECONDS
     ends = time.monotonic() + max(1.0, min(float(query.seconds), deadline))
-    stop = request.app[LIVE_STOP]
+    feeds = request.app[LIVE]
     response = web.StreamResponse(
         headers={hdrs.CONTENT_TYPE: EVENT_STREAM, hdrs.CACHE_CONTROL: "no-store"}
     )
     await response.prepare(request)
-    sent: dict[str, str] = {}
-    holds_due = written = time.monotonic()
-    try:
-        while not stop.is_set() and time.monotonic() < ends:
-            events = [
-                _changed(
-                    "schedules", await schedules_snapshot(request.app, sessions, hospital_id), sent
-                )
-            ]
-            if time.monotonic() >= holds_due:
-                holds_due += _HOLDS_SECONDS
-                page = await records_snapshot(request.app, holds, hospital_id, _HOLDS_SECONDS)
-                events.append(_changed("holds", page, sent))
-            chunk = b"".join(events)
-            if not chunk and time.monotonic() - written >= _HEARTBEAT_SECONDS:
-                chunk = b": nothing changed\n\n"
-            if chunk:
-                await response.write(chunk)
-                written = time.monotonic()
-            await _rest(stop, _SCHEDULES_SECONDS)
-    except ConnectionResetError:
-        return response
-    except STORE_UNAVAILABLE as exc:
-        # Past its headers a stream cannot become a problem answer: it says so and ends,
-        # and the console reconnects.
-        log.warning("%s %s: store unavailable: %r", request.method, request.path, exc)
-        await _try_write(response, b'event: problem\ndata: {"code": "%s"}\n\n' % Code.BUSY.encode())
-        return response
-    await _try_write(response, b"event: end\ndata: {}\n\n")
-    return response
+    key = (hospital_id, query.visit_from, query.visit_to)
+    with feeds.follow(key, _reader(request.app, hospital_id, query)) as inbox:
+        try:
+            while not feeds.stopping and (left := ends - time.monotonic()) > 0:
+                chunk = await _next(inbox, min(left, _HEARTBEAT_SECONDS))
+                await response.write(chunk or b": nothing changed\n\n")
+                if PROBLEM in chunk:
+                    # Past its headers a stream cannot become a problem answer: it says so
+                    # and ends, and the console opens it again a little later.
+                    return await _end(response, b"")
+        except ConnectionResetError:
+            return response
+    return await _end(response, b"event: end\ndata: {}\n\n")
 
 
-def _changed(name: str, snapshot: Snapshot, sent: dict[str, str]) -> bytes:
-    """The event of `snapshot` unless it is the one this stream sent last."""
-    if sent.get(name) == snapshot.etag:
-        return b""
-    sent[name] = snapshot.etag
+def _reader(app: web.Application, hospital_id: str, query: LiveQuery) -> Read:
+    """The feed's pages: the sessions every read, the holds every few."""
+    span = {"from": query.visit_from.isoformat(), "to": query.visit_to.isoformat(), "limit": _PAGE}
+    sessions = parse.query(MultiDict(hospital_id=hospital_id, **span), shapes.ScheduleFilters)
+    holds = MultiDict(status="pending_payment", **span)
+    holds_due = 0.0
+
+    async def read() -> dict[str, bytes]:
+        nonlocal holds_due
+        events = {
+            "schedules": _event("schedules", await schedules_snapshot(app, sessions, hospital_id))
+        }
+        if time.monotonic() >= holds_due:
+            holds_due = time.monotonic() + _HOLDS_SECONDS
+            page = await records_snapshot(app, holds, hospital_id, _HOLDS_SECONDS)
+            events["holds"] = _event("holds", page)
+        return events
+
+    return read
+
+
+def _event(name: str, snapshot: Snapshot) -> bytes:
     return b"event: %s\ndata: %s\n\n" % (name.encode(), snapshot.body)
 
 
-async def _rest(stop: asyncio.Event, seconds: float) -> None:
-    """Wait `seconds`, or less if the server is stopping."""
+async def _next(inbox: Inbox, seconds: float) -> bytes:
+    """What the feed delivered within `seconds`, or b"" if nothing did."""
     try:
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await inbox.ready.wait()
     except TimeoutError:
-        return
+        return b""
+    return inbox.take()
 
 
-async def _try_write(response: web.StreamResponse, chunk: bytes) -> None:
+async def _end(response: web.StreamResponse, last: bytes) -> web.StreamResponse:
     try:
-        await response.write(chunk)
+        if last:
+            await response.write(last)
         await response.write_eof()
     except ConnectionResetError:
-        return
+        pass
+    return response
 
 
 ROUTES: Final[tuple[Route, ...]] = (

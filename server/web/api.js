@@ -46,12 +46,10 @@ export function newIdempotencyKey() {
 }
 
 // One call. `body` is sent as JSON unless `contentType` says otherwise; `etag` makes it
-// conditional: the answer is then {notModified: true} while the resource is unchanged;
-// `maxAge` accepts an answer that many seconds old (`Cache-Control: max-age`).
+// conditional: the answer is then {notModified: true} while the resource is unchanged.
 export async function call(method, path, options = {}) {
-  const { token, body, contentType, etag, idempotencyKey, maxAge } = options;
+  const { token, body, contentType, etag, idempotencyKey } = options;
   const headers = { Accept: "application/json" };
-  if (maxAge) headers["Cache-Control"] = `max-age=${maxAge}`;
   if (token) headers.Authorization = `Bearer ${token}`;
   if (etag) headers["If-None-Match"] = etag;
   if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
@@ -64,13 +62,19 @@ export async function call(method, path, options = {}) {
   const answer = await fetch(path, { method, headers, body: payload, cache: "no-store" });
   if (answer.status === 304) return { notModified: true, etag };
   if (answer.status === 204) return { body: null };
+  const data = await parsed(answer);
+  return { body: data, etag: answer.headers.get("ETag") };
+}
+
+// The JSON of an answer, or the ApiProblem it carries.
+async function parsed(answer) {
   const type = answer.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await answer.json() : { detail: await answer.text() };
   if (!answer.ok) {
     const retryAfter = Number(answer.headers.get("Retry-After")) || undefined;
     throw new ApiProblem(answer.status, data, retryAfter);
   }
-  return { body: data, etag: answer.headers.get("ETag") };
+  return data;
 }
 
 // Every row of a paginated list (API.md: `limit`, `cursor`, `next_cursor`).
@@ -88,15 +92,11 @@ export async function everyRow(path, key, token) {
 }
 
 // Calls `path` every `seconds` with the last ETag and hands each new body to `onChange`.
-// While the answers stay 304 it waits twice as long each time, up to `restSeconds`, and
-// is back to `seconds` at the first change; it rests while the tab is hidden and waits out
-// a Retry-After, so a thousand open pages cost the server little. `maxAge` lets the server
-// answer from a page read for another page at most that long ago.
+// It rests while the tab is hidden and waits out a Retry-After, so a thousand open pages
+// during a rush cost the server conditional GETs, mostly answered 304.
 export class Poller {
-  constructor(path, token, seconds, onChange, onError, { restSeconds, maxAge } = {}) {
-    Object.assign(this, { path, token, seconds, onChange, onError, maxAge });
-    this.restSeconds = restSeconds || seconds;
-    this.wait = seconds;
+  constructor(path, token, seconds, onChange, onError) {
+    Object.assign(this, { path, token, seconds, onChange, onError });
     this.etag = null;
     this.timer = null;
     this.stopped = false;
@@ -115,24 +115,90 @@ export class Poller {
 
   async tick() {
     if (this.stopped) return;
-    let wait = this.wait;
+    let wait = this.seconds;
     if (!document.hidden) {
       try {
-        const answer = await call("GET", this.path,
-          { token: this.token, etag: this.etag, maxAge: this.maxAge });
-        if (answer.notModified) {
-          this.wait = Math.min(this.wait * 2, this.restSeconds);
-        } else {
+        const answer = await call("GET", this.path, { token: this.token, etag: this.etag });
+        if (!answer.notModified) {
           this.etag = answer.etag;
-          this.wait = this.seconds;
           this.onChange(answer.body);
         }
-        wait = this.wait;
       } catch (error) {
-        wait = Math.max(this.seconds, error.retryAfter || this.seconds * 2);
+        wait = Math.max(wait, error.retryAfter || wait * 2);
         if (this.onError) this.onError(error);
       }
     }
     if (!this.stopped) this.timer = setTimeout(() => this.tick(), wait * 1000);
+  }
+}
+
+// A Server-Sent Events stream read with fetch (an EventSource cannot send the token in
+// an Authorization header): each event's JSON goes to `onEvent(name, data)`. The server
+// ends a stream now and then; it is opened again at once, and after a pause growing to
+// half a minute while it keeps failing.
+export class LiveStream {
+  constructor(path, token, onEvent, onError) {
+    Object.assign(this, { path, token, onEvent, onError });
+    this.stopped = true;
+  }
+
+  start() {
+    this.stopped = false;
+    this.aborter = new AbortController();
+    this.run();
+    return this;
+  }
+
+  stop() {
+    this.stopped = true;
+    this.aborter.abort();
+  }
+
+  async run() {
+    let pause = 0;
+    while (!this.stopped) {
+      if (pause) await new Promise((wake) => setTimeout(wake, pause * 1000));
+      try {
+        const answer = await fetch(this.path, {
+          headers: { Accept: "text/event-stream", Authorization: `Bearer ${this.token}` },
+          cache: "no-store", signal: this.aborter.signal,
+        });
+        if (!answer.ok) await parsed(answer);
+        this.troubled = false;
+        await this.read(answer.body);
+        // A stream that ended on a problem (a store failing) is not opened again at once.
+        pause = this.troubled ? Math.min(30, Math.max(1, pause * 2)) : 0;
+      } catch (error) {
+        if (this.stopped) return;
+        pause = Math.min(30, Math.max(1, pause * 2, error.retryAfter || 0));
+        if (this.onError) this.onError(error);
+      }
+    }
+  }
+
+  async read(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        this.dispatch(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  }
+
+  dispatch(block) {
+    let name = "message";
+    let data = "";
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event: ")) name = line.slice(7);
+      else if (line.startsWith("data: ")) data += line.slice(6);
+    }
+    if (name === "problem") this.troubled = true;
+    if (data) this.onEvent(name, JSON.parse(data));
   }
 }

@@ -1,10 +1,11 @@
 // The console's live fill: today's and tomorrow's sessions of one hospital per department,
 // each with its fill bar, bookings per second, the moment it sold out and the holds still
-// waiting for payment. Two conditional polls feed it (schedules every second, holds every
-// five, both slowing down while nothing changes): the server answers every console of a
-// hospital from one shared read, a 304 without a body while nothing changed.
+// waiting for payment. One live stream feeds it (the server pushes the sessions when they
+// change, checked every second, and the holds, checked every five), read by every console
+// of a hospital from one shared snapshot: an open console costs the server a write when
+// something changed, not a request a second.
 
-import { call, everyRow, Poller } from "./api.js";
+import { call, everyRow, LiveStream } from "./api.js";
 import { explain, h, hospitalDate, money, PERIODS, replace, say } from "./ui.js";
 
 const WINDOW_SECONDS = 5;
@@ -16,28 +17,25 @@ export class LiveFill {
     this.samples = new Map(); // schedule id -> [[seconds, held]...] of the last few seconds
     this.soldOutAt = new Map(); // schedule id -> Date it was first seen sold out (or null)
     this.holds = new Map(); // schedule id -> bookings pending payment
-    this.pollers = [];
   }
 
   start() {
     const today = hospitalDate(this.hospital.timezone);
     const tomorrow = hospitalDate(this.hospital.timezone, 1);
     const id = encodeURIComponent(this.hospital.id);
-    const range = `from=${today}&to=${tomorrow}&limit=500`;
     const onError = (error) => say(this.status, explain(error), "error");
-    this.pollers = [
-      new Poller(`/v1/schedules?hospital_id=${id}&${range}`, this.token, 1,
-        (body) => this.onSchedules(body.schedules), onError, { restSeconds: 4 }),
-      new Poller(`/v1/admin/hospitals/${id}/bookings?status=pending_payment&${range}`,
-        this.token, 5, (body) => this.onHolds(body.bookings), onError,
-        { restSeconds: 20, maxAge: 5 }),
-    ].map((poller) => poller.start());
-    // Rates decay to zero while the polls answer 304: redraw on a clock, not on answers.
+    this.stream = new LiveStream(`/v1/admin/hospitals/${id}/live?from=${today}&to=${tomorrow}`,
+      this.token, (name, data) => {
+        if (name === "schedules") this.onSchedules(data.schedules);
+        else if (name === "holds") this.onHolds(data.bookings);
+        else if (name === "problem") onError({ code: data.code });
+      }, onError).start();
+    // Rates decay to zero while nothing is pushed: redraw on a clock, not on events.
     this.clock = setInterval(() => this.render(), 1000);
   }
 
   stop() {
-    this.pollers.forEach((poller) => poller.stop());
+    this.stream.stop();
     clearInterval(this.clock);
   }
 
