@@ -16,6 +16,8 @@ from core.booking import BookingService
 from core.inventory import InventoryFactory
 from core.jobs.runner import JobRunner
 from core.operations import HospitalOperations
+from core.payments.providers import Providers
+from core.payments.service import Payments
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
@@ -27,6 +29,7 @@ from server.appkeys import (
     METRICS_REGISTRY,
     OPENAPI_JSON,
     OPERATIONS,
+    PAYMENTS,
     RATE_LIMITER,
     SERVICE,
     SETTINGS,
@@ -133,7 +136,12 @@ async def _service(app: web.Application) -> AsyncIterator[None]:
     app[SERVICE] = service
     app[HOSPITALS] = service.hospitals
     app[OPERATIONS] = HospitalOperations(service)
-    yield
+    providers = Providers.from_settings(app[SETTINGS])
+    app[PAYMENTS] = Payments(app[STORES].pg, providers)
+    try:
+        yield
+    finally:
+        await providers.close()
 
 
 async def _sold_out_memory(app: web.Application) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from core.booking import BookingService
 from core.hospitals import Hospitals
 from core.inventory import Inventory, InventoryFactory
 from core.operations import HospitalOperations
+from core.payments.service import Payments
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import Stores
@@ -24,6 +25,7 @@ STRATEGY = web.AppKey("strategy", Inventory)
 SERVICE = web.AppKey("service", BookingService)
 HOSPITALS = web.AppKey("hospitals", Hospitals)
 OPERATIONS = web.AppKey("operations", HospitalOperations)
+PAYMENTS = web.AppKey("payments", Payments)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -35,6 +35,7 @@ _DELEGATED = {
     "faults": "bench.faults.cli",
     "simulate": "bench.season.cli",
     "report": "bench.outcomes.cli",
+    "sandbox-pay": "server.sandbox_pay.cli",
 }
 _SECRET_ENV = "SLOTRUSH_SECRET"
 

@@ -16,6 +16,7 @@ from server.endpoints import (
     lifecycle,
     operations,
     patients,
+    payments,
     profiles,
     records,
 )
@@ -27,6 +28,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     *admin.ROUTES,
     *hospitals.ROUTES,
     *lifecycle.ROUTES,
+    *payments.ROUTES,
     *profiles.ROUTES,
     *records.ROUTES,
     *analytics.ROUTES,

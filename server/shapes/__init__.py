@@ -156,6 +156,8 @@ PATH_PARAMETERS: Final[dict[str, Any]] = {
     "patient_id": EntityId,
     "department_id": EntityId,
     "doctor_id": EntityId,
+    # A payment provider's name, as webhooks name it (API.md 1.1, Payments).
+    "provider": Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}\Z")],
 }
 
 
