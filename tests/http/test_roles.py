@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.payments.signing import HEADER
 from core.tokens import issue_token
 from server.endpoints import ROUTES
 from server.route import Access, Route
 from tests.http.conftest import SECRET, Answer, Client, admin_token, patient_token, unique
+from tests.sandbox import signed
 
 ROLES = ("no token", "patient", "platform", "own", "other")
 # Path parameters that reach an object by its serial id: another hospital's is not found.
@@ -98,6 +101,7 @@ class Call:
     method: str
     path: str
     body: Any = None
+    headers: dict[str, str] | None = None
 
 
 Sample = Callable[[Client, World], Awaitable[Call]]
@@ -152,6 +156,33 @@ async def check_in_today(api: Client, world: World) -> Call:
     return Call("POST", path, {"verification_code": code})
 
 
+async def payment_of_a_hold(api: Client, world: World) -> Call:
+    """The checkout of a hold the world's patient takes on a paid schedule of another day."""
+    visit = dt.date.fromisoformat(schedule_of(world)["visit_date"]) + dt.timedelta(days=1)
+    paid = {**schedule_of(world), "visit_date": visit.isoformat(), "fee_cents": 1500}
+    (schedule,) = await api.create_schedules(paid)
+    answer = await api.book(schedule["id"], world.patient)
+    assert answer.status == 201, answer.body
+    return Call("POST", f"/v1/bookings/{answer.json['booking']['id']}/payments")
+
+
+async def signed_notice(api: Client, world: World) -> Call:
+    """A notice the sandbox signed, of a payment this server never opened."""
+    event = {
+        "id": "evt_roles",
+        "type": "checkout.declined",
+        "created": int(time.time()),
+        "data": {
+            "checkout_ref": "co_unknown",
+            "reference": f"{world.hospital}/999999",
+            "amount_cents": 1500,
+            "charge_ref": None,
+        },
+    }
+    _, signature = signed(event)
+    return Call("POST", "/v1/payments/sandbox/webhook", event, {HEADER: signature})
+
+
 PROFILE = {"birth_date": "1980-01-31"}
 TAGS = {"tags": ["vip"]}
 HOSPITAL_PATH = "/v1/admin/hospitals/{w.hospital}"
@@ -197,6 +228,8 @@ SAMPLES: dict[str, Sample] = {
     "suspendSchedule": call(
         "POST", "/v1/admin/schedules/{w.booked_schedule}/suspend", lambda w: {"reason": "ill"}
     ),
+    "createPayment": payment_of_a_hold,
+    "paymentWebhook": signed_notice,
     "healthz": call("GET", "/healthz"),
     "metrics": call("GET", "/metrics"),
     "openapi": call("GET", "/openapi.json"),
@@ -267,7 +300,9 @@ async def test_every_route_answers_every_role_as_its_access_says(api: Client, ro
         assert re.fullmatch(
             route.path.replace("{", "(?P<").replace("}", ">[^/]+)"), sent.path.split("?")[0]
         )
-        answer = await api.call(sent.method, sent.path, token=world.tokens[role], json=sent.body)
+        answer = await api.call(
+            sent.method, sent.path, token=world.tokens[role], json=sent.body, headers=sent.headers
+        )
         want = expected(route, role, concerns(route, sent, world))
         check(answer, want, world, f"{route_id(route)} as {role}")
 
