@@ -6,6 +6,7 @@ process is killed between the provider's refund and the ledger's record of it.""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ from core.booking import BookingService
 from core.domain import Booking, BookingStatus, Code, PaymentStatus
 from core.errors import SlotrushError
 from core.failpoints import REFUND_AFTER_PROVIDER
-from core.lifecycle import expiry
+from core.lifecycle import expiry, settlement
 from core.payments import refunds, signing
 from core.payments.ledger import Applied
 from core.payments.providers import Providers
@@ -426,6 +427,38 @@ async def test_refunds_resume_once_the_provider_is_back_and_finish_once(
     assert refunded.payment_status is PaymentStatus.REFUNDED
     assert sandbox.refunds_of(ref) == 1
     assert await movements(stores, booking) == [("charge", FEE), ("refund", FEE)]
+    assert await money_violations(stores.pg) == []
+
+
+async def test_a_paid_no_show_is_refunded_at_day_end(
+    plain: BookingService,
+    stores: Stores,
+    payments: Payments,
+    sandbox: Sandbox,
+    session: aiohttp.ClientSession,
+) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    (sid,) = await create(plain, schedule_in(capacity=2, fee_cents=FEE, visit_date=today))
+    booking = await hold(plain, "alice", sid)
+    ref = (await payments.checkout(booking)).payment.checkout_ref
+    assert ref is not None
+    await complete(session, sandbox.url, ref, "succeeded")
+    await until(stores, booking, paid)
+
+    await settlement.settle_day(stores.pg, booking.hospital_id, today)
+    providers = Providers({"sandbox": SandboxProvider(sandbox.url, SECRET, PROVIDER_TIMEOUT)})
+    try:
+        assert (await current(stores, booking)).payment_status is PaymentStatus.REFUNDING
+        assert await refund_now(stores, providers) == 1
+    finally:
+        await providers.close()
+
+    settled = await current(stores, booking)
+    assert (settled.status, settled.payment_status) == (
+        BookingStatus.NO_SHOW,
+        PaymentStatus.REFUNDED,
+    )
+    assert sandbox.refunds_of(ref) == 1
     assert await money_violations(stores.pg) == []
 
 
