@@ -15,6 +15,7 @@ from server import validation as parse
 from server.appkeys import PAYMENTS, SERVICE
 from server.encoding import json_response
 from server.openapi import AUTH, BODY, EMPTY_BODY, errors, ok
+from server.problems import HttpCode
 from server.route import Access, Route
 from server.shapes import payments as payment_shapes
 
@@ -103,7 +104,7 @@ ROUTES: Final[tuple[Route, ...]] = (
             },
             "responses": {
                 **ok(200, "The notice was taken", payment_shapes.WebhookReceipt),
-                **errors(*BODY, Code.BAD_SIGNATURE),
+                **errors(*BODY, Code.BAD_SIGNATURE, HttpCode.NOT_FOUND),
             },
         },
         access=Access.PUBLIC,
