@@ -24,6 +24,7 @@ from core.domain import (
     BookingRequest,
     BookingStatus,
     Code,
+    PaymentStatus,
     Rejected,
     Rules,
     Schedule,
@@ -266,9 +267,10 @@ class BookingService:
             raise SlotrushError(Code.CANCEL_WINDOW_CLOSED)
         cancelled = await self.strategy.cancel(booking)
         self._remaining.pop(booking.schedule_id)
-        if cancelled is not None:
+        if cancelled is not None and cancelled.payment_status is PaymentStatus.NONE:
             return cancelled
-        # Another transition got there first (a concurrent cancel, expiry, settlement).
+        # Its money changed in the cancel's transaction (a refund owed) after the row the
+        # strategy read; or another transition got there first (a cancel, expiry, settlement).
         return _cancellable(await self.booking(patient_id, booking_id))
 
     def schedule_changed(self, schedule: Schedule) -> None:

@@ -21,6 +21,7 @@ from core.domain import (
     BookingStatus,
     CancelledBy,
     Code,
+    PaymentStatus,
     Period,
     Rejected,
     Rules,
@@ -100,6 +101,9 @@ def booking_from_row(row: asyncpg.Record | dict[str, Any]) -> Booking:
         settled_at=row["settled_at"],
         idempotency_key=row["idempotency_key"],
         request_id=str(row["request_id"]),
+        payment_status=PaymentStatus(row["payment_status"]),
+        payment_provider=row["payment_provider"],
+        payment_ref=row["payment_ref"],
     )
 
 

@@ -69,6 +69,12 @@ class Settings:
     # Whether a server process also runs the durable jobs (core.jobs); `serve --no-jobs`
     # leaves them to `slotrush worker` processes.
     run_jobs: bool = True
+    # Payments: the sandbox provider's URL (`slotrush sandbox-pay`), the secret its webhooks
+    # are signed with, and how long a call to a provider may take before it counts as down.
+    # The defaults are the sandbox's own, for development and tests; a deployment sets its own.
+    pay_sandbox_url: str = "http://127.0.0.1:8099"
+    pay_secret: str = "sandbox-webhook-secret-change-me"
+    pay_timeout: float = 3.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -103,5 +109,8 @@ class Settings:
             rate_limit_patient=os.environ.get("SLOTRUSH_RATE_LIMIT_PATIENT", ""),
             rate_limit_address=os.environ.get("SLOTRUSH_RATE_LIMIT_ADDRESS", ""),
             cors_origins=os.environ.get("SLOTRUSH_CORS_ORIGINS", ""),
+            pay_sandbox_url=os.environ.get("SLOTRUSH_PAY_SANDBOX_URL") or cls.pay_sandbox_url,
+            pay_secret=os.environ.get("SLOTRUSH_PAY_SECRET") or cls.pay_secret,
+            pay_timeout=_env_float("SLOTRUSH_PAY_TIMEOUT", cls.pay_timeout),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

@@ -17,6 +17,8 @@ from core.his_sync.service import HisSync
 from core.inventory import InventoryFactory
 from core.jobs.runner import JobRunner
 from core.operations import HospitalOperations
+from core.payments.providers import Providers
+from core.payments.service import Payments
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
@@ -31,6 +33,7 @@ from server.appkeys import (
     OPEN_ROOMS,
     OPENAPI_JSON,
     OPERATIONS,
+    PAYMENTS,
     RATE_LIMITER,
     RECENT_SCHEDULES,
     ROOMS,
@@ -146,7 +149,12 @@ async def _service(app: web.Application) -> AsyncIterator[None]:
     app[HOSPITALS] = service.hospitals
     app[OPERATIONS] = HospitalOperations(service)
     app[HIS_SYNC] = HisSync(service)
-    yield
+    providers = Providers.from_settings(app[SETTINGS])
+    app[PAYMENTS] = Payments(app[STORES].pg, providers)
+    try:
+        yield
+    finally:
+        await providers.close()
 
 
 async def _sold_out_memory(app: web.Application) -> AsyncIterator[None]:

@@ -42,6 +42,9 @@ HOSPITAL_KEYED = {
     "redis_resizes": "hospital_id",
     "settlements": "hospital_id",
     "check_in_failures": "hospital_id",
+    "payments": "hospital_id",
+    "money_movements": "hospital_id",
+    "refunds": "hospital_id",
 }
 # Copied whole to every node (reference tables): the patient's own, no hospital's.
 REFERENCE = frozenset({"patient_profiles"})
@@ -75,6 +78,8 @@ CROSS_HOSPITAL = {
     "expire_holds": "job sweep: lapsed holds at any hospital, oldest first",
     "settlements_due": "job sweep: each hospital's dates past its settle_at",
     "ledger_footprint": "bench: the ledger's bytes per booking, every hospital's bookings",
+    "claim_refunds_due": "job sweep: refunds owed at any hospital, the longest waiting first",
+    "money_violations": "invariant 8 over every hospital ($1 NULL), for tests and audits",
 }
 
 _ANY_TABLE = frozenset(HOSPITAL_KEYED) | REFERENCE | LOCAL

@@ -22,6 +22,7 @@ from core.jobs import settle_day, settle_due
 from core.jobs.job import JobContext, enqueue
 from core.jobs.runner import JobRunner
 from core.lifecycle.settlement import Due
+from core.payments.providers import Providers
 from core.stores import Stores
 from strategies.base import InventoryStrategy
 from strategies.pg_pessimistic import PgPessimistic
@@ -120,7 +121,7 @@ async def test_settle_due_queues_the_dates_whose_settle_time_passed(
         "UPDATE hospitals SET settle_at = '23:00', timezone = 'Etc/GMT+12' WHERE id = 'h-later'"
     )
 
-    context = JobContext(stores, one_strategy)
+    context = JobContext(stores, one_strategy, Providers.from_settings(stores.settings))
     await settle_due.JOB.run(context, None)
     await settle_due.JOB.run(context, None)  # a second tick before the first item ran
 

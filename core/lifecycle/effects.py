@@ -1,10 +1,11 @@
 """What follows a transition, written in the transaction that makes it.
 
 Every transition of core.lifecycle ends its transaction with one call here per kind of
-follow-up. They do nothing yet: this is where the next parts of API.md 1.1 attach, each as
-lines in these functions, never as a change to the transitions:
-- refunds: a paid booking cancelled (either way), expired or settled as a no-show is
-  refunded (a refund work item in the money ledger, retried by a job until confirmed);
+follow-up. This is where the parts of API.md 1.1 attach, each as lines in these functions,
+never as a change to the transitions:
+- refunds (core.payments): a paid booking cancelled (either way), expired or settled as a
+  no-show is refunded (a refund work item in the money ledger, retried by a job until
+  confirmed);
 - automatic blacklisting: a no-show, and a cancel by the patient (a late one counting
   double), are breach events counted against the hospital's blacklist rules;
 - notifications: an outbox row for the hospital's webhook (cancelled by the hospital,
@@ -20,6 +21,7 @@ from enum import StrEnum
 import asyncpg
 
 from core.domain import Booking
+from core.payments import ledger as money
 
 
 class Ending(StrEnum):
@@ -37,6 +39,7 @@ class Ending(StrEnum):
 
 async def booking_ended(conn: asyncpg.Connection, bookings: Sequence[Booking], how: Ending) -> None:
     """Bookings that will never be attended: refunds, breach events, notifications."""
+    await money.owe_refunds(conn, bookings)
 
 
 async def booking_attended(conn: asyncpg.Connection, booking: Booking) -> None:

@@ -171,6 +171,8 @@ PATH_PARAMETERS: Final[dict[str, Any]] = {
     "department_id": EntityId,
     "doctor_id": EntityId,
     "asset": AssetName,
+    # A payment provider's name, as webhooks name it (API.md 1.1, Payments).
+    "provider": Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}\Z")],
 }
 
 

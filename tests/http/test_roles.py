@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.payments.signing import HEADER
 from core.tokens import issue_token
 from server.endpoints import ROUTES
 from server.route import Access, Route
 from tests.http.conftest import SECRET, Answer, Client, admin_token, patient_token, unique
+from tests.sandbox import signed
 
 ROLES = ("no token", "patient", "platform", "own", "other")
 # Path parameters that reach an object by its serial id: another hospital's is not found.
@@ -174,6 +177,35 @@ async def place_in_room(api: Client, world: World) -> Call:
 
 
 ROOM = {"admit_per_second": 5}
+
+
+async def payment_of_a_hold(api: Client, world: World) -> Call:
+    """The checkout of a hold the world's patient takes on a paid schedule of another day."""
+    visit = dt.date.fromisoformat(schedule_of(world)["visit_date"]) + dt.timedelta(days=1)
+    paid = {**schedule_of(world), "visit_date": visit.isoformat(), "fee_cents": 1500}
+    (schedule,) = await api.create_schedules(paid)
+    answer = await api.book(schedule["id"], world.patient)
+    assert answer.status == 201, answer.body
+    return Call("POST", f"/v1/bookings/{answer.json['booking']['id']}/payments")
+
+
+async def signed_notice(api: Client, world: World) -> Call:
+    """A notice the sandbox signed, of a payment this server never opened."""
+    event = {
+        "id": "evt_roles",
+        "type": "checkout.declined",
+        "created": int(time.time()),
+        "data": {
+            "checkout_ref": "co_unknown",
+            "reference": f"{world.hospital}/999999",
+            "amount_cents": 1500,
+            "charge_ref": None,
+        },
+    }
+    _, signature = signed(event)
+    return Call("POST", "/v1/payments/sandbox/webhook", event, {HEADER: signature})
+
+
 PROFILE = {"birth_date": "1980-01-31"}
 TAGS = {"tags": ["vip"]}
 HOSPITAL_PATH = "/v1/admin/hospitals/{w.hospital}"
@@ -229,6 +261,8 @@ SAMPLES: dict[str, Sample] = {
     "deleteWaitingRoom": with_room(
         call("DELETE", "/v1/admin/schedules/{w.free_schedule}/waiting-room")
     ),
+    "createPayment": payment_of_a_hold,
+    "paymentWebhook": signed_notice,
     "healthz": call("GET", "/healthz"),
     "metrics": call("GET", "/metrics"),
     "openapi": call("GET", "/openapi.json"),
