@@ -99,6 +99,10 @@ class Code(StrEnum):
     PROFILE_NOT_FOUND = "profile_not_found"
     # A transition API.md 1.1's table of booking states does not have.
     INVALID_STATE = "invalid_state"
+    # A hospital that has set no blacklist rules (it blacklists no one by itself).
+    BLACKLIST_RULES_NOT_FOUND = "blacklist_rules_not_found"
+    # No dead notification of that id at that hospital (to send again).
+    NOTIFICATION_NOT_FOUND = "notification_not_found"
 
 
 # A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.

@@ -31,6 +31,8 @@ PROBLEMS: Final[dict[Code, tuple[int, str]]] = {
     Code.BUSY: (503, "Busy, retry later"),
     Code.PROFILE_NOT_FOUND: (404, "Profile not found"),
     Code.INVALID_STATE: (409, "Invalid state for this action"),
+    Code.BLACKLIST_RULES_NOT_FOUND: (404, "Blacklist rules not found"),
+    Code.NOTIFICATION_NOT_FOUND: (404, "Notification not found"),
 }
 
 

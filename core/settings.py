@@ -66,6 +66,14 @@ class Settings:
     # Whether a server process also runs the durable jobs (core.jobs); `serve --no-jobs`
     # leaves them to `slotrush worker` processes.
     run_jobs: bool = True
+    # Webhook notifications (core.notifications): a post waits `webhook_timeout` for its
+    # answer; a failed one is tried again after `webhook_retry_seconds`, doubled each time,
+    # and is dead after `webhook_max_attempts`. Reminders go out this many hours before the
+    # visit starts.
+    webhook_timeout: float = 10.0
+    webhook_retry_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+    reminder_hours: int = 24
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -99,5 +107,13 @@ class Settings:
             rate_limit_patient=os.environ.get("SLOTRUSH_RATE_LIMIT_PATIENT", ""),
             rate_limit_address=os.environ.get("SLOTRUSH_RATE_LIMIT_ADDRESS", ""),
             cors_origins=os.environ.get("SLOTRUSH_CORS_ORIGINS", ""),
+            webhook_timeout=_env_float("SLOTRUSH_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            webhook_retry_seconds=_env_float(
+                "SLOTRUSH_WEBHOOK_RETRY_SECONDS", cls.webhook_retry_seconds
+            ),
+            webhook_max_attempts=_env_int(
+                "SLOTRUSH_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts
+            ),
+            reminder_hours=_env_int("SLOTRUSH_REMINDER_HOURS", cls.reminder_hours),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from core.jobs import expire_holds, settle_day, settle_due
+from core.jobs import deliver_notifications, expire_holds, send_reminders, settle_day, settle_due
 from core.jobs.job import Job
 
 JOBS: Final[tuple[Job, ...]] = (
     expire_holds.JOB,
     settle_due.JOB,
     settle_day.JOB,
+    deliver_notifications.JOB,
+    send_reminders.JOB,
 )

@@ -10,16 +10,18 @@ from pgqueuer.db import AsyncpgDriver
 from pgqueuer.queries import Queries
 
 from core.inventory import Inventory
+from core.notifications.delivery import Courier
 from core.stores import Stores
 
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """What every job runs with: the stores, and the inventory whose release path frees
-    numbers (the strategy the process serves with)."""
+    """What every job runs with: the stores, the inventory whose release path frees
+    numbers (the strategy the process serves with), and what posts webhooks."""
 
     stores: Stores
     inventory: Inventory
+    courier: Courier
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from pgqueuer.models import Schedule as Tick
 from core.inventory import Inventory
 from core.jobs import JOBS
 from core.jobs.job import Job, JobContext
+from core.notifications.delivery import Courier
 from core.stores import Stores
 
 log = logging.getLogger("slotrush.jobs")
@@ -32,9 +33,11 @@ _STOP_SECONDS = 10.0
 
 
 class JobRunner:
-    def __init__(self, stores: Stores, inventory: Inventory, jobs: Sequence[Job] = JOBS) -> None:
+    def __init__(
+        self, stores: Stores, inventory: Inventory, courier: Courier, jobs: Sequence[Job] = JOBS
+    ) -> None:
         self._pool = stores.pg
-        self._context = JobContext(stores, inventory)
+        self._context = JobContext(stores, inventory, courier)
         self._jobs = jobs
         self._queuer: PgQueuer | None = None
         self._stopping = asyncio.Event()
