@@ -101,7 +101,7 @@ class Code(StrEnum):
     INVALID_STATE = "invalid_state"
     # A hospital that has set no blacklist rules (it blacklists no one by itself).
     BLACKLIST_RULES_NOT_FOUND = "blacklist_rules_not_found"
-    # No dead notification of that id at that hospital (to send again).
+    # No undelivered notification of that id at that hospital (to send again).
     NOTIFICATION_NOT_FOUND = "notification_not_found"
 
 

@@ -82,9 +82,12 @@ ORDER BY id
 LIMIT $4;
 
 -- name: retry_notification
--- A dead notification of the hospital back in the queue with its attempts counted afresh.
-UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = now()
-WHERE hospital_id = $1 AND id = $2 AND status = 'dead'
+-- An undelivered notification of the hospital due now: a dead one back in the queue with
+-- its attempts counted afresh, a pending one without waiting for its backoff.
+UPDATE notifications
+SET attempts = CASE WHEN status = 'dead' THEN 0 ELSE attempts END,
+    status = 'pending', next_attempt_at = now()
+WHERE hospital_id = $1 AND id = $2 AND status IN ('pending', 'dead')
 RETURNING id;
 
 -- name: get_webhook_secret
