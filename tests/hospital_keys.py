@@ -41,6 +41,10 @@ HOSPITAL_KEYED = {
     "redis_closures": "hospital_id",
     "settlements": "hospital_id",
     "check_in_failures": "hospital_id",
+    "blacklist_rules": "hospital_id",
+    "breaches": "hospital_id",
+    "whitelist": "hospital_id",
+    "notifications": "hospital_id",
 }
 # Copied whole to every node (reference tables): the patient's own, no hospital's.
 REFERENCE = frozenset({"patient_profiles"})
@@ -72,6 +76,8 @@ CROSS_HOSPITAL = {
     "redis_closures_due": "reconciler sweep: closures left over at any hospital",
     "expire_holds": "job sweep: lapsed holds at any hospital, oldest first",
     "settlements_due": "job sweep: each hospital's dates past its settle_at",
+    "write_reminders": "job sweep: reminders of visits soon at every hospital with a webhook",
+    "claim_notifications": "job sweep: notifications due at any hospital, oldest first",
 }
 
 _ANY_TABLE = frozenset(HOSPITAL_KEYED) | REFERENCE | LOCAL
