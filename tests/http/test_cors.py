@@ -21,6 +21,7 @@ SAMPLE_IDS = {
     "patient_id": "p1",
     "department_id": "d1",
     "doctor_id": "dr1",
+    "notification_id": "1",
 }
 
 
