@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import asyncpg
 
-from core import ledger
+from core import ledger, notifications
 from core.domain import (
     CANCELLABLE,
     Booking,
@@ -290,7 +290,10 @@ class BookingService:
 
     async def put_blacklist(self, hospital_id: str, patient_id: str, until: dt.datetime) -> None:
         async with self._config_change(hospital_id) as conn:
-            await ledger.put_blacklist(conn, hospital_id, patient_id, until)
+            since = await ledger.put_blacklist(conn, hospital_id, patient_id, until)
+            await notifications.blacklisted(
+                conn, hospital_id, patient_id, until=until, since=since, source="manual"
+            )
 
     async def delete_blacklist(self, hospital_id: str, patient_id: str) -> None:
         async with self._config_change(hospital_id) as conn:

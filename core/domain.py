@@ -114,6 +114,10 @@ class Code(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     # The payment provider did not answer in time: ask again later.
     PAYMENT_PROVIDER_UNAVAILABLE = "payment_provider_unavailable"
+    # A hospital that has set no blacklist rules (it blacklists no one by itself).
+    BLACKLIST_RULES_NOT_FOUND = "blacklist_rules_not_found"
+    # No undelivered notification of that id at that hospital (to send again).
+    NOTIFICATION_NOT_FOUND = "notification_not_found"
 
 
 # A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.

@@ -38,6 +38,8 @@ PROBLEMS: Final[dict[Code, tuple[int, str]]] = {
     Code.SCHEDULE_MOVED: (409, "Schedule moved"),
     Code.BAD_SIGNATURE: (400, "Bad signature"),
     Code.PAYMENT_PROVIDER_UNAVAILABLE: (503, "Payment provider unavailable, retry later"),
+    Code.BLACKLIST_RULES_NOT_FOUND: (404, "Blacklist rules not found"),
+    Code.NOTIFICATION_NOT_FOUND: (404, "Notification not found"),
 }
 
 

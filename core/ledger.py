@@ -200,10 +200,12 @@ async def put_rules(conn: asyncpg.Connection, hospital_id: str, rules: Rules) ->
 
 async def put_blacklist(
     conn: asyncpg.Connection, hospital_id: str, patient_id: str, until: dt.datetime
-) -> None:
+) -> dt.datetime:
+    """Blacklist by hand; when this entry began."""
     await conn.execute(q("upsert_hospitals"), [hospital_id])
-    await conn.execute(q("put_blacklist"), hospital_id, patient_id, until)
+    since: dt.datetime = await conn.fetchval(q("put_blacklist"), hospital_id, patient_id, until)
     await conn.execute(q("bump_config_version"), hospital_id)
+    return since
 
 
 async def delete_blacklist(conn: asyncpg.Connection, hospital_id: str, patient_id: str) -> None:

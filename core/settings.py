@@ -75,6 +75,14 @@ class Settings:
     pay_sandbox_url: str = "http://127.0.0.1:8099"
     pay_secret: str = "sandbox-webhook-secret-change-me"
     pay_timeout: float = 3.0
+    # Webhook notifications (core.notifications): a post waits `webhook_timeout` for its
+    # answer; a failed one is tried again after `webhook_retry_seconds`, doubled each time,
+    # and is dead after `webhook_max_attempts`. Reminders go out this many hours before the
+    # visit starts.
+    webhook_timeout: float = 10.0
+    webhook_retry_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+    reminder_hours: int = 24
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -112,5 +120,13 @@ class Settings:
             pay_sandbox_url=os.environ.get("SLOTRUSH_PAY_SANDBOX_URL") or cls.pay_sandbox_url,
             pay_secret=os.environ.get("SLOTRUSH_PAY_SECRET") or cls.pay_secret,
             pay_timeout=_env_float("SLOTRUSH_PAY_TIMEOUT", cls.pay_timeout),
+            webhook_timeout=_env_float("SLOTRUSH_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            webhook_retry_seconds=_env_float(
+                "SLOTRUSH_WEBHOOK_RETRY_SECONDS", cls.webhook_retry_seconds
+            ),
+            webhook_max_attempts=_env_int(
+                "SLOTRUSH_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts
+            ),
+            reminder_hours=_env_int("SLOTRUSH_REMINDER_HOURS", cls.reminder_hours),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ from server.appkeys import (
     WORKERS,
 )
 from server.cors import cors, parse_origins
+from server.courier import WebhookCourier
 from server.encoding import dumps
 from server.endpoints import ROUTES
 from server.fastpath import SoldOutMemory
@@ -135,12 +136,13 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     if not app[SETTINGS].run_jobs:
         yield
         return
-    runner = JobRunner(app[STORES], app[STRATEGY])
-    runner.start()
-    try:
-        yield
-    finally:
-        await runner.close()
+    async with WebhookCourier(app[SETTINGS].webhook_timeout) as courier:
+        runner = JobRunner(app[STORES], app[STRATEGY], courier)
+        runner.start()
+        try:
+            yield
+        finally:
+            await runner.close()
 
 
 async def _service(app: web.Application) -> AsyncIterator[None]:

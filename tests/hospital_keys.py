@@ -45,6 +45,10 @@ HOSPITAL_KEYED = {
     "payments": "hospital_id",
     "money_movements": "hospital_id",
     "refunds": "hospital_id",
+    "blacklist_rules": "hospital_id",
+    "breaches": "hospital_id",
+    "whitelist": "hospital_id",
+    "notifications": "hospital_id",
 }
 # Copied whole to every node (reference tables): the patient's own, no hospital's.
 REFERENCE = frozenset({"patient_profiles"})
@@ -80,6 +84,8 @@ CROSS_HOSPITAL = {
     "ledger_footprint": "bench: the ledger's bytes per booking, every hospital's bookings",
     "claim_refunds_due": "job sweep: refunds owed at any hospital, the longest waiting first",
     "money_violations": "invariant 8 over every hospital ($1 NULL), for tests and audits",
+    "write_reminders": "job sweep: reminders of visits soon at every hospital with a webhook",
+    "claim_notifications": "job sweep: notifications due at any hospital, oldest first",
 }
 
 _ANY_TABLE = frozenset(HOSPITAL_KEYED) | REFERENCE | LOCAL

@@ -60,7 +60,18 @@ ACCEPTED_WITH_400 = ["2xx", "304", "400", "401", "403", "404", "409", "429", "5x
 REFUSE_SCHEMA_VALID_DATA = (
     "createSchedules",
     "hisSync",
-    *(f"list{name}" for name in ("Schedules", "MyBookings", "Hospitals", "Departments", "Doctors")),
+    *(
+        f"list{name}"
+        for name in (
+            "Schedules",
+            "MyBookings",
+            "Hospitals",
+            "Departments",
+            "Doctors",
+            "Blacklist",
+            "Notifications",
+        )
+    ),
 )
 CONFIG = SchemathesisConfig.from_dict(
     {

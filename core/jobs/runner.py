@@ -20,6 +20,7 @@ from pgqueuer.models import Schedule as Tick
 from core.inventory import Inventory
 from core.jobs import JOBS
 from core.jobs.job import Job, JobContext
+from core.notifications.delivery import Courier
 from core.payments.providers import Providers
 from core.stores import Stores
 
@@ -33,10 +34,12 @@ _STOP_SECONDS = 10.0
 
 
 class JobRunner:
-    def __init__(self, stores: Stores, inventory: Inventory, jobs: Sequence[Job] = JOBS) -> None:
+    def __init__(
+        self, stores: Stores, inventory: Inventory, courier: Courier, jobs: Sequence[Job] = JOBS
+    ) -> None:
         self._pool = stores.pg
         self._providers = Providers.from_settings(stores.settings)
-        self._context = JobContext(stores, inventory, self._providers)
+        self._context = JobContext(stores, inventory, self._providers, courier)
         self._jobs = jobs
         self._queuer: PgQueuer | None = None
         self._stopping = asyncio.Event()

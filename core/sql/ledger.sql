@@ -71,8 +71,12 @@ ON CONFLICT (id) DO UPDATE SET max_per_day = EXCLUDED.max_per_day,
     cancel_cutoff_minutes = EXCLUDED.cancel_cutoff_minutes, deleted_at = NULL;
 
 -- name: put_blacklist
-INSERT INTO blacklist (hospital_id, patient_id, until) VALUES ($1, $2, $3)
-ON CONFLICT (hospital_id, patient_id) DO UPDATE SET until = EXCLUDED.until;
+-- A manual entry replaces whatever was there, an automatic one included.
+INSERT INTO blacklist (hospital_id, patient_id, until, source, since)
+VALUES ($1, $2, $3, 'manual', now())
+ON CONFLICT (hospital_id, patient_id) DO UPDATE
+    SET until = EXCLUDED.until, source = EXCLUDED.source, since = EXCLUDED.since
+RETURNING since;
 
 -- name: delete_blacklist
 DELETE FROM blacklist WHERE hospital_id = $1 AND patient_id = $2;

@@ -166,6 +166,7 @@ class ScheduleFilters(PageQuery):
 PATH_PARAMETERS: Final[dict[str, Any]] = {
     "schedule_id": Serial,
     "booking_id": Serial,
+    "notification_id": Serial,
     "hospital_id": EntityId,
     "patient_id": EntityId,
     "department_id": EntityId,

@@ -22,6 +22,7 @@ SAMPLE_IDS = {
     "department_id": "d1",
     "doctor_id": "dr1",
     "provider": "sandbox",
+    "notification_id": "1",
 }
 
 

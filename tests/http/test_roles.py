@@ -206,6 +206,30 @@ async def signed_notice(api: Client, world: World) -> Call:
     return Call("POST", "/v1/payments/sandbox/webhook", event, {HEADER: signature})
 
 
+def after_blacklist_rules(sample: Sample) -> Sample:
+    """`sample`, once the world's hospital has blacklist rules to read."""
+
+    async def ruled_first(api: Client, world: World) -> Call:
+        path = f"/v1/admin/hospitals/{world.hospital}/blacklist-rules"
+        answer = await api.call("PUT", path, token=admin_token(), json={})
+        assert answer.status == 200, answer.body
+        return await sample(api, world)
+
+    return ruled_first
+
+
+async def retry_undelivered(api: Client, world: World) -> Call:
+    """A retry of the "confirmed" notification of a booking at the world's hospital, whose
+    webhook_url nothing listens on."""
+    admin, path = admin_token(), f"/v1/admin/hospitals/{world.hospital}"
+    hooked = {**HOSPITAL, "webhook_url": "http://127.0.0.1:9/hooks"}
+    assert (await api.call("PUT", path, token=admin, json=hooked)).status == 200
+    assert (await api.book(world.free_schedule, unique("p"))).status == 201
+    listed = await api.call("GET", path + "/notifications?status=pending", token=admin)
+    first = listed.json["notifications"][0]["id"]
+    return Call("POST", f"{path}/notifications/{first}/retry")
+
+
 PROFILE = {"birth_date": "1980-01-31"}
 TAGS = {"tags": ["vip"]}
 HOSPITAL_PATH = "/v1/admin/hospitals/{w.hospital}"
@@ -222,6 +246,16 @@ SAMPLES: dict[str, Sample] = {
     "getRules": call("GET", HOSPITAL_PATH + "/rules"),
     "putBlacklist": call("PUT", HOSPITAL_PATH + "/blacklist/p-x", lambda w: {"until": UNTIL}),
     "deleteBlacklist": call("DELETE", HOSPITAL_PATH + "/blacklist/p-x"),
+    "putBlacklistRules": call("PUT", HOSPITAL_PATH + "/blacklist-rules", lambda w: {"ban_days": 7}),
+    "getBlacklistRules": after_blacklist_rules(call("GET", HOSPITAL_PATH + "/blacklist-rules")),
+    "deleteBlacklistRules": call("DELETE", HOSPITAL_PATH + "/blacklist-rules"),
+    "listBlacklist": call("GET", HOSPITAL_PATH + "/blacklist"),
+    "putWhitelist": call("PUT", HOSPITAL_PATH + "/whitelist/p-x"),
+    "deleteWhitelist": call("DELETE", HOSPITAL_PATH + "/whitelist/p-x"),
+    "listNotifications": call("GET", HOSPITAL_PATH + "/notifications?status=dead"),
+    "retryNotification": retry_undelivered,
+    "getWebhookSecret": call("GET", HOSPITAL_PATH + "/webhook-secret"),
+    "rotateWebhookSecret": call("POST", HOSPITAL_PATH + "/webhook-secret"),
     "getAudit": call("GET", "/v1/admin/audit"),
     "putHospital": call("PUT", HOSPITAL_PATH, lambda w: HOSPITAL),
     "getHospital": call("GET", HOSPITAL_PATH),
