@@ -39,9 +39,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 from tqdm import tqdm
 
-from bench import loadgen, phases
+from bench import free_memory, loadgen, phases
 from bench.config import SCENARIOS, BenchConfig
 from bench.embedded import running_services
 from bench.fairness import fairness
@@ -56,6 +57,7 @@ from loadtest.client.seed import AdminClient, SchedulePlan, SeededSchedule, new_
 from loadtest.client.tally import Tally
 from loadtest.client.tokens import new_secret
 from strategies import STRATEGIES
+from strategies.redis_gate.gate import RedisGate
 
 HOT_SHARE = 0.9
 
@@ -143,9 +145,14 @@ class StrategyBench:
         meter: CpuMeter,
         advance: Callable[[str], None],
         progress: Callable[[int, int], None],
+        *,
+        redis_url: str,
+        redis_prefix: str,
     ) -> None:
         self.config = config
         self.server = server
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
         self.meter = meter
         self.admin = AdminClient(server.url, secret)
         self.encoder = Encoder("127.0.0.1", server.port, secret)
@@ -164,6 +171,7 @@ class StrategyBench:
         if self.probe_driver:
             self.result.driver = compare_drivers(self.server.url, self.result.phases["ceiling"])
         self.measure_against_ceiling(self.sold_out_workload())
+        self.measure_free_number_memory()
         count = config.booking_requests
         # Capacity to spare everywhere, so every answer is a booking: 1/10 of the bookings
         # plus half again for each spread schedule; all of them for the hot one.
@@ -265,6 +273,22 @@ class StrategyBench:
         self.book_one_each("soldout", [schedule])
         count = self.config.throughput_requests
         return phases.crowd(self.encoder, "sold_out", [schedule.id], count, loadgen.burst(count))
+
+    def measure_free_number_memory(self) -> None:
+        """A Redis gate's bytes per free number, on a large schedule loaded by one booking."""
+        if not issubclass(STRATEGIES[self.server.strategy], RedisGate):
+            return
+        opens_at = opening_in(0)
+        plan = SchedulePlan(self.run_id, 1, free_memory.NUMBERS, opens_at, label="memory")
+        (schedule,) = self.admin.create_schedules(plan)
+        self.book_one_each("memory", [schedule])
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            self.result.free_memory = free_memory.measure(
+                client, self.redis_prefix, self.server.strategy, schedule, plan.visit_date
+            )
+        finally:
+            client.close()
 
     def book_one_each(self, name: str, plan: list[SeededSchedule]) -> None:
         workload = Workload(f"{name}-first")
@@ -458,7 +482,16 @@ def bench_strategy(
             steps.advance("starting")
             server.start(secret)
             meter = CpuMeter.for_stack(server, redis_url, database)
-            bench = StrategyBench(config, server, secret, meter, steps.advance, steps.progress)
+            bench = StrategyBench(
+                config,
+                server,
+                secret,
+                meter,
+                steps.advance,
+                steps.progress,
+                redis_url=redis_url,
+                redis_prefix=prefix,
+            )
             bench.probe_driver = first
             return bench.run()
         except Exception as exc:  # one broken strategy must not hide the others' results

@@ -12,6 +12,7 @@ from typing import Any
 from bench import report
 from bench.config import BenchConfig
 from bench.fairness import Fairness
+from bench.free_memory import FreeNumberMemory
 from bench.overload import Overload
 from bench.phases import PhaseResult
 from bench.reference import References
@@ -24,6 +25,8 @@ TARGETS = {
     "pg_pessimistic_vs_pgbench": 0.90,
     "hot_loss_max": 0.20,
     "pg_batched_vs_pg_pessimistic_hot": 3.0,
+    # Issue 12: one bit per number is the floor, one byte the promise.
+    "redis_bytes_per_free_number_max": 1.0,
 }
 HOT_LOSS_STRATEGIES = ("pg-skip-locked", "redis-lua", "redis-queue")
 
@@ -39,6 +42,7 @@ class StrategyResult:
     failure: str | None = None
     driver: dict[str, Any] | None = None
     overload: Overload | None = None
+    free_memory: FreeNumberMemory | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,6 +70,7 @@ class StrategyResult:
             "hot_loss": self.hot_loss(),
             "phases": {name: p.to_dict() for name, p in self.phases.items()},
             "overload": self.overload.to_dict() if self.overload else None,
+            "redis_free_numbers": self.free_memory.to_dict() if self.free_memory else None,
         }
 
 
@@ -84,6 +89,7 @@ def targets(results: list[StrategyResult], references: References | None) -> lis
                 "strategy": strategy,
                 "value": value,
                 "threshold": threshold,
+                "higher": higher,
                 "met": met,
             }
         )
@@ -104,6 +110,14 @@ def targets(results: list[StrategyResult], references: References | None) -> lis
                 r.ratio("spread"),
                 TARGETS["redis_lua_bookings_vs_ceiling"],
                 True,
+            )
+        if r.free_memory is not None:
+            add(
+                "Redis bytes per free number",
+                r.strategy,
+                r.free_memory.bytes_per_free_number,
+                TARGETS["redis_bytes_per_free_number_max"],
+                False,
             )
         if r.strategy in HOT_LOSS_STRATEGIES:
             add(
@@ -329,7 +343,7 @@ def _overload_row(strategy: str, overload: Overload) -> list[object]:
 def _target_line(target: dict[str, Any]) -> str:
     state = {True: "MET ", False: "MISS", None: "n/a "}[target["met"]]
     value = "-" if target["value"] is None else f"{target['value']:.2f}"
-    relation = ">=" if "lost" not in target["target"] else "<"
+    relation = ">=" if target["higher"] else "<"
     return (
         f"  {state} {target['strategy']}: {target['target']} = {value} "
         f"(target {relation} {target['threshold']:.2f})"

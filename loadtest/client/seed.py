@@ -55,8 +55,12 @@ class SchedulePlan:
     def hospital_id(self) -> str:
         return f"h-{self.run_id}"
 
+    @property
+    def visit_date(self) -> dt.date:
+        return (self.opens_at + dt.timedelta(days=1)).date()
+
     def bodies(self) -> list[dict[str, Any]]:
-        visit_date = (self.opens_at + dt.timedelta(days=1)).date().isoformat()
+        visit_date = self.visit_date.isoformat()
         return [
             {
                 "hospital_id": self.hospital_id,

@@ -75,7 +75,6 @@ class Outbox:
             booking.number,
             booking.patient_id,
             booking.department_id,
-            gate.free_store,
             booking.request_id,
         )
         return ScriptCall(RELEASE, (len(keys), *keys, *args))
