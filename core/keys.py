@@ -31,7 +31,8 @@ A slot holds:
 Two keys outside any slot help find the slots: `pending_slots` (zset slot tag -> when a
 number was last taken there, so the reconciler knows where leases may be) and
 `loaded_dates:<hospital>` (dates loaded for a hospital, so rule and blacklist changes reach
-them; redis-lua only).
+them; redis-lua only). Both are only ever touched by single-key commands, never inside a
+script or beside slot keys in one command, so they may live on any Redis Cluster node.
 """
 
 from __future__ import annotations
