@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -15,9 +16,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.db import create_pool, migrate
+from core.failures import STORE_FAILURES
 from core.ledger import Ledger
 from core.replica import BrowsingReads
 from core.settings import Settings
+
+log = logging.getLogger("slotrush.stores")
 
 # One Redis server, or a Redis Cluster whose nodes the client finds from the one named.
 RedisClient = aioredis.Redis | RedisCluster
@@ -93,7 +97,14 @@ async def names_a_cluster(url: str) -> bool:
 
 async def open_redis(url: str, *, cluster: bool = False) -> RedisClient:
     """A client of `url`: a cluster client when told so or when the server is a cluster node."""
-    return redis_client(url, cluster=cluster or await names_a_cluster(url))
+    if not cluster:
+        try:
+            cluster = await names_a_cluster(url)
+        except STORE_FAILURES as exc:
+            # A server that needs no Redis must start while Redis is down; a cluster that is
+            # down at the start must be named (SLOTRUSH_REDIS_CLUSTER=1).
+            log.warning("Redis at %s not reachable, taken for a single server: %r", url, exc)
+    return redis_client(url, cluster=cluster)
 
 
 @asynccontextmanager
