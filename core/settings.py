@@ -40,6 +40,8 @@ class Settings:
     strategy: str = "redis-lua"
     # Every Redis key starts with this, so a shared Redis can host several tenants or test runs.
     redis_prefix: str = "slotrush"
+    # REDIS_URL names one node of a Redis Cluster (also found out by asking the server).
+    redis_cluster: bool = False
     pg_pool_min: int = 2
     pg_pool_max: int = 20
     # A number taken in Redis whose ledger row has not appeared after this long is given back.
@@ -99,6 +101,7 @@ class Settings:
             jwt_jwks=os.environ.get("SLOTRUSH_JWT_JWKS") or None,
             strategy=os.environ.get("SLOTRUSH_STRATEGY", cls.strategy),
             redis_prefix=os.environ.get("SLOTRUSH_REDIS_PREFIX", cls.redis_prefix),
+            redis_cluster=os.environ.get("SLOTRUSH_REDIS_CLUSTER", "") not in ("", "0"),
             pg_pool_min=_env_int("SLOTRUSH_PG_POOL_MIN", cls.pg_pool_min),
             pg_pool_max=_env_int("SLOTRUSH_PG_POOL_MAX", cls.pg_pool_max),
             lease_seconds=_env_float("SLOTRUSH_LEASE_SECONDS", cls.lease_seconds),

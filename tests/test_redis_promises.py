@@ -109,8 +109,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: 
 
 async def free_in_redis(gate: RedisGate, schedule: Schedule) -> int:
     key = gate.slot_keys(slot_tag(schedule.hospital_id, schedule.visit_date)).free(schedule.id)
-    redis = gate.stores.redis
-    return int(await (redis.zcard(key) if gate.free_store == "zset" else redis.llen(key)))
+    return int(await gate.stores.redis.bitcount(key))
 
 
 async def free_in_ledger(stores: Stores, schedule: Schedule) -> int:

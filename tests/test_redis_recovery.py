@@ -86,10 +86,7 @@ async def counted(gate: RedisGate, action: str, expected: float) -> None:
 
 
 async def free_numbers(gate: RedisGate, lease: Lease) -> int:
-    redis = gate.stores.redis
-    if gate.free_store == "zset":
-        return int(await redis.zcard(lease.free))
-    return int(await redis.llen(lease.free))
+    return int(await gate.stores.redis.bitcount(lease.free))
 
 
 async def forget_redis_state(stores: Stores) -> None:
@@ -268,10 +265,7 @@ async def test_a_number_redis_offers_but_the_ledger_holds_is_dropped(
 
     # Redis offers the held number again although the ledger did not cancel: it diverged.
     slot = gate.slot_keys(slot_tag(HOSPITAL, schedule.visit_date))
-    if gate.free_store == "zset":
-        await stores.redis.zadd(slot.free(schedule.id), {str(held.number): held.number})
-    else:
-        await stores.redis.rpush(slot.free(schedule.id), held.number)
+    await stores.redis.setbit(slot.free(schedule.id), held.number, 1)
 
     # Bob is offered the held number, the ledger refuses it, and Redis drops it for good.
     assert await gate.book(attempt(schedule, "bob")) == Rejected(Code.SOLD_OUT)

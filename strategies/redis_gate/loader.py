@@ -150,7 +150,6 @@ class SlotLoader:
         ]
         args = [
             "1" if only_if_loaded else "0",
-            self._gate.free_store,
             *(config or ("", "", "")),
             len(schedules),
             len(counters),
