@@ -84,6 +84,9 @@ CROSS_HOSPITAL = {
     "ledger_footprint": "bench: the ledger's bytes per booking, every hospital's bookings",
     "claim_refunds_due": "job sweep: refunds owed at any hospital, the longest waiting first",
     "money_violations": "invariant 8 over every hospital ($1 NULL), for tests and audits",
+    "lapse_violations": "invariant 9 over every hospital ($1 NULL), for run checks",
+    "settlement_violations": "invariant 10 over every hospital ($1 NULL), for run checks",
+    "money_totals": "the money totals over every hospital ($1 NULL), for run checks",
     "write_reminders": "job sweep: reminders of visits soon at every hospital with a webhook",
     "claim_notifications": "job sweep: notifications due at any hospital, oldest first",
 }
