@@ -105,3 +105,26 @@ async def test_a_settlement_counted_twice_and_a_false_breach_are_caught(
 
     assert verdict.settlement_violations == 2, verdict.report()
     assert any("counts 1 no-shows, the bookings 0" in d for d in verdict.details)
+
+
+async def test_a_database_may_set_the_payment_window_in_seconds(
+    plain: BookingService, stores: Stores
+) -> None:
+    """The dev/test knob the lifecycle benchmark lapses holds with (README)."""
+    (sid,) = await create(plain, schedule_in(capacity=2, fee_cents=FEE))
+    database = await stores.pg.fetchval("SELECT current_database()")
+    await stores.pg.execute(
+        f"ALTER DATABASE \"{database}\" SET slotrush.payment_window_seconds = '3'"
+    )
+    await stores.pg.expire_connections()  # the setting reaches new sessions only
+
+    booking = (await plain.book("alice", sid)).booking
+
+    window = await stores.pg.fetchval(
+        "SELECT extract(epoch FROM hold_expires_at - created_at) FROM bookings "
+        "WHERE hospital_id = $1 AND id = $2",
+        HOSPITAL,
+        booking.id,
+    )
+    # 3 seconds instead of the hospital's 15 minutes (the two times are taken apart).
+    assert 2 < window < 60
