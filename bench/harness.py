@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen, phases
+from bench import instances, loadgen, phases, waiting_room
 from bench.config import (
     FULL_BOOKING_REQUESTS,
     FULL_CROWD,
@@ -69,6 +69,7 @@ from loadtest.client.tokens import new_secret
 from strategies import STRATEGIES
 
 HOT_SHARE = 0.9
+WAITING_ROOM = "waiting-room"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,11 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scenario",
-        choices=SCENARIOS,
+        choices=(*SCENARIOS, WAITING_ROOM),
         default="flash",
         help="the crowd to measure (default: flash); memory: each worker's RSS through "
         "--patients new patients; scale: crowds of 1,000 to 100,000 (times --size) and 1 to "
-        "10,000 open schedules",
+        "10,000 open schedules; waiting-room: a crowd behind a waiting room, on one strategy "
+        "(bench/waiting_room.py)",
     )
     parser.add_argument(
         "--patients",
@@ -99,7 +101,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bursts, 10,000-request booking bursts and a crowd of 10,000; 0.1 a tenth of each",
     )
     parser.add_argument(
-        "--users", type=int, help="patients in the crowd alone (default 10000 times --size)"
+        "--instances",
+        type=int,
+        help=(
+            "run 1..N `slotrush serve` processes behind HAProxy and report the scaling table "
+            "(the first strategy of --strategies; bench/instances.py)"
+        ),
+    )
+    parser.add_argument(
+        "--generators",
+        type=int,
+        default=1,
+        help="--instances: Locust worker processes under one master (distributed Locust)",
+    )
+    parser.add_argument(
+        "--admit-rate",
+        type=float,
+        help="waiting-room: admissions per second (default 500; 2000 past 10,000 patients)",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        help="patients in the crowd alone (default 10000 times --size; waiting-room 5000)",
     )
     parser.add_argument("--capacity", type=int, help="numbers per schedule (default 100)")
     parser.add_argument("--schedules", type=int, help="schedules in the crowd (default 10)")
@@ -482,6 +505,14 @@ def bench_strategy(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.instances:
+        strategy = (args.strategies or "redis-lua").split(",")[0]
+        crowd = args.users or 2000
+        return instances.run(
+            args.instances, args.generators, strategy, crowd, args.workers, args.results
+        )
+    if args.scenario == WAITING_ROOM:
+        return waiting_room.run(args.users or 5000, args.workers, args.results, args.admit_rate)
     config = config_from(args)
     config.results.mkdir(parents=True, exist_ok=True)
     secret = new_secret()

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from core.db import create_pool, migrate
+from core.db import close_pool, create_pool, migrate
 from core.ledger import Ledger
 from core.replica import BrowsingReads
 from core.settings import Settings
@@ -80,7 +80,7 @@ async def open_stores(
             yield Stores(settings=settings, pg=pool, redis=client, ledger=ledger)
     finally:
         await client.aclose()
-        await pool.close()
+        await close_pool(pool)
 
 
 @asynccontextmanager
@@ -99,7 +99,7 @@ async def _browsing_reads(
             max_size=settings.pg_pool_max,
             acquire_timeout=settings.pg_acquire_timeout,
         )
-        stack.push_async_callback(replica.close)
+        stack.push_async_callback(close_pool, replica)
         reads = BrowsingReads(primary, replica, max_lag=settings.replica_max_lag)
         watch = asyncio.create_task(reads.watch())
         stack.push_async_callback(_stop, watch)
