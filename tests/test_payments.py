@@ -445,7 +445,7 @@ async def test_a_paid_no_show_is_refunded_at_day_end(
     await complete(session, sandbox.url, ref, "succeeded")
     await until(stores, booking, paid)
 
-    await settlement.settle_day(stores.pg, booking.hospital_id, today)
+    await settlement.settle_day(stores.pg, plain.strategy, booking.hospital_id, today)
     providers = Providers({"sandbox": SandboxProvider(sandbox.url, SECRET, PROVIDER_TIMEOUT)})
     try:
         assert (await current(stores, booking)).payment_status is PaymentStatus.REFUNDING
