@@ -23,6 +23,7 @@ SAMPLE_IDS = {
     "doctor_id": "dr1",
     "provider": "sandbox",
     "notification_id": "1",
+    "asset": "book.js",
 }
 
 
