@@ -19,7 +19,7 @@ log = logging.getLogger("slotrush.services")
 
 LOOPBACK = "127.0.0.1"
 # The well-known ports of the machine's own servers; an embedded server must never take them.
-_RESERVED_PORTS = frozenset({6379, 5432})
+RESERVED_PORTS = frozenset({6379, 5432})
 _START_ATTEMPTS = 3
 _STOP_TIMEOUT = 30.0
 
@@ -30,7 +30,7 @@ def free_port() -> int:
         with socket.socket() as sock:
             sock.bind((LOOPBACK, 0))
             port: int = sock.getsockname()[1]
-        if port not in _RESERVED_PORTS:
+        if port not in RESERVED_PORTS:
             return port
 
 
@@ -42,7 +42,7 @@ class ChildServer(abc.ABC):
     ready_timeout = 15.0
 
     def __init__(self, workdir: Path, port: int | None) -> None:
-        if port in _RESERVED_PORTS:
+        if port in RESERVED_PORTS:
             raise ValueError(f"port {port} belongs to the machine's own server")
         self.workdir = Path(workdir)
         self._port = port

@@ -16,6 +16,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -29,7 +30,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from bench.child_server import LOOPBACK, ChildServer
+import redis
+
+from bench.child_server import LOOPBACK, RESERVED_PORTS, ChildServer
 
 log = logging.getLogger("slotrush.services")
 
@@ -53,10 +56,17 @@ class EmbeddedRedis(ChildServer):
     name = "redis"
 
     def __init__(
-        self, workdir: Path, *, port: int | None = None, appendfsync: str | None = None
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        appendfsync: str | None = None,
+        cluster_node_timeout_ms: int | None = None,
     ) -> None:
         super().__init__(workdir, port)
         self.appendfsync = appendfsync
+        # Set: a Redis Cluster node, which fails over after this long without its primary.
+        self.cluster_node_timeout_ms = cluster_node_timeout_ms
 
     @property
     def url(self) -> str:
@@ -65,6 +75,9 @@ class EmbeddedRedis(ChildServer):
     def _command(self, port: int) -> list[str]:
         command = [_redis_binary(), "--bind", LOOPBACK, "--port", str(port)]
         command += ["--dir", str(self.workdir), "--daemonize", "no", "--save", ""]
+        if self.cluster_node_timeout_ms is not None:
+            command += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            command += ["--cluster-node-timeout", str(self.cluster_node_timeout_ms)]
         if self.appendfsync is None:
             return [*command, "--appendonly", "no"]
         return [*command, "--appendonly", "yes", "--appendfsync", self.appendfsync]
@@ -77,6 +90,109 @@ class EmbeddedRedis(ChildServer):
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
             return False
+
+
+class EmbeddedRedisCluster:
+    """A Redis Cluster on loopback: `masters` primaries sharing the 16384 slots evenly, each
+    with one replica, made with CLUSTER ADDSLOTS, MEET and REPLICATE (redis-cli --cluster
+    is not everywhere the server is). `url` names the first primary; clients find the rest.
+    """
+
+    name = "redis-cluster"
+    _SLOTS = 16384
+    _FORMED_TIMEOUT = 30.0
+
+    def __init__(self, workdir: Path, *, masters: int = 3, node_timeout_ms: int = 2000) -> None:
+        self.workdir = Path(workdir)
+        self.nodes = [
+            EmbeddedRedis(
+                self.workdir / f"node{i}",
+                port=_cluster_port(),
+                cluster_node_timeout_ms=node_timeout_ms,
+            )
+            for i in range(2 * masters)
+        ]
+        self.masters = masters
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def primaries(self) -> list[EmbeddedRedis]:
+        """The nodes that were made primaries (a failover may have changed that since)."""
+        return self.nodes[: self.masters]
+
+    def start(self) -> None:
+        try:
+            for node in self.nodes:
+                node.start()
+            self._form()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def _form(self) -> None:
+        clients = [redis.Redis(host=LOOPBACK, port=node.port) for node in self.nodes]
+        try:
+            share = -(-self._SLOTS // self.masters)
+            for i, client in enumerate(clients[: self.masters]):
+                client.execute_command("CLUSTER ADDSLOTS", *_slot_range(i * share, share))
+            for client in clients[1:]:
+                client.execute_command("CLUSTER MEET", LOOPBACK, self.nodes[0].port)
+            self._until(clients, lambda c: len(c.cluster("NODES")) == len(self.nodes), "met")
+            primaries, replicas = clients[: self.masters], clients[self.masters :]
+            for primary, client in zip(primaries, replicas, strict=True):
+                primary_id = _text(primary.execute_command("CLUSTER MYID"))
+                client.execute_command("CLUSTER REPLICATE", primary_id)
+            self._until(clients, _formed, "formed")
+        finally:
+            for client in clients:
+                client.close()
+        log.info("redis-cluster: %d primaries, %d replicas formed", self.masters, self.masters)
+
+    def _until(self, clients: list[redis.Redis], done: Any, what: str) -> None:
+        deadline = time.monotonic() + self._FORMED_TIMEOUT
+        while not all(done(client) for client in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis cluster not {what} within {self._FORMED_TIMEOUT}s")
+            time.sleep(0.1)
+
+
+def _cluster_port() -> int:
+    """A loopback port free a moment ago whose cluster bus port (10000 higher, so at most
+    65535) is free too."""
+    while True:
+        port = random.randrange(20000, 55536)
+        if port in RESERVED_PORTS:
+            continue
+        try:
+            with socket.socket() as sock, socket.socket() as bus:
+                sock.bind((LOOPBACK, port))
+                bus.bind((LOOPBACK, port + 10000))
+        except OSError:
+            continue
+        return port
+
+
+def _slot_range(first: int, count: int) -> list[int]:
+    return list(range(first, min(first + count, EmbeddedRedisCluster._SLOTS)))
+
+
+def _formed(client: redis.Redis) -> bool:
+    """Every slot served, and each replica in sync with its primary."""
+    if client.cluster("INFO")["cluster_state"] != "ok":
+        return False
+    replication = client.info("replication")
+    return replication["role"] == "master" or replication.get("master_link_status") == "up"
+
+
+def _text(reply: Any) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
 
 
 class EmbeddedPostgres(ChildServer):
@@ -264,10 +380,15 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def running_services(
-    redis_url: str | None, database_url: str | None, *, workdir: str | None = None
+    redis_url: str | None,
+    database_url: str | None,
+    *,
+    workdir: str | None = None,
+    redis_cluster: int | None = None,
 ) -> Iterator[ServiceUrls]:
     """Yields URLs: the given ones as they are, or, for each None, a freshly started embedded
-    server. Stops what it started on exit and removes its temporary folder (made in `workdir`,
+    server (for Redis, a cluster of `redis_cluster` primaries and as many replicas when set).
+    Stops what it started on exit and removes its temporary folder (made in `workdir`,
     default the system temp dir)."""
     if redis_url is not None and database_url is not None:
         yield ServiceUrls(redis_url, database_url)
@@ -280,7 +401,11 @@ def running_services(
         if install_sigterm_handler():
             stack.callback(signal.signal, signal.SIGTERM, signal.SIG_DFL)
         if redis_url is None:
-            redis_server = EmbeddedRedis(base / "redis")
+            redis_server: EmbeddedRedis | EmbeddedRedisCluster = (
+                EmbeddedRedis(base / "redis")
+                if redis_cluster is None
+                else EmbeddedRedisCluster(base / "redis-cluster", masters=redis_cluster)
+            )
             stack.callback(redis_server.stop)
             redis_server.start()
             redis_url = redis_server.url

@@ -9,22 +9,47 @@ them by importing them.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
-from bench.embedded import ServiceUrls, running_services
+from bench.embedded import EmbeddedRedisCluster, ServiceUrls, running_services
 from bench.stack import database_at
 from core.db import create_pool, migrate
+from core.stores import open_redis
 
 
 @pytest.fixture(scope="session")
 def service_urls() -> Iterator[ServiceUrls]:
     with running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls:
         yield urls
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A Redis Cluster of 3 primaries and 3 replicas: REDIS_CLUSTER_URL (one of its nodes),
+    else an embedded one, started at its first use."""
+    given = os.environ.get("REDIS_CLUSTER_URL")
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="slotrush-cluster-") as workdir:
+        cluster = EmbeddedRedisCluster(Path(workdir), masters=3)
+        cluster.start()
+        try:
+            yield cluster.url
+        finally:
+            cluster.stop()
+
+
+@pytest.fixture
+def redis_url(service_urls: ServiceUrls) -> str:
+    """The Redis a test uses; test suites may point some tests at the cluster."""
+    return service_urls.redis_url
 
 
 @pytest.fixture(scope="session")
@@ -60,14 +85,14 @@ async def test_database_url(
 
 
 @pytest.fixture
-async def redis_prefix(service_urls: ServiceUrls) -> AsyncIterator[str]:
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards (never FLUSHDB)."""
     prefix = f"slotrush-test-{uuid.uuid4().hex[:12]}"
     yield prefix
-    client = aioredis.Redis.from_url(service_urls.redis_url)
+    client = await open_redis(redis_url)
     try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
+        # One by one: on a cluster, one DEL cannot name keys of several slots.
+        async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            await client.delete(key)
     finally:
         await client.aclose()

@@ -39,7 +39,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import instances, loadgen, phases, waiting_room
+import redis
+
+from bench import free_memory, instances, loadgen, phases, waiting_room
 from bench.config import (
     FULL_BOOKING_REQUESTS,
     FULL_CROWD,
@@ -67,6 +69,7 @@ from loadtest.client.seed import AdminClient, SchedulePlan, SeededSchedule, new_
 from loadtest.client.tally import Tally
 from loadtest.client.tokens import new_secret
 from strategies import STRATEGIES
+from strategies.redis_gate.gate import RedisGate
 
 HOT_SHARE = 0.9
 WAITING_ROOM = "waiting-room"
@@ -205,9 +208,14 @@ class StrategyBench:
         meter: CpuMeter,
         advance: Callable[[str], None],
         progress: Callable[[int, int], None],
+        *,
+        redis_url: str,
+        redis_prefix: str,
     ) -> None:
         self.config = config
         self.server = server
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
         self.meter = meter
         self.admin = AdminClient(server.url, secret)
         self.encoder = Encoder("127.0.0.1", server.port, secret)
@@ -227,6 +235,7 @@ class StrategyBench:
         if self.probe_driver:
             self.result.driver = compare_drivers(self.server.url, self.result.phases["ceiling"])
         self.measure_against_ceiling(self.sold_out_workload())
+        self.measure_free_number_memory()
         count = config.booking_requests
         # Capacity to spare everywhere, so every answer is a booking: 1/10 of the bookings
         # plus half again for each spread schedule; all of them for the hot one.
@@ -329,6 +338,22 @@ class StrategyBench:
         self.book_one_each("soldout", [schedule])
         count = self.config.throughput_requests
         return phases.crowd(self.encoder, "sold_out", [schedule.id], count, loadgen.burst(count))
+
+    def measure_free_number_memory(self) -> None:
+        """A Redis gate's bytes per free number, on a large schedule loaded by one booking."""
+        if not issubclass(STRATEGIES[self.server.strategy], RedisGate):
+            return
+        opens_at = opening_in(0)
+        plan = SchedulePlan(self.run_id, 1, free_memory.NUMBERS, opens_at, label="memory")
+        (schedule,) = self.admin.create_schedules(plan)
+        self.book_one_each("memory", [schedule])
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            self.result.free_memory = free_memory.measure(
+                client, self.redis_prefix, self.server.strategy, schedule, plan.visit_date
+            )
+        finally:
+            client.close()
 
     def book_one_each(self, name: str, plan: list[SeededSchedule]) -> None:
         workload = Workload(f"{name}-first")
@@ -492,7 +517,16 @@ def bench_strategy(
     try:
         with serving(strategy, config.workers, urls, secret, workdir) as (server, database):
             meter = CpuMeter.for_stack(server, urls.redis_url, database)
-            bench = StrategyBench(config, server, secret, meter, steps.advance, steps.progress)
+            bench = StrategyBench(
+                config,
+                server,
+                secret,
+                meter,
+                steps.advance,
+                steps.progress,
+                redis_url=urls.redis_url,
+                redis_prefix=server.env["SLOTRUSH_REDIS_PREFIX"],
+            )
             bench.probe_driver = first
             result = bench.run()
             result.ledger = ledger_footprint(database)

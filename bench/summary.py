@@ -12,6 +12,7 @@ from typing import Any
 from bench import report
 from bench.config import BenchConfig
 from bench.fairness import Fairness
+from bench.free_memory import FreeNumberMemory
 from bench.overload import Overload
 from bench.phases import PhaseResult
 from bench.reference import References
@@ -25,6 +26,8 @@ TARGETS = {
     "pg_pessimistic_vs_pgbench": 0.90,
     "hot_loss_max": 0.20,
     "pg_batched_vs_pg_pessimistic_hot": 3.0,
+    # Issue 12: one bit per number is the floor, one byte the promise.
+    "redis_bytes_per_free_number_max": 1.0,
 }
 HOT_LOSS_STRATEGIES = ("pg-skip-locked", "redis-lua", "redis-queue")
 BOOKING_TARGETS = {
@@ -48,6 +51,7 @@ class StrategyResult:
     # and end (MiB by process: the supervisor and each worker).
     ledger: dict[str, Any] | None = None
     rss_mib: dict[str, dict[str, float]] = field(default_factory=dict)
+    free_memory: FreeNumberMemory | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,6 +81,7 @@ class StrategyResult:
             "overload": self.overload.to_dict() if self.overload else None,
             "ledger": self.ledger,
             "rss_mib": self.rss_mib,
+            "redis_free_numbers": self.free_memory.to_dict() if self.free_memory else None,
         }
 
 
@@ -95,6 +100,7 @@ def targets(results: list[StrategyResult], references: References | None) -> lis
                 "strategy": strategy,
                 "value": value,
                 "threshold": threshold,
+                "higher": higher,
                 "met": met,
             }
         )
@@ -116,6 +122,14 @@ def targets(results: list[StrategyResult], references: References | None) -> lis
                 r.ratio("spread"),
                 TARGETS[booking_target],
                 True,
+            )
+        if r.free_memory is not None:
+            add(
+                "Redis bytes per free number",
+                r.strategy,
+                r.free_memory.bytes_per_free_number,
+                TARGETS["redis_bytes_per_free_number_max"],
+                False,
             )
         if r.strategy in HOT_LOSS_STRATEGIES:
             add(
@@ -396,7 +410,7 @@ def targets_cell(strategy: str, found_targets: list[dict[str, Any]]) -> str | No
 def _target_line(target: dict[str, Any]) -> str:
     state = {True: "MET ", False: "MISS", None: "n/a "}[target["met"]]
     value = "-" if target["value"] is None else f"{target['value']:.2f}"
-    relation = ">=" if "lost" not in target["target"] else "<"
+    relation = ">=" if target["higher"] else "<"
     return (
         f"  {state} {target['strategy']}: {target['target']} = {value} "
         f"(target {relation} {target['threshold']:.2f})"

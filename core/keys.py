@@ -1,7 +1,7 @@
 """Every Redis key slotrush uses, in one module.
 
 Keys live under `<redis_prefix>:<strategy>:`, so two strategies never read each other's state
-(one keeps free numbers in a zset, the other in a list). Inventory keys carry a hash tag
+(one keeps the patients' counts, the other does not). Inventory keys carry a hash tag
 `{<hospital_id>|<YYYY-MM-DD>}`: everything one booking touches (the schedule's free numbers,
 the patient's counters, the rules, the leases) lives in one Redis Cluster slot, so each Lua
 script stays inside one slot. Ids are `[A-Za-z0-9._-]`, so they never contain the braces or
@@ -11,7 +11,8 @@ A slot holds:
 - `slot`          hash {loaded, and for redis-lua max_per_day, max_per_department and the
                   hospital's config_version they come from}; present once the slot is loaded
 - `schedules`     set of the schedule ids whose free numbers are loaded
-- `free:<id>`     the free numbers of one schedule (a zset for redis-lua, a list for redis-queue)
+- `free:<id>`     the free numbers of one schedule: a bitmap, bit n set while number n is free
+                  (one bit per number; BITPOS finds the lowest free one)
 - `blacklist`     hash patient -> blacklisted until (epoch ms); redis-lua only
 - `counters`      hash of the patients' active bookings that day: `<patient>:day` (count),
                   `<patient>:d:<dept>` (count per department), `<patient>:s:<schedule>` (the
@@ -30,7 +31,8 @@ A slot holds:
 Two keys outside any slot help find the slots: `pending_slots` (zset slot tag -> when a
 number was last taken there, so the reconciler knows where leases may be) and
 `loaded_dates:<hospital>` (dates loaded for a hospital, so rule and blacklist changes reach
-them; redis-lua only).
+them; redis-lua only). Both are only ever touched by single-key commands, never inside a
+script or beside slot keys in one command, so they may live on any Redis Cluster node.
 """
 
 from __future__ import annotations

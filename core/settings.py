@@ -40,6 +40,8 @@ class Settings:
     strategy: str = "redis-lua"
     # Every Redis key starts with this, so a shared Redis can host several tenants or test runs.
     redis_prefix: str = "slotrush"
+    # REDIS_URL names one node of a Redis Cluster (also found out by asking the server).
+    redis_cluster: bool = False
     pg_pool_min: int = 2
     pg_pool_max: int = 20
     # A number taken in Redis whose ledger row has not appeared after this long is given back.
@@ -69,6 +71,20 @@ class Settings:
     # Whether a server process also runs the durable jobs (core.jobs); `serve --no-jobs`
     # leaves them to `slotrush worker` processes.
     run_jobs: bool = True
+    # Payments: the sandbox provider's URL (`slotrush sandbox-pay`), the secret its webhooks
+    # are signed with, and how long a call to a provider may take before it counts as down.
+    # The defaults are the sandbox's own, for development and tests; a deployment sets its own.
+    pay_sandbox_url: str = "http://127.0.0.1:8099"
+    pay_secret: str = "sandbox-webhook-secret-change-me"
+    pay_timeout: float = 3.0
+    # Webhook notifications (core.notifications): a post waits `webhook_timeout` for its
+    # answer; a failed one is tried again after `webhook_retry_seconds`, doubled each time,
+    # and is dead after `webhook_max_attempts`. Reminders go out this many hours before the
+    # visit starts.
+    webhook_timeout: float = 10.0
+    webhook_retry_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+    reminder_hours: int = 24
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -85,6 +101,7 @@ class Settings:
             jwt_jwks=os.environ.get("SLOTRUSH_JWT_JWKS") or None,
             strategy=os.environ.get("SLOTRUSH_STRATEGY", cls.strategy),
             redis_prefix=os.environ.get("SLOTRUSH_REDIS_PREFIX", cls.redis_prefix),
+            redis_cluster=os.environ.get("SLOTRUSH_REDIS_CLUSTER", "") not in ("", "0"),
             pg_pool_min=_env_int("SLOTRUSH_PG_POOL_MIN", cls.pg_pool_min),
             pg_pool_max=_env_int("SLOTRUSH_PG_POOL_MAX", cls.pg_pool_max),
             lease_seconds=_env_float("SLOTRUSH_LEASE_SECONDS", cls.lease_seconds),
@@ -103,5 +120,16 @@ class Settings:
             rate_limit_patient=os.environ.get("SLOTRUSH_RATE_LIMIT_PATIENT", ""),
             rate_limit_address=os.environ.get("SLOTRUSH_RATE_LIMIT_ADDRESS", ""),
             cors_origins=os.environ.get("SLOTRUSH_CORS_ORIGINS", ""),
+            pay_sandbox_url=os.environ.get("SLOTRUSH_PAY_SANDBOX_URL") or cls.pay_sandbox_url,
+            pay_secret=os.environ.get("SLOTRUSH_PAY_SECRET") or cls.pay_secret,
+            pay_timeout=_env_float("SLOTRUSH_PAY_TIMEOUT", cls.pay_timeout),
+            webhook_timeout=_env_float("SLOTRUSH_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            webhook_retry_seconds=_env_float(
+                "SLOTRUSH_WEBHOOK_RETRY_SECONDS", cls.webhook_retry_seconds
+            ),
+            webhook_max_attempts=_env_int(
+                "SLOTRUSH_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts
+            ),
+            reminder_hours=_env_int("SLOTRUSH_REMINDER_HOURS", cls.reminder_hours),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -10,13 +11,20 @@ from enum import StrEnum
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.db import close_pool, create_pool, migrate
+from core.failures import STORE_FAILURES
 from core.ledger import Ledger
 from core.replica import BrowsingReads
 from core.settings import Settings
+
+log = logging.getLogger("slotrush.stores")
+
+# One Redis server, or a Redis Cluster whose nodes the client finds from the one named.
+RedisClient = aioredis.Redis | RedisCluster
 
 
 class Store(StrEnum):
@@ -28,7 +36,7 @@ class Store(StrEnum):
 class Stores:
     settings: Settings
     pg: asyncpg.Pool
-    redis: aioredis.Redis
+    redis: RedisClient
     ledger: Ledger
 
     async def ping(self, stores: Iterable[Store]) -> dict[str, bool]:
@@ -48,9 +56,19 @@ async def _answers(probe: Awaitable[object]) -> bool:
     return True
 
 
-def redis_client(url: str, *, max_connections: int = 64) -> aioredis.Redis:
+def redis_client(url: str, *, cluster: bool = False, max_connections: int = 64) -> RedisClient:
+    """A client of the server at `url`, or of the cluster it is a node of (per node, the
+    same number of connections at most)."""
     # No automatic retries: a resent take script could take a second number. Scripts that
     # must survive a resend are idempotent by request id instead (see core/lua/).
+    if cluster:
+        return RedisCluster.from_url(
+            url,
+            max_connections=max_connections,
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
     return aioredis.Redis.from_url(
         url,
         max_connections=max_connections,
@@ -59,6 +77,34 @@ def redis_client(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         socket_connect_timeout=5,
         health_check_interval=0,
     )
+
+
+async def drop_idle_connections(client: RedisClient) -> None:
+    """Close the pooled connections not in use (after a restart they are all dead)."""
+    if isinstance(client, RedisCluster):
+        for node in client.get_nodes():
+            await node.disconnect_free_connections()
+    else:
+        await client.connection_pool.disconnect(inuse_connections=False)
+
+
+async def names_a_cluster(url: str) -> bool:
+    """Whether the server at `url` is a node of a Redis Cluster."""
+    async with aioredis.Redis.from_url(url, socket_connect_timeout=5) as probe:
+        info = await probe.info("cluster")
+    return bool(info.get("cluster_enabled"))
+
+
+async def open_redis(url: str, *, cluster: bool = False) -> RedisClient:
+    """A client of `url`: a cluster client when told so or when the server is a cluster node."""
+    if not cluster:
+        try:
+            cluster = await names_a_cluster(url)
+        except STORE_FAILURES as exc:
+            # A server that needs no Redis must start while Redis is down; a cluster that is
+            # down at the start must be named (SLOTRUSH_REDIS_CLUSTER=1).
+            log.warning("Redis at %s not reachable, taken for a single server: %r", url, exc)
+    return redis_client(url, cluster=cluster)
 
 
 @asynccontextmanager
@@ -71,7 +117,11 @@ async def open_stores(
         max_size=settings.pg_pool_max,
         acquire_timeout=settings.pg_acquire_timeout,
     )
-    client = redis_client(redis_url)
+    try:
+        client = await open_redis(redis_url, cluster=settings.redis_cluster)
+    except BaseException:
+        await close_pool(pool)
+        raise
     try:
         if migrate_schema:
             await migrate(pool)

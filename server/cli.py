@@ -37,6 +37,7 @@ _DELEGATED = {
     "simulate": "bench.season.cli",
     "report": "bench.outcomes.cli",
     "demo": "bench.demo",
+    "sandbox-pay": "server.sandbox_pay.cli",
 }
 _SECRET_ENV = "SLOTRUSH_SECRET"
 
@@ -144,6 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     services = commands.add_parser(
         "services", help="start embedded Redis and PostgreSQL, print their URLs, wait"
     )
+    services.add_argument(
+        "--redis-cluster",
+        type=int,
+        metavar="PRIMARIES",
+        help="start a Redis Cluster of this many primaries, each with a replica",
+    )
     services.set_defaults(run=_services)
 
     for name, module in _DELEGATED.items():
@@ -225,13 +232,18 @@ def _require_stores(settings: Settings) -> None:
 
 
 @contextmanager
-def _stores_or_embedded(settings: Settings) -> Iterator[ServiceUrls]:
+def _stores_or_embedded(
+    settings: Settings, *, redis_cluster: int | None = None
+) -> Iterator[ServiceUrls]:
     """The stores the settings name, with embedded throwaway servers for those left unset."""
     from bench.embedded import NoServerBinary, running_services
 
     with ExitStack() as stack:
         try:
-            urls = stack.enter_context(running_services(settings.redis_url, settings.database_url))
+            services = running_services(
+                settings.redis_url, settings.database_url, redis_cluster=redis_cluster
+            )
+            urls = stack.enter_context(services)
         except NoServerBinary as exc:
             raise CliError(str(exc)) from None
         yield urls
@@ -342,7 +354,10 @@ def _signing_key(args: argparse.Namespace, secret: str | None) -> str | SigningK
 def _services(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = _settings()
-    with _until_signalled() as stopped, _stores_or_embedded(settings) as urls:
+    with (
+        _until_signalled() as stopped,
+        _stores_or_embedded(settings, redis_cluster=args.redis_cluster) as urls,
+    ):
         print(f"REDIS_URL={urls.redis_url}")
         print(f"DATABASE_URL={urls.database_url}", flush=True)
         stopped.wait()

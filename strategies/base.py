@@ -21,7 +21,7 @@ from core.failpoints import CANCEL_AFTER_COMMIT, failpoint
 from core.failures import STORE_FAILURES
 from core.inventory import Inventory
 from core.metrics import BOOKING_OUTCOMES, BOOKING_SECONDS, CANCELLATIONS
-from core.stores import Stores
+from core.stores import Stores, drop_idle_connections
 
 log = logging.getLogger("slotrush.strategy")
 
@@ -86,7 +86,7 @@ class InventoryStrategy(Inventory):
         # After a Redis restart every idle pooled connection is dead and would fail once on
         # its next use; dropping them all on the first failure makes recovery one error long.
         if isinstance(exc, redis.exceptions.ConnectionError):
-            await self.stores.redis.connection_pool.disconnect(inuse_connections=False)
+            await drop_idle_connections(self.stores.redis)
 
     # The change hooks do nothing unless a strategy keeps state outside the ledger.
     async def schedules_created(self, schedules: Sequence[Schedule]) -> None:

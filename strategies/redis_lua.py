@@ -21,7 +21,6 @@ from strategies.redis_gate.lease import Lease
 
 class RedisLua(RedisGate):
     name = "redis-lua"
-    free_store = "zset"
     rules_in_redis = True
 
     def __init__(self, stores: Stores) -> None:

@@ -1,8 +1,8 @@
-"""redis-queue: each schedule's free numbers sit in a Redis list, like tokens in a queue.
+"""redis-queue: each schedule's free numbers are tokens in Redis, taken to admit a booking.
 
-LPOP admits a booking (in a tiny script that also records the lease), RPUSH returns a
-number. Redis only counts numbers; every rule is checked afterwards in the ledger
-transaction, under the patient's lock, and a refused booking returns its token.
+Admission takes the lowest free number (a tiny script that also records the lease); a
+refused booking or a cancellation puts it back. Redis only counts numbers; every rule is
+checked afterwards in the ledger transaction, under the patient's lock.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from strategies.redis_gate.lease import Lease
 
 class RedisQueue(RedisGate):
     name = "redis-queue"
-    free_store = "list"
     rules_in_redis = False
 
     def __init__(self, stores: Stores) -> None:

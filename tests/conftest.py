@@ -7,9 +7,10 @@ bench.fixtures, which the micro-benchmarks share; here they are opened for the t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -46,10 +47,18 @@ async def open_test_stores(
 
 
 @pytest.fixture
+def redis_url(request: pytest.FixtureRequest, service_urls: ServiceUrls) -> str:
+    """The cluster for a strategy case that asks for it, else the single Redis."""
+    if "strategy_case" in request.fixturenames and request.getfixturevalue("strategy_case").cluster:
+        return str(request.getfixturevalue("redis_cluster_url"))
+    return service_urls.redis_url
+
+
+@pytest.fixture
 async def stores(
-    settings: Settings, service_urls: ServiceUrls, test_database_url: str
+    settings: Settings, redis_url: str, test_database_url: str
 ) -> AsyncIterator[Stores]:
-    async with open_test_stores(settings, service_urls.redis_url, test_database_url) as opened:
+    async with open_test_stores(settings, redis_url, test_database_url) as opened:
         yield opened
 
 
@@ -71,9 +80,41 @@ async def make_strategy(stores: Stores) -> AsyncIterator[StrategyFactory]:
         await strategy.close()
 
 
-@pytest.fixture(params=sorted(STRATEGIES))
-def strategy_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@dataclass(frozen=True)
+class StrategyCase:
+    """A strategy, and whether its Redis is the 3-primary cluster (redis_cluster_url)."""
+
+    name: str
+    cluster: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.name}@cluster" if self.cluster else self.name
+
+
+# The strategies that gate the ledger with Redis, for the tests of what they share.
+GATES = [RedisLua, RedisQueue]
+SINGLE_NODE = [StrategyCase(name) for name in sorted(STRATEGIES)]
+# Every strategy, and the Redis gates again on a Redis Cluster.
+WITH_CLUSTER = [*SINGLE_NODE, *(StrategyCase(cls.name, cluster=True) for cls in GATES)]
+
+
+def strategy_cases(cases: Sequence[StrategyCase]) -> Any:
+    """A `strategy_case` fixture over these cases, for a test module to run them all."""
+
+    @pytest.fixture(params=cases, ids=str)
+    def strategy_case(request: pytest.FixtureRequest) -> StrategyCase:
+        case: StrategyCase = request.param
+        return case
+
+    return strategy_case
+
+
+strategy_case = strategy_cases(SINGLE_NODE)
+
+
+@pytest.fixture
+def strategy_name(strategy_case: StrategyCase) -> str:
+    return strategy_case.name
 
 
 @pytest.fixture
@@ -103,10 +144,6 @@ def clock() -> Clock:
 @pytest.fixture
 def service(strategy: InventoryStrategy, stores: Stores, clock: Clock) -> BookingService:
     return BookingService(strategy, stores.ledger, clock=clock)
-
-
-# The strategies that gate the ledger with Redis, for the tests of what they share.
-GATES = [RedisLua, RedisQueue]
 
 
 @pytest.fixture(params=GATES, ids=[cls.name for cls in GATES])

@@ -10,6 +10,7 @@ import pytest
 from core.booking import BookingService
 from core.domain import Code
 from core.stores import Stores
+from tests.conftest import WITH_CLUSTER, strategy_cases
 from tests.invariants import Observed, violations
 from tests.scenarios import (
     churn,
@@ -19,6 +20,9 @@ from tests.scenarios import (
     numbers,
     patients_race_schedules,
 )
+
+# The Redis gates run this suite on a Redis Cluster too.
+strategy_case = strategy_cases(WITH_CLUSTER)
 
 
 def held_per_patient(observed: Observed) -> Counter[str]:

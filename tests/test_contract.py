@@ -13,9 +13,12 @@ from core.booking import BookingService
 from core.domain import Booking, BookingStatus, Code, Period, Rules, ScheduleStatus
 from core.errors import SlotrushError
 from core.stores import Stores
-from tests.conftest import Clock
+from tests.conftest import WITH_CLUSTER, Clock, strategy_cases
 from tests.invariants import Observed, violations
 from tests.scenarios import HOSPITAL, VISIT_DATE, create, schedule_in
+
+# The Redis gates run this suite on a Redis Cluster too.
+strategy_case = strategy_cases(WITH_CLUSTER)
 
 
 async def refusal(call: Awaitable[object]) -> Code:

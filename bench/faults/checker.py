@@ -418,11 +418,5 @@ def _answers(attempts: Iterable[Attempt | None]) -> dict[str, int]:
 
 
 async def _free_numbers(client: aioredis.Redis, key: str) -> int:
-    """The free numbers of a schedule: a zset (redis-lua) or a list (redis-queue). A sold-out
-    schedule's key is gone, as Redis deletes empty collections."""
-    kind = await client.type(key)
-    if kind == "zset":
-        return int(await client.zcard(key))
-    if kind == "list":
-        return int(await client.llen(key))
-    return 0
+    """The free numbers of a schedule: the bits set in its bitmap (none when the key is gone)."""
+    return int(await client.bitcount(key))

@@ -1,9 +1,9 @@
--- admit.lua (redis-queue): admit one booking by popping a number token off the schedule's
--- queue; the booking rules are checked afterwards, in the ledger transaction.
+-- admit.lua (redis-queue): admit one booking by taking the schedule's lowest free number
+-- token; the booking rules are checked afterwards, in the ledger transaction.
 --
 -- KEYS[1] slot           hash; absent until the slot is loaded
 -- KEYS[2] schedules      set of loaded schedule ids
--- KEYS[3] free           list of the schedule's free numbers
+-- KEYS[3] free           bitmap of the schedule's free numbers (bit n set: number n free)
 -- KEYS[4] leases         zset lease id -> lease deadline (epoch ms)
 -- KEYS[5] lease_records  hash lease id -> "schedule|number|patient|department|request id"
 -- KEYS[6] in_flight      hash schedule id -> leases not yet settled
@@ -37,17 +37,18 @@ if redis.call('SISMEMBER', KEYS[8], schedule) == 1 then
     return -8
 end
 
-local number = redis.call('LPOP', KEYS[3])
-if not number then
+local number = redis.call('BITPOS', KEYS[3], 1)
+if number < 0 then
     if redis.call('HEXISTS', KEYS[6], schedule) == 1 then
         return -6
     end
     return -5
 end
 
+redis.call('SETBIT', KEYS[3], number, 0)
 redis.call('HINCRBY', KEYS[6], schedule, 1)
 redis.call('ZADD', KEYS[4], deadline, lease)
 redis.call('HSET', KEYS[5], lease,
     schedule .. '|' .. number .. '|' .. patient .. '|' .. department .. '|' .. request_id)
 redis.call('HSET', KEYS[7], request_id, lease)
-return {tonumber(number), lease}
+return {number, lease}

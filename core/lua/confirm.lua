@@ -9,14 +9,13 @@
 -- KEYS[3] in_flight      hash schedule id -> leases not yet settled
 -- KEYS[4] lease_requests hash request id -> the lease id out for it
 -- KEYS[5] slot, KEYS[6] schedules, KEYS[7] released, KEYS[8] counters (see load.lua)
--- KEYS[9..]              free numbers of the schedules of the leases below
--- ARGV[1] "zset" or "list", ARGV[2] "1" if the slot keeps the patients' counts, then 6
+-- KEYS[9..]              free-number bitmaps of the schedules of the leases below
+-- ARGV[1] "1" if the slot keeps the patients' counts, then 6
 --   fields per lease: lease id, schedule id, number, patient id, department id, and the
 --   index in KEYS of its schedule's free numbers (0: only settle it)
 --
 -- Returns how many leases were settled by this call.
-local store = ARGV[1]
-local counts = ARGV[2] == '1'
+local counts = ARGV[1] == '1'
 local settled = 0
 
 local function count_again(lease, schedule, number, patient, department, free)
@@ -24,11 +23,7 @@ local function count_again(lease, schedule, number, patient, department, free)
         or redis.call('SISMEMBER', KEYS[7], lease) == 1 then
         return
     end
-    if store == 'zset' then
-        redis.call('ZREM', free, number)
-    else
-        redis.call('LREM', free, 0, number)
-    end
+    redis.call('SETBIT', free, number, 0)
     local schedule_field = patient .. ':s:' .. schedule
     if counts and redis.call('HSETNX', KEYS[8], schedule_field, lease) == 1 then
         redis.call('HINCRBY', KEYS[8], patient .. ':day', 1)
@@ -36,7 +31,7 @@ local function count_again(lease, schedule, number, patient, department, free)
     end
 end
 
-for i = 3, #ARGV, 6 do
+for i = 2, #ARGV, 6 do
     local lease = ARGV[i]
     local record = redis.call('HGET', KEYS[2], lease)
     if record then

@@ -4,18 +4,18 @@
 -- lease record exists, so the writer and any number of reconcilers can race to give one
 -- lease back and one of them does.
 --
--- KEYS[1] free           the schedule's free numbers (zset or list, see ARGV[2])
+-- KEYS[1] free           bitmap of the schedule's free numbers
 -- KEYS[2] leases         zset lease id -> lease deadline
 -- KEYS[3] lease_records  hash lease id -> "schedule|number|patient|department|request id"
 -- KEYS[4] in_flight      hash schedule id -> leases not yet settled
 -- KEYS[5] lease_requests hash request id -> the lease id out for it
 -- KEYS[6] counters       (optional) the slot's patient counts, to undo the take's increments
--- ARGV[1] lease id, ARGV[2] "zset" or "list", or "" to keep the number out of Redis
+-- ARGV[1] lease id, ARGV[2] "1" to give the number back, "0" to keep it out of Redis
 --
 -- Returns 1 if the lease was undone, 0 if it was already settled (a lease left without its
 -- record is dropped: there is nothing to give back).
 local lease = ARGV[1]
-local store = ARGV[2]
+local number_back = ARGV[2] == '1'
 
 local record = redis.call('HGET', KEYS[3], lease)
 if not record then
@@ -25,10 +25,8 @@ end
 local schedule, number, patient, department, request_id =
     string.match(record, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
 
-if store == 'zset' then
-    redis.call('ZADD', KEYS[1], number, number)
-elseif store == 'list' and not redis.call('LPOS', KEYS[1], number) then
-    redis.call('RPUSH', KEYS[1], number)
+if number_back then
+    redis.call('SETBIT', KEYS[1], number, 1)
 end
 
 local schedule_field = patient .. ':s:' .. schedule

@@ -5,11 +5,11 @@
 --
 -- KEYS[1] slot       hash; absent until the slot is loaded
 -- KEYS[2] schedules  set of loaded schedule ids
--- KEYS[3] free       the schedule's free numbers (zset or list, see ARGV[5])
+-- KEYS[3] free       bitmap of the schedule's free numbers
 -- KEYS[4] released   set of the request ids of bookings released since the slot was loaded
 -- KEYS[5] counters   (optional) the slot's patient counts, for strategies that keep them
 -- ARGV[1] schedule id, ARGV[2] number, ARGV[3] patient id, ARGV[4] department id,
--- ARGV[5] "zset" or "list", ARGV[6] the booking's request id
+-- ARGV[5] the booking's request id
 --
 -- Returns 1 if the number went back, 0 if the slot or schedule is not loaded or the booking
 -- was released before.
@@ -17,8 +17,7 @@ local schedule = ARGV[1]
 local number = ARGV[2]
 local patient = ARGV[3]
 local department = ARGV[4]
-local store = ARGV[5]
-local request_id = ARGV[6]
+local request_id = ARGV[5]
 
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('SISMEMBER', KEYS[2], schedule) == 0 then
     return 0
@@ -27,11 +26,7 @@ if redis.call('SADD', KEYS[4], request_id) == 0 then
     return 0
 end
 
-if store == 'zset' then
-    redis.call('ZADD', KEYS[3], number, number)
-elseif not redis.call('LPOS', KEYS[3], number) then
-    redis.call('RPUSH', KEYS[3], number)
-end
+redis.call('SETBIT', KEYS[3], number, 1)
 
 -- Only counts that describe this booking go down (a booking Redis never counted, written
 -- while the slot was being reloaded, has none).

@@ -2,7 +2,7 @@
 --
 -- KEYS[1] slot           hash {loaded, max_per_day, max_per_department}; absent until loaded
 -- KEYS[2] schedules      set of loaded schedule ids
--- KEYS[3] free           zset of the schedule's free numbers (score = number)
+-- KEYS[3] free           bitmap of the schedule's free numbers (bit n set: number n free)
 -- KEYS[4] blacklist      hash patient -> blacklisted until (epoch ms)
 -- KEYS[5] counters       hash of active bookings: <patient>:day and <patient>:d:<department>
 --                        (counts), <patient>:s:<schedule> (the lease or ledger request id
@@ -67,14 +67,14 @@ if tonumber(held[3] or 0) >= tonumber(rules[2]) then
     return -4
 end
 
-local popped = redis.call('ZPOPMIN', KEYS[3])
-if not popped[1] then
+local number = redis.call('BITPOS', KEYS[3], 1)
+if number < 0 then
     if redis.call('HEXISTS', KEYS[8], schedule) == 1 then
         return -6
     end
     return -5
 end
-local number = popped[1]
+redis.call('SETBIT', KEYS[3], number, 0)
 
 redis.call('HSET', KEYS[5], schedule_field, lease)
 redis.call('HINCRBY', KEYS[5], day_field, 1)
@@ -84,4 +84,4 @@ redis.call('ZADD', KEYS[6], deadline, lease)
 redis.call('HSET', KEYS[7], lease,
     schedule .. '|' .. number .. '|' .. patient .. '|' .. department .. '|' .. request_id)
 redis.call('HSET', KEYS[9], request_id, lease)
-return {tonumber(number), lease}
+return {number, lease}

@@ -62,8 +62,12 @@ class SchedulePlan:
             self.hospital_id if self.hospitals == 1 else f"{self.hospital_id}-{k % self.hospitals}"
         )
 
+    @property
+    def visit_date(self) -> dt.date:
+        return (self.opens_at + dt.timedelta(days=1)).date()
+
     def bodies(self) -> list[dict[str, Any]]:
-        visit_date = (self.opens_at + dt.timedelta(days=1)).date().isoformat()
+        visit_date = self.visit_date.isoformat()
         return [
             {
                 "hospital_id": self.hospital_of(k),

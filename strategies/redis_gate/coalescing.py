@@ -25,9 +25,7 @@ _CONFIRM_CHUNK = 1000
 _ANNOUNCED_KEPT = 100_000
 
 
-def confirm_call(
-    slot: SlotKeys, leases: Sequence[Written], free_store: str, counters: bool
-) -> ScriptCall:
+def confirm_call(slot: SlotKeys, leases: Sequence[Written], counters: bool) -> ScriptCall:
     """Settle these leases, whose rows are in the ledger (see confirm.lua)."""
     keys = [
         slot.leases,
@@ -40,7 +38,7 @@ def confirm_call(
         slot.counters,
     ]
     free_keys: dict[str, int] = {}
-    args: list[str] = [free_store, "1" if counters else "0"]
+    args: list[str] = ["1" if counters else "0"]
     for lease in leases:
         index = 0
         if lease.schedule_id:

@@ -70,8 +70,6 @@ _KEY_CACHE_LIMIT = 100_000
 class RedisGate(InventoryStrategy):
     """Subclasses supply the take and the write."""
 
-    # How the scripts keep free numbers: "zset" or "list".
-    free_store: ClassVar[str]
     # Whether Redis keeps the rules, the blacklist and patient counters (checked at the take).
     rules_in_redis: ClassVar[bool]
 
@@ -344,7 +342,7 @@ class RedisGate(InventoryStrategy):
         return found
 
     def confirm_call(self, slot: SlotKeys, leases: Sequence[Written]) -> ScriptCall:
-        return confirm_call(slot, leases, self.free_store, self.rules_in_redis)
+        return confirm_call(slot, leases, self.rules_in_redis)
 
     def give_back_call(
         self,
@@ -358,5 +356,4 @@ class RedisGate(InventoryStrategy):
         keys = [free, slot.leases, slot.lease_records, slot.in_flight, slot.lease_requests]
         if self.rules_in_redis and counters:
             keys.append(slot.counters)
-        store = self.free_store if number else ""
-        return ScriptCall(GIVE_BACK, (len(keys), *keys, lease_id, store))
+        return ScriptCall(GIVE_BACK, (len(keys), *keys, lease_id, "1" if number else "0"))

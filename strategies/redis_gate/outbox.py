@@ -76,7 +76,6 @@ class Outbox:
             booking.number,
             booking.patient_id,
             booking.department_id,
-            gate.free_store,
             booking.request_id,
         )
         return ScriptCall(RELEASE, (len(keys), *keys, *args))
@@ -143,7 +142,7 @@ class Outbox:
         schedule = schedule_from_row(row)
         slot = self._gate.slot_keys(slot_tag(schedule.hospital_id, schedule.visit_date))
         keys = (slot.slot, slot.schedules, slot.free(schedule.id), slot.released, slot.closed)
-        args = (schedule.id, row["before"], row["after"], self._gate.free_store, row["resize_id"])
+        args = (schedule.id, row["before"], row["after"], row["resize_id"])
         return ScriptCall(RESIZE, (len(keys), *keys, *args))
 
     # --- rules and blacklist ------------------------------------------------------------
