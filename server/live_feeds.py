@@ -47,16 +47,19 @@ class Inbox:
 
 
 class _Feed:
-    def __init__(self) -> None:
+    def __init__(self, readers: set[asyncio.Task[None]]) -> None:
         self.inboxes: set[Inbox] = set()
         self.latest: dict[str, bytes] = {}
         self.task: asyncio.Task[None] | None = None
+        self._readers = readers
 
     def join(self, inbox: Inbox, read: Read) -> None:
         inbox.put(self.latest)
         self.inboxes.add(inbox)
         if self.task is None:
             self.task = asyncio.create_task(self._run(read))
+            self._readers.add(self.task)
+            self.task.add_done_callback(self._readers.discard)
 
     async def _run(self, read: Read) -> None:
         while self.inboxes:
@@ -83,7 +86,8 @@ class _Feed:
 
 class LiveFeeds:
     def __init__(self) -> None:
-        self._feeds: InUse[Hashable, _Feed] = InUse(_Feed)
+        self._readers: set[asyncio.Task[None]] = set()
+        self._feeds: InUse[Hashable, _Feed] = InUse(lambda: _Feed(self._readers))
         self._inboxes: set[Inbox] = set()
         self.stopping = False
 
@@ -102,7 +106,10 @@ class LiveFeeds:
                 self._inboxes.discard(inbox)
 
     def stop(self) -> None:
-        """The server is stopping: every stream wakes up and ends."""
+        """The server is stopping: every stream wakes up and ends, and no reader reads on
+        while the stores close."""
         self.stopping = True
         for inbox in self._inboxes:
             inbox.ready.set()
+        for reader in self._readers:
+            reader.cancel()

@@ -121,24 +121,27 @@ $("dayend-view").addEventListener("click", async () => {
 async function loadBlacklist() {
   try {
     const { body } = await call("GET", `${base()}/blacklist?limit=100`, auth());
-    const entries = body.entries || body.blacklist || [];
-    replace($("blacklist"), entries.length ? entries.map(entry) : h("li", {}, "Nobody is blacklisted."));
+    replace($("blacklist"), body.entries.length ? body.entries.map(entry) : h("li", {}, "Nobody is blacklisted."));
   } catch (error) {
-    replace($("blacklist"), h("li", {}, error.code === "not_found"
-      ? "This server does not list blacklist entries yet; adding and removing works." : explain(error)));
+    replace($("blacklist"), h("li", {}, explain(error)));
   }
 }
 
+const BREACHES = {
+  cancellation: "cancelled",
+  late_cancellation: "cancelled late (counted twice)",
+  no_show: "did not come",
+};
+
+// An entry, and for an automatic one the breaches that made it.
 function entry(e) {
-  const events = e.events || [];
   return h("li", { className: `entry ${e.source}` },
     h("strong", {}, e.patient_id), ` ${e.source}, until ${time(e.until)} `,
     h("button", { type: "button", className: "secondary", "aria-label": `Lift the ban of ${e.patient_id}`,
       onclick: () => unlist(e.patient_id) }, "Lift"),
-    events.length > 0 && h("details", {}, h("summary", {}, `${events.length} events behind it`),
-      h("ul", {}, events.map((ev) => h("li", {},
-        [ev.kind || ev.type, ev.visit_date, ev.booking_id && `booking ${ev.booking_id}`, time(ev.at || ev.occurred_at)]
-          .filter(Boolean).join(", "))))));
+    e.events.length > 0 && h("details", {}, h("summary", {}, `${e.events.length} events behind it`),
+      h("ul", {}, e.events.map((ev) => h("li", {},
+        `${time(ev.occurred_at)}: ${BREACHES[ev.kind] || ev.kind}, booking ${ev.booking_id}`)))));
 }
 
 async function unlist(patient) {
