@@ -29,9 +29,8 @@ from server.route import Access, Route
 from server.shapes.live import LiveQuery
 from server.snapshots import Snapshot
 
-# The console's intervals: the sessions every second (their `remaining` may lag a second
-# anyway), the holds every five.
-_SCHEDULES_SECONDS: Final = 1.0
+# The holds are looked at every few reads of the feed (the sessions at every read: their
+# `remaining` may lag a second anyway).
 _HOLDS_SECONDS: Final = 5
 # A comment line now and then while nothing changes, so that proxies keep the connection.
 _HEARTBEAT_SECONDS: Final = 15.0
