@@ -63,6 +63,7 @@ ASKERS = 16
 ASK_PAUSE = 0.1
 GIVE_UP_SECONDS = 60.0
 CONCURRENCY = 64
+SETTLE_DEADLINE_SECONDS = 1800
 _SQL = parse(files("bench").joinpath("sql", "lifecycle.sql").read_text())
 _FILL = parse(files("bench").joinpath("sql", "export.sql").read_text())["fill_hospital"]
 
@@ -271,7 +272,7 @@ def settle(admin: AdminClient, database: str, count: int) -> dict[str, Any]:
 def measure(
     config: LifecycleConfig, server: ServerProcess, secret: str, database: str, sandbox: str
 ) -> dict[str, Any]:
-    admin = AdminClient(server.url, secret, timeout=1800.0)
+    admin = AdminClient(server.url, secret, timeout=SETTLE_DEADLINE_SECONDS)
     plan = SchedulePlan(new_run_id(), 1, config.numbers, opening_in(0), fee_cents=FEE_CENTS)
     (schedule,) = admin.create_schedules(plan)
 
@@ -403,7 +404,11 @@ def run(args: argparse.Namespace) -> int:
             urls,
             secret,
             Path(workdir),
-            env={"SLOTRUSH_PAY_SANDBOX_URL": sandbox},
+            env={
+                "SLOTRUSH_PAY_SANDBOX_URL": sandbox,
+                # A day of 100,000 settles in one admin call, past the default 60 s deadline.
+                "SLOTRUSH_ADMIN_REQUEST_TIMEOUT": str(SETTLE_DEADLINE_SECONDS),
+            },
             prepare=short_holds,
         ) as (server, database),
     ):
