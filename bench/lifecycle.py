@@ -58,7 +58,7 @@ FULL_SETTLED = 100_000
 # API.md caps a schedule's capacity; a larger day is spread over several schedules.
 MAX_CAPACITY = 100_000
 # The second wave: patients asking at once, the pause after a sold-out answer, and how long
-# past the last expiry it keeps asking for numbers that never came back.
+# past the first wave's lapses it asks at most, for numbers that never come back.
 ASKERS = 16
 ASK_PAUSE = 0.1
 GIVE_UP_SECONDS = 60.0
@@ -188,26 +188,34 @@ class Patients:
 
 async def run_crowd(patients: Patients, numbers: int) -> Crowd:
     """Every number held; the first PAY_SHARE of the holders pay, the rest abandon; then a
-    second wave asks until as many numbers were booked again as were abandoned."""
+    second wave asks until a sold-out answer comes after every hold made so far had the time
+    to lapse and come back (a payer whose notice came late lapses too), paying for what it
+    gets."""
     crowd = Crowd()
     names = [f"first-{i}" for i in range(numbers)]
     holds = await asyncio.gather(*(patients.hold(name) for name in names))
     held = [(name, booking) for name, booking in zip(names, holds, strict=True) if booking]
     crowd.held = len(held)
+    last_hold = time.monotonic()
     payers = held[: round(len(held) * PAY_SHARE)]
     await asyncio.gather(*(patients.pay(name, booking) for name, booking in payers))
     crowd.paid = len(payers)
     crowd.abandoned = crowd.held - crowd.paid
-    give_up = time.monotonic() + WINDOW_SECONDS + LAPSE_SLACK_SECONDS + GIVE_UP_SECONDS
+    lapsed_by = WINDOW_SECONDS + LAPSE_SLACK_SECONDS
+    give_up = time.monotonic() + lapsed_by + GIVE_UP_SECONDS
     asked = iter(range(10**9))
 
     async def ask() -> None:
-        while crowd.rebooked < crowd.abandoned and time.monotonic() < give_up:
+        nonlocal last_hold
+        while time.monotonic() < give_up:
             name = f"second-{next(asked)}"
             booking = await patients.hold(name)
             if booking is None:
+                if time.monotonic() > last_hold + lapsed_by:
+                    return
                 await asyncio.sleep(ASK_PAUSE)
                 continue
+            last_hold = time.monotonic()
             crowd.rebooked += 1
             await patients.pay(name, booking)  # paid, so it does not lapse in turn
 

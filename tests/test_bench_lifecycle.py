@@ -39,12 +39,14 @@ def test_a_tiny_lifecycle_bench_measures_reuse_and_settlement(
     (path,) = tmp_path.glob("*-lifecycle.json")
     measured = json.loads(path.read_text())["measured"]
     crowd, reuse, settlement = measured["crowd"], measured["reuse"], measured["settlement"]
-    # 10 numbers (the least), 8 paid, 2 abandoned and each booked again by the second wave.
-    assert (crowd["held"], crowd["paid"], crowd["abandoned"], crowd["rebooked"]) == (10, 8, 2, 2)
-    assert reuse["lapsed"] == 2 and reuse["never"] == 0
+    # 10 numbers (the least), 8 paid, 2 abandoned; every lapsed hold (those 2, and a payer's
+    # whose notice came after its 3 s) booked again by the second wave.
+    assert (crowd["held"], crowd["paid"], crowd["abandoned"]) == (10, 8, 2)
+    assert reuse["lapsed"] >= 2 and reuse["never"] == 0
+    assert crowd["rebooked"] == reuse["lapsed"]
     assert 0 <= reuse["max_s"] <= reuse["limit_s"]
     assert settlement["no_shows"] == settlement["bookings"] == 100
     assert measured["lifecycle"]["ok"], measured["lifecycle"]["details"]
-    # Every paid number kept its fee: 10 charges, the 8 of the first wave and the 2 rebooked.
-    assert measured["lifecycle"]["totals"]["charges"] == 10
+    # Every payment was charged: the 8 of the first wave (a late one refunded) and the rebooked.
+    assert measured["lifecycle"]["totals"]["charges"] == 8 + crowd["rebooked"]
     assert (tmp_path / path.name.replace(".json", ".md")).exists()
