@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 import redis
+from redis.cluster import RedisCluster
 
 from bench.child_server import free_port
 from loadtest.client.seed import AdminClient
@@ -73,14 +75,16 @@ def fresh_database(server_url: str, label: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def fresh_prefix(redis_url: str, label: str) -> Iterator[str]:
-    """A Redis key prefix of our own; its keys are deleted afterwards."""
+    """A Redis key prefix of our own; its keys are deleted afterwards (on every primary of a
+    Redis Cluster, when `redis_url` names a node of one)."""
     prefix = f"slotrush-bench-{label}-{uuid.uuid4().hex[:8]}"
     try:
         yield prefix
     finally:
-        client = redis.Redis.from_url(redis_url)
+        client = redis_client(redis_url)
         try:
             batch = []
+            # A cluster client scans every primary, and splits a DEL of many keys by slot.
             for key in client.scan_iter(match=f"{prefix}:*", count=1000):
                 batch.append(key)
                 if len(batch) >= 1000:
@@ -90,6 +94,28 @@ def fresh_prefix(redis_url: str, label: str) -> Iterator[str]:
                 client.delete(*batch)
         finally:
             client.close()
+
+
+def redis_client(url: str) -> redis.Redis | RedisCluster:
+    """A blocking client of the Redis at `url`, or of the Redis Cluster it is a node of."""
+    return RedisCluster.from_url(url) if redis_cluster_shape(url) else redis.Redis.from_url(url)
+
+
+def redis_cluster_shape(url: str) -> dict[str, int] | None:
+    """The primaries and replicas of the Redis Cluster `url` names a node of; None for a
+    single server."""
+    client = redis.Redis.from_url(url)
+    try:
+        if not client.info("cluster").get("cluster_enabled"):
+            return None
+        roles = Counter(
+            "primary" if "master" in node["flags"] else "replica"
+            for node in client.cluster("NODES").values()
+            if "fail" not in node["flags"]
+        )
+    finally:
+        client.close()
+    return {"primaries": roles["primary"], "replicas": roles["replica"]}
 
 
 # --- the server under test -----------------------------------------------------------------
@@ -267,6 +293,7 @@ def describe_machine(redis_url: str, database_url: str) -> dict[str, Any]:
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "redis": _redis_version(redis_url),
+        "redis_cluster": redis_cluster_shape(redis_url),
         "postgresql": _postgres_version(database_url),
         "packages": {name: _package_version(name) for name in PACKAGES},
         "commit": _git(["rev-parse", "HEAD"]),
