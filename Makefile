@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint browser bench microbench faults export-bench season clean
+.PHONY: install test lint browser haproxy demo bench microbench faults export-bench season clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,25 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: lint browser
-	$(BIN)/pytest
+# The instances benchmark and test put HAProxy in front of the servers: installed here when
+# missing and root, else they are skipped and say what to install.
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; }
 
-bench: $(STAMP)
+# The micro-benchmarks run once each as tests, so one that breaks is seen here.
+test: lint browser haproxy
+	$(BIN)/pytest tests bench --benchmark-disable
+
+# The pages with demo data: embedded stores, made-up secret, links printed to open them.
+demo: $(STAMP)
+	$(BIN)/slotrush serve --dev --demo --port $${PORT:-8080}
+
+# Every strategy's rush, then the waiting room's crowd, then 1..2 instances behind HAProxy.
+bench: $(STAMP) haproxy
 	$(BIN)/slotrush bench $(BENCH_ARGS)
+	$(BIN)/slotrush bench --scenario waiting-room $(ROOM_ARGS)
+	$(BIN)/slotrush bench --instances 2 --generators 2 --workers 1 --strategies redis-lua $(INSTANCES_ARGS)
 
 faults: $(STAMP)
 	$(BIN)/slotrush faults $(FAULTS_ARGS)
@@ -43,8 +57,11 @@ export-bench: $(STAMP)
 season: $(STAMP)
 	$(BIN)/slotrush simulate --report-to results $(SEASON_ARGS)
 
+# pytest-benchmark's statistics, machine and commit; its raw samples (megabytes) are dropped.
 microbench: $(STAMP)
-	$(BIN)/pytest bench --benchmark-only --benchmark-json=results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
+	$(BIN)/pytest bench --benchmark-only --benchmark-json=$(VENV)/microbench-raw.json
+	$(BIN)/python -m bench.microsummary $(VENV)/microbench-raw.json \
+		results/microbench-$$(date +%Y-%m-%d)-$$(hostname).json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

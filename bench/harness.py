@@ -39,17 +39,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
-from tqdm import tqdm
-
-from bench import free_memory, loadgen, phases
-from bench.config import SCENARIOS, BenchConfig
-from bench.embedded import running_services
+from bench import free_memory, instances, loadgen, phases, waiting_room
+from bench.config import (
+    FULL_BOOKING_REQUESTS,
+    FULL_CROWD,
+    FULL_THROUGHPUT_REQUESTS,
+    QUICK_SIZE,
+    SCALE_CROWDS,
+    SCENARIOS,
+    BenchConfig,
+    scaled,
+)
+from bench.curves import run_curves, write_curves
+from bench.embedded import ServiceUrls, running_services
 from bench.fairness import fairness
+from bench.ledger_size import ledger_footprint
 from bench.overload import Overload, RssSampler, shed_between, shed_counts, sustainable_rate
 from bench.phases import Call, Encoder, PhaseResult, Workload
+from bench.progress import Progress, run_progress
 from bench.reference import measure_references
-from bench.stack import CpuMeter, ServerProcess, describe_machine, fresh_database, fresh_prefix
+from bench.rss import rss_by_process
+from bench.stack import CpuMeter, ServerProcess, describe_machine, redis_client, serving
 from bench.summary import StrategyResult, build_record, render_tables, write_results
 from core.settings import Settings
 from loadtest.client.invariants import evaluate
@@ -60,21 +70,61 @@ from strategies import STRATEGIES
 from strategies.redis_gate.gate import RedisGate
 
 HOT_SHARE = 0.9
+WAITING_ROOM = "waiting-room"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategies",
-        default=",".join(STRATEGIES),
-        help="comma-separated strategy names (default: every registered one)",
+        help="comma-separated strategy names (default: every registered one; redis-lua "
+        "for --scenario memory and scale)",
     )
     parser.add_argument(
         "--scenario",
-        choices=SCENARIOS,
+        choices=(*SCENARIOS, WAITING_ROOM),
         default="flash",
-        help="the crowd to measure (default: flash)",
+        help="the crowd to measure (default: flash); memory: each worker's RSS through "
+        "--patients new patients; scale: crowds of 1,000 to 100,000 (times --size) and 1 to "
+        "10,000 open schedules; waiting-room: a crowd behind a waiting room, on one strategy "
+        "(bench/waiting_room.py)",
     )
-    parser.add_argument("--users", type=int, help="patients in the crowd (default 10000)")
+    parser.add_argument(
+        "--patients",
+        type=int,
+        default=200_000,
+        help="--scenario memory: new patients to book (default 200000; the run stops after "
+        "15 minutes whatever the count)",
+    )
+    parser.add_argument(
+        "--size",
+        type=float,
+        help="scales every phase's requests: 1 (the default) fires 30,000-request flat-out "
+        "bursts, 10,000-request booking bursts and a crowd of 10,000; 0.1 a tenth of each",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        help=(
+            "run 1..N `slotrush serve` processes behind HAProxy and report the scaling table "
+            "(the first strategy of --strategies; bench/instances.py)"
+        ),
+    )
+    parser.add_argument(
+        "--generators",
+        type=int,
+        default=1,
+        help="--instances: Locust worker processes under one master (distributed Locust)",
+    )
+    parser.add_argument(
+        "--admit-rate",
+        type=float,
+        help="waiting-room: admissions per second (default 500; 2000 past 10,000 patients)",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        help="patients in the crowd alone (default 10000 times --size; waiting-room 5000)",
+    )
     parser.add_argument("--capacity", type=int, help="numbers per schedule (default 100)")
     parser.add_argument("--schedules", type=int, help="schedules in the crowd (default 10)")
     parser.add_argument(
@@ -92,7 +142,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run pgbench and redis-benchmark on the same operation",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="the bounded CI smoke: a crowd of 1000 on 100 numbers"
+        "--quick",
+        action="store_true",
+        help="the bounded CI smoke: --size 0.1 (a crowd of 1000 on 10 schedules of 10 "
+        "numbers, 3,000-request bursts), half-second slices, a 3 s overload",
     )
     parser.add_argument(
         "--results",
@@ -104,22 +157,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from(args: argparse.Namespace) -> BenchConfig:
     quick = bool(args.quick)
-    strategies = [s.strip() for s in str(args.strategies).split(",") if s.strip()]
+    growth = args.scenario in ("memory", "scale")
+    named = args.strategies or ("redis-lua" if growth else ",".join(STRATEGIES))
+    strategies = [s.strip() for s in named.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in STRATEGIES and ":" not in s]
     if unknown:
         raise SystemExit(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
     default_duration = 10.0 if args.scenario == "sustained" else 1.0
+    size = args.size or (QUICK_SIZE if quick else 1.0)
+    if size <= 0:
+        raise SystemExit(f"--size must be above 0, not {size}")
     return BenchConfig(
         strategies=strategies,
         scenario=args.scenario,
-        users=args.users or (1000 if quick else 10_000),
+        size=size,
+        users=args.users or scaled(FULL_CROWD, size),
         capacity=args.capacity or (10 if quick else 100),
         schedules=args.schedules or 10,
         duration=args.duration or default_duration,
         workers=args.workers,
         connections=args.connections,
-        throughput_requests=6000 if quick else 30_000,
-        booking_requests=2000 if quick else 10_000,
+        throughput_requests=scaled(FULL_THROUGHPUT_REQUESTS, size),
+        booking_requests=scaled(FULL_BOOKING_REQUESTS, size),
         phase_seconds=1.5 if quick else 3.0,
         slice_seconds=0.5 if quick else 1.0,
         slices=3,
@@ -130,6 +189,8 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         reference=bool(args.reference),
         quick=quick,
         results=args.results,
+        memory_patients=args.patients,
+        scale_crowds=tuple(scaled(crowd, size) for crowd in SCALE_CROWDS),
     )
 
 
@@ -145,14 +206,9 @@ class StrategyBench:
         meter: CpuMeter,
         advance: Callable[[str], None],
         progress: Callable[[int, int], None],
-        *,
-        redis_url: str,
-        redis_prefix: str,
     ) -> None:
         self.config = config
         self.server = server
-        self.redis_url = redis_url
-        self.redis_prefix = redis_prefix
         self.meter = meter
         self.admin = AdminClient(server.url, secret)
         self.encoder = Encoder("127.0.0.1", server.port, secret)
@@ -167,6 +223,7 @@ class StrategyBench:
         """The flat-out phases first, back to back, so their ratios to the ceiling compare
         numbers measured moments apart; then the crowd and the verdict."""
         config = self.config
+        self.result.rss_mib["start"] = rss_by_process(self.server.processes())
         self.measure(phases.ceiling(self.encoder, config.throughput_requests), flat_out=True)
         if self.probe_driver:
             self.result.driver = compare_drivers(self.server.url, self.result.phases["ceiling"])
@@ -193,6 +250,7 @@ class StrategyBench:
             if phase.ratio_to_ceiling is None and ceiling:
                 phase.ratio_to_ceiling = phase.throughput / ceiling
         self.verify()
+        self.result.rss_mib["end"] = rss_by_process(self.server.processes())
         return self.result
 
     def crowd(self) -> None:
@@ -282,10 +340,14 @@ class StrategyBench:
         plan = SchedulePlan(self.run_id, 1, free_memory.NUMBERS, opens_at, label="memory")
         (schedule,) = self.admin.create_schedules(plan)
         self.book_one_each("memory", [schedule])
-        client = redis.Redis.from_url(self.redis_url)
+        client = redis_client(self.server.env["REDIS_URL"])
         try:
             self.result.free_memory = free_memory.measure(
-                client, self.redis_prefix, self.server.strategy, schedule, plan.visit_date
+                client,
+                self.server.env["SLOTRUSH_REDIS_PREFIX"],
+                self.server.strategy,
+                schedule,
+                plan.visit_date,
             )
         finally:
             client.close()
@@ -351,11 +413,14 @@ class StrategyBench:
         ceilings: list[float] = []
         ratios: list[float] = []
         cpu: Counter[str] = Counter()
+        # Each slice gets its share of the requests: a slice that ran faster than planned
+        # must not leave the next ones with nothing to send.
+        share = -(-len(workload.requests) // self.config.slices)
         start = 0
         for _ in range(self.config.slices):
             ceilings.append(self.run_shot(ceiling, book=False, send_for=seconds).throughput)
             before = self.meter.sample()
-            shot = self.run_shot(workload.tail(start), book=True, send_for=seconds)
+            shot = self.run_shot(workload.tail(start, share), book=True, send_for=seconds)
             cpu.update(CpuMeter.delta(before, self.meter.sample()))
             start += shot.consumed
             shots.append(shot)
@@ -434,75 +499,42 @@ def _ids(schedules: list[SeededSchedule]) -> list[str]:
     return [s.id for s in schedules]
 
 
-class PhaseProgress:
-    """One tqdm bar for the whole run: a step per phase, the answers so far beside it."""
-
-    def __init__(self, bar: tqdm, strategy: str, phase_count: int) -> None:
-        self.bar = bar
-        self.strategy = strategy
-        self.left = phase_count
-        self.current: str | None = None
-
-    def advance(self, phase: str) -> None:
-        if self.current is not None and self.left > 1:
-            self.bar.update(1)
-            self.left -= 1
-        self.current = phase
-        self.bar.set_description(f"{self.strategy}: {phase}")
-
-    def progress(self, done: int, total: int) -> None:
-        self.bar.set_postfix_str(f"{done}/{total} answered")
-
-    def finish(self) -> None:
-        self.bar.update(self.left)
-        self.left = 0
-
-
 def bench_strategy(
     first: bool,
     config: BenchConfig,
     strategy: str,
-    redis_url: str,
-    database_url: str,
+    urls: ServiceUrls,
     secret: str,
     workdir: Path,
-    bar: tqdm,
+    progress: Progress,
 ) -> StrategyResult:
-    label = strategy.replace(":", "-").replace(".", "-").replace("_", "-").lower()
-    steps = PhaseProgress(bar, strategy, len(config.phase_names))
-    with fresh_database(database_url, label) as database, fresh_prefix(redis_url, label) as prefix:
-        env = {
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": database,
-            "SLOTRUSH_SECRET": secret,
-            "SLOTRUSH_REDIS_PREFIX": prefix,
-        }
-        server = ServerProcess(strategy, config.workers, env, workdir / f"{label}.log")
-        try:
-            steps.advance("starting")
-            server.start(secret)
-            meter = CpuMeter.for_stack(server, redis_url, database)
-            bench = StrategyBench(
-                config,
-                server,
-                secret,
-                meter,
-                steps.advance,
-                steps.progress,
-                redis_url=redis_url,
-                redis_prefix=prefix,
-            )
+    steps = progress.steps(strategy, len(config.phase_names))
+    steps.advance("starting")
+    server: ServerProcess | None = None
+    try:
+        with serving(strategy, config.workers, urls, secret, workdir) as (server, database):
+            meter = CpuMeter.for_stack(server, urls.redis_url, database)
+            bench = StrategyBench(config, server, secret, meter, steps.advance, steps.progress)
             bench.probe_driver = first
-            return bench.run()
-        except Exception as exc:  # one broken strategy must not hide the others' results
-            tail = server.log_tail(1500)
-            return StrategyResult(strategy, failure=f"{type(exc).__name__}: {exc}\n{tail}")
-        finally:
-            server.stop()
-            steps.finish()
+            result = bench.run()
+            result.ledger = ledger_footprint(database)
+            return result
+    except Exception as exc:  # one broken strategy must not hide the others' results
+        tail = server.log_tail(1500) if server is not None else ""
+        return StrategyResult(strategy, failure=f"{type(exc).__name__}: {exc}\n{tail}")
+    finally:
+        steps.finish()
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.instances:
+        strategy = (args.strategies or "redis-lua").split(",")[0]
+        crowd = args.users or 2000
+        return instances.run(
+            args.instances, args.generators, strategy, crowd, args.workers, args.results
+        )
+    if args.scenario == WAITING_ROOM:
+        return waiting_room.run(args.users or 5000, args.workers, args.results, args.admit_rate)
     config = config_from(args)
     config.results.mkdir(parents=True, exist_ok=True)
     secret = new_secret()
@@ -512,19 +544,15 @@ def run(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="slotrush-bench-") as workdir,
     ):
         machine = describe_machine(urls.redis_url, urls.database_url)
+        if config.scenario in ("memory", "scale"):
+            record, text = run_curves(config, urls, secret, Path(workdir), machine, started)
+            paths = write_curves(config.results, record)
+            print(f"{text}\n{record['verdict']}\n\nwrote " + ", ".join(str(p) for p in paths))
+            return 0 if record["ok"] else 1
         total = len(config.strategies) * len(config.phase_names)
-        with tqdm(total=total, unit="phase", dynamic_ncols=True) as bar:
+        with run_progress(total) as progress:
             results = [
-                bench_strategy(
-                    i == 0,
-                    config,
-                    name,
-                    urls.redis_url,
-                    urls.database_url,
-                    secret,
-                    Path(workdir),
-                    bar,
-                )
+                bench_strategy(i == 0, config, name, urls, secret, Path(workdir), progress)
                 for i, name in enumerate(config.strategies)
             ]
         references = (

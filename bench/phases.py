@@ -44,10 +44,13 @@ class Workload:
         self.arrivals.append(arrival)
         self.calls.append(call)
 
-    def tail(self, start: int) -> Workload:
-        """The requests from `start` on, arriving at once (for a flat-out slice)."""
-        rest = len(self.requests) - start
-        return Workload(self.name, self.requests[start:], [0.0] * rest, self.calls[start:])
+    def tail(self, start: int, count: int | None = None) -> Workload:
+        """`count` requests (all the rest by default) from `start` on, arriving at once (for
+        a flat-out slice)."""
+        end = len(self.requests) if count is None else min(start + count, len(self.requests))
+        return Workload(
+            self.name, self.requests[start:end], [0.0] * (end - start), self.calls[start:end]
+        )
 
     def sorted(self) -> Workload:
         """The same requests in arrival order (the generator's index is the arrival rank)."""

@@ -175,3 +175,55 @@ def update_index(results: Path) -> None:
     head, rest = text.split(_INDEX_START, 1)
     tail = rest.split(_INDEX_END, 1)[1] if _INDEX_END in rest else "\n"
     readme.write_text(head + block + tail)
+
+
+def plot_scale(path: Path, curves: dict[str, list[dict[str, Any]]], title: str) -> None:
+    """Bookings/s, p99 and CPU per booking against crowd size (top) and open schedules
+    (bottom), a line per strategy, both axes logarithmic in size."""
+    measures = (
+        ("bookings_per_second", "bookings per second"),
+        ("p99_ms", "p99 ms from arrival"),
+        ("cpu_us_per_booking", "CPU µs per booking"),
+    )
+    axes_names = (("crowd", "patients in the crowd"), ("schedules", "schedules open at once"))
+    fig, grid = plt.subplots(2, 3, figsize=(13, 7))
+    for row, (axis_name, xlabel) in zip(grid, axes_names, strict=True):
+        for axis, (key, ylabel) in zip(row, measures, strict=True):
+            for strategy, points in curves.items():
+                mine = sorted((p for p in points if p["axis"] == axis_name), key=_size)
+                sizes, values = [p["size"] for p in mine], [p[key] for p in mine]
+                axis.plot(sizes, values, "o-", label=strategy)
+            axis.set_xscale("log")
+            axis.set_xlabel(xlabel)
+            axis.set_ylabel(ylabel)
+            axis.set_ylim(bottom=0)
+            axis.grid(alpha=0.3, which="both")
+    grid[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _size(point: dict[str, Any]) -> int:
+    return int(point["size"])
+
+
+def plot_memory(path: Path, runs: dict[str, list[dict[str, Any]]], title: str) -> None:
+    """Each worker's RSS against the new patients booked so far, a line per worker."""
+    fig, axis = plt.subplots(figsize=(8, 4.5))
+    for strategy, samples in runs.items():
+        workers = sorted({w for s in samples for w in s["rss_mib"] if w.startswith("worker")})
+        for worker in workers:
+            xs = [s["patients"] for s in samples if worker in s["rss_mib"]]
+            ys = [s["rss_mib"][worker] for s in samples if worker in s["rss_mib"]]
+            axis.plot(xs, ys, label=f"{strategy} {worker}")
+    axis.set_xlabel("new patients booked")
+    axis.set_ylabel("worker RSS, MiB")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

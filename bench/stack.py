@@ -31,6 +31,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from bench.child_server import free_port
+from bench.embedded import ServiceUrls
 from loadtest.client.seed import AdminClient
 
 PACKAGES = (
@@ -209,6 +210,31 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+@contextlib.contextmanager
+def serving(
+    strategy: str, workers: int, urls: ServiceUrls, secret: str, workdir: Path
+) -> Iterator[tuple[ServerProcess, str]]:
+    """`slotrush serve --strategy S` on a fresh database and Redis key prefix, with the
+    database's URL; everything dropped afterwards."""
+    label = strategy.replace(":", "-").replace(".", "-").replace("_", "-").lower()
+    with (
+        fresh_database(urls.database_url, label) as database,
+        fresh_prefix(urls.redis_url, label) as prefix,
+    ):
+        env = {
+            "REDIS_URL": urls.redis_url,
+            "DATABASE_URL": database,
+            "SLOTRUSH_SECRET": secret,
+            "SLOTRUSH_REDIS_PREFIX": prefix,
+        }
+        server = ServerProcess(strategy, workers, env, workdir / f"{label}.log")
+        try:
+            server.start(secret)
+            yield server, database
+        finally:
+            server.stop()
 
 
 def _tree(pid: int) -> list[psutil.Process]:

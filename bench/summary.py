@@ -22,6 +22,7 @@ from loadtest.client.invariants import Verdict
 TARGETS = {
     "sold_out_vs_ceiling": 0.90,
     "redis_lua_bookings_vs_ceiling": 0.60,
+    "redis_queue_bookings_vs_ceiling": 0.40,
     "pg_pessimistic_vs_pgbench": 0.90,
     "hot_loss_max": 0.20,
     "pg_batched_vs_pg_pessimistic_hot": 3.0,
@@ -29,6 +30,10 @@ TARGETS = {
     "redis_bytes_per_free_number_max": 1.0,
 }
 HOT_LOSS_STRATEGIES = ("pg-skip-locked", "redis-lua", "redis-queue")
+BOOKING_TARGETS = {
+    "redis-lua": "redis_lua_bookings_vs_ceiling",
+    "redis-queue": "redis_queue_bookings_vs_ceiling",
+}
 
 
 @dataclass
@@ -43,6 +48,10 @@ class StrategyResult:
     driver: dict[str, Any] | None = None
     overload: Overload | None = None
     free_memory: FreeNumberMemory | None = None
+    # PostgreSQL bytes per booking row, and each server process's RSS at the run's start
+    # and end (MiB by process: the supervisor and each worker).
+    ledger: dict[str, Any] | None = None
+    rss_mib: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +80,8 @@ class StrategyResult:
             "phases": {name: p.to_dict() for name, p in self.phases.items()},
             "overload": self.overload.to_dict() if self.overload else None,
             "redis_free_numbers": self.free_memory.to_dict() if self.free_memory else None,
+            "ledger": self.ledger,
+            "rss_mib": self.rss_mib,
         }
 
 
@@ -103,12 +114,13 @@ def targets(results: list[StrategyResult], references: References | None) -> lis
             TARGETS["sold_out_vs_ceiling"],
             True,
         )
-        if r.strategy == "redis-lua":
+        booking_target = BOOKING_TARGETS.get(r.strategy)
+        if booking_target is not None:
             add(
                 "booking throughput / ceiling",
                 r.strategy,
                 r.ratio("spread"),
-                TARGETS["redis_lua_bookings_vs_ceiling"],
+                TARGETS[booking_target],
                 True,
             )
         if r.free_memory is not None:
@@ -179,7 +191,7 @@ def write_results(
     host: str,
     started: dt.datetime,
 ) -> list[Path]:
-    stem = f"{started:%Y-%m-%d}-{_safe(host)}-{config.scenario}"
+    stem = f"{started:%Y-%m-%d}-{safe_name(host)}-{config.scenario}"
     base = config.results / stem
     json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
     throughput_png = config.results / f"{stem}-throughput.png"
@@ -207,7 +219,7 @@ def write_results(
     return [json_path, md_path, throughput_png, cdf_png]
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)
 
 
@@ -240,6 +252,7 @@ def render_tables(
                 f"{fair.spearman:.2f} ({fair.spearman_fifo:.2f})"
                 if fair and fair.spearman is not None and fair.spearman_fifo is not None
                 else None,
+                targets_cell(r.strategy, found_targets),
             ]
         )
         throughput_rows.append(
@@ -275,6 +288,7 @@ def render_tables(
                 "rule breaks",
                 "first-C share",
                 "spearman (fifo)",
+                "targets",
             ],
             crowd_rows,
         ),
@@ -298,6 +312,9 @@ def render_tables(
     ]
     if overload_rows:
         parts += ["", report.table(_OVERLOAD_HEADERS, overload_rows)]
+    footprint_rows = [_footprint_row(r) for r in results if r.ledger or r.rss_mib]
+    if footprint_rows:
+        parts += ["", report.table(_FOOTPRINT_HEADERS, footprint_rows)]
     if references is not None:
         parts += ["", references.describe()]
     if found_targets:
@@ -338,6 +355,56 @@ def _overload_row(strategy: str, overload: Overload) -> list[object]:
         f"{rss[0]:,.0f}/{max(rss):,.0f}/{rss[-1]:,.0f}" if rss else None,
         ", ".join(checks),
     ]
+
+
+_FOOTPRINT_HEADERS = [
+    "memory and disk",
+    "worker RSS MiB start → end",
+    "booking rows",
+    "bookings bytes/row",
+    "database bytes/row",
+]
+
+
+def _footprint_row(result: StrategyResult) -> list[object]:
+    start, end = result.rss_mib.get("start", {}), result.rss_mib.get("end", {})
+    workers = sorted(name for name in end if name.startswith("worker"))
+    rss = ", ".join(f"{start.get(w, float('nan')):.0f} → {end[w]:.0f}" for w in workers)
+    ledger = result.ledger or {}
+    return [
+        result.strategy,
+        rss or None,
+        ledger.get("booking_rows"),
+        ledger.get("bookings_bytes_per_row"),
+        ledger.get("database_bytes_per_row"),
+    ]
+
+
+# Each target's name in a table cell.
+_SHORT = {
+    "sold-out throughput / ceiling": "sold-out",
+    "booking throughput / ceiling": "bookings",
+    "throughput lost when 90% target one schedule": "hot loss",
+    "hot-schedule bookings / pg-pessimistic's": "hot vs pg-pessimistic",
+    "hot-schedule bookings / pgbench": "hot vs pgbench",
+}
+
+
+def targets_cell(strategy: str, found_targets: list[dict[str, Any]]) -> str | None:
+    """The strategy's targets, each measured value with met or MISSED: "sold-out 0.93 met,
+    bookings 0.41 MISSED (0.60)"."""
+    cells = []
+    for target in found_targets:
+        if target["strategy"] != strategy:
+            continue
+        name = _SHORT.get(target["target"], target["target"])
+        if target["met"] is None:
+            cells.append(f"{name} n/a")
+            continue
+        value = f"{target['value']:.2f}"
+        verdict = "met" if target["met"] else f"MISSED ({target['threshold']:.2f})"
+        cells.append(f"{name} {value} {verdict}")
+    return ", ".join(cells) or None
 
 
 def _target_line(target: dict[str, Any]) -> str:

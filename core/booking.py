@@ -42,9 +42,11 @@ from core.terms import BookingTerms, TermsCache
 
 # The namespace of request ids derived from an Idempotency-Key (any constant will do).
 _KEYED_REQUESTS = uuid.UUID("5b0e3c52-6f1e-4c0b-9a57-2f1d7d3c9e41")
-# Schedules are immutable once created, so a process may keep them (and their recent
-# `remaining`); this bound only stops a long-lived process from growing without end.
+# A process keeps schedules (and their recent `remaining`) for a second: a HIS sync changes
+# a capacity, fee or opening time, and other processes learn it within that second. The
+# bound only stops a long-lived process from growing without end.
 _SCHEDULES_KEPT = 100_000
+_SCHEDULE_TTL_SECONDS = 1.0
 # Rows a filtered schedule list reads at most per page before answering a short page.
 _SCAN_BUDGET = 5_000
 
@@ -75,7 +77,9 @@ class BookingService:
         self.clock = clock
         self.terms = TermsCache(ledger.pool)
         self.hospitals = Hospitals(ledger.pool, self.terms, clock, ledger.reads)
-        self._schedules: LruCache[int, Schedule] = LruCache(_SCHEDULES_KEPT)
+        self._schedules: LruCache[int, tuple[float, Schedule]] = LruCache(_SCHEDULES_KEPT)
+        # Schedules being read again after their second was up (see schedule).
+        self._rereading: set[int] = set()
         # API.md lets `remaining` lag by up to a second: a crowd polling one schedule is
         # answered from here instead of counting its free numbers on every request.
         self._remaining: LruCache[int, tuple[float, int]] = LruCache(_SCHEDULES_KEPT)
@@ -83,13 +87,24 @@ class BookingService:
     # --- schedules ----------------------------------------------------------------------
 
     async def schedule(self, schedule_id: int) -> Schedule:
-        schedule = self._schedules.get(schedule_id)
-        if schedule is None:
+        now = time.monotonic()
+        kept = self._schedules.get(schedule_id)
+        # A crowd on one schedule must not all read it again when it expires: one does,
+        # the others are answered what was kept until then.
+        if kept is not None and (kept[0] > now or schedule_id in self._rereading):
+            return kept[1]
+        self._rereading.add(schedule_id)
+        try:
             schedule = await self.ledger.get_schedule(schedule_id)
-            if schedule is None:
-                raise SlotrushError(Code.SCHEDULE_NOT_FOUND)
-            self._schedules.put(schedule_id, schedule)
+        finally:
+            self._rereading.discard(schedule_id)
+        if schedule is None:
+            raise SlotrushError(Code.SCHEDULE_NOT_FOUND)
+        self._keep(schedule)
         return schedule
+
+    def _keep(self, schedule: Schedule) -> None:
+        self._schedules.put(schedule.id, (time.monotonic() + _SCHEDULE_TTL_SECONDS, schedule))
 
     async def schedule_view(self, schedule_id: int, *, within: str | None = None) -> ScheduleView:
         """The schedule as a client sees it; `within`: only if it is of that hospital (a
@@ -152,19 +167,29 @@ class BookingService:
         hospital_ids = {item.hospital_id for item in items}
         terms = await self.terms.of(hospital_ids, fresh=True)
         batch = len(items) > 1
-        timed = [
-            _timed(item, terms[item.hospital_id], now, f"schedules[{i}]." if batch else "")
+        checked = [
+            timed(item, terms[item.hospital_id], now, f"schedules[{i}]." if batch else "")
             for i, item in enumerate(items)
         ]
-        schedules = await self.ledger.create_schedules(timed, now)
+        schedules = await self.ledger.create_schedules(checked, now)
         # Creating revives a deleted hospital, department or doctor the schedules name.
         for hospital_id in hospital_ids:
             self.terms.forget(hospital_id)
         await self.strategy.schedules_created(schedules)
         for schedule in schedules:
-            self._schedules.put(schedule.id, schedule)
-        terms = await self.terms.of(hospital_ids)
-        return [_view(s, s.capacity, terms[s.hospital_id], now) for s in schedules]
+            self._keep(schedule)
+        return await self.views(schedules, [s.capacity for s in schedules])
+
+    async def views(
+        self, schedules: Sequence[Schedule], remaining: Sequence[int]
+    ) -> list[ScheduleView]:
+        """Schedules just written, as a client sees them, with their free numbers."""
+        terms = await self.terms.of({s.hospital_id for s in schedules})
+        now = self.clock()
+        return [
+            _view(s, free, terms[s.hospital_id], now)
+            for s, free in zip(schedules, remaining, strict=True)
+        ]
 
     # --- bookings -----------------------------------------------------------------------
 
@@ -198,6 +223,12 @@ class BookingService:
             if replay is not None:
                 return replay
         raise _error(result)
+
+    async def replay(
+        self, patient_id: str, schedule_id: int, idempotency_key: str
+    ) -> BookingOutcome | None:
+        """The first answer to a booking made with this key, if one was; nothing is booked."""
+        return await self._replay(patient_id, await self.schedule(schedule_id), idempotency_key)
 
     async def _replay(self, patient_id: str, schedule: Schedule, key: str) -> BookingOutcome | None:
         first = await self.ledger.booking_by_idempotency_key(patient_id, key)
@@ -241,8 +272,10 @@ class BookingService:
         return _cancellable(await self.booking(patient_id, booking_id))
 
     def schedule_changed(self, schedule: Schedule) -> None:
-        """Forget what this process keeps of a schedule's state (suspended, numbers freed)."""
+        """Forget what this process keeps of a schedule's state (suspended, numbers freed or
+        added, fee or opening time changed)."""
         self.terms.forget(schedule.hospital_id)
+        self._schedules.pop(schedule.id)
         self._remaining.pop(schedule.id)
 
     # --- admin --------------------------------------------------------------------------
@@ -311,7 +344,7 @@ def _view(
     return ScheduleView(schedule, max(remaining, 0), status)
 
 
-def _timed(item: ScheduleIn, terms: BookingTerms, now: dt.datetime, where: str) -> ScheduleIn:
+def timed(item: ScheduleIn, terms: BookingTerms, now: dt.datetime, where: str) -> ScheduleIn:
     """`item` with its opening time, if its times make sense in its hospital's zone."""
     if item.visit_date < local_date(now, terms.zone):
         raise SlotrushError(

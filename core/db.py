@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from typing import Any, Final
 
 import asyncpg
 
 from core.queries import migrations
+
+log = logging.getLogger("slotrush.db")
+
+# How long closing a pool waits for its connections to come back: a connection stuck on a
+# PostgreSQL that went away (a job runner's listener, a query in flight) must not hold a
+# server that is shutting down.
+_CLOSE_SECONDS: Final = 5.0
 
 # Any constant works; it only has to be the same in every process migrating one database.
 _MIGRATION_LOCK = 0x510752
@@ -64,3 +73,12 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
                 applied.append(version)
     return applied
+
+
+async def close_pool(pool: asyncpg.Pool) -> None:
+    """Close gracefully while the connections come back, then cut what is left."""
+    try:
+        await asyncio.wait_for(pool.close(), _CLOSE_SECONDS)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("pool not closed in %g s (%r): connections cut", _CLOSE_SECONDS, exc)
+        pool.terminate()

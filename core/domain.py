@@ -99,6 +99,17 @@ class Code(StrEnum):
     PROFILE_NOT_FOUND = "profile_not_found"
     # A transition API.md 1.1's table of booking states does not have.
     INVALID_STATE = "invalid_state"
+    # The schedule has no waiting room open now (core.waiting_room).
+    WAITING_ROOM_NOT_FOUND = "waiting_room_not_found"
+    # A waiting room's position token that is missing, forged, expired or another's.
+    ROOM_TOKEN_INVALID = "room_token_invalid"
+    # Booking a schedule whose waiting room is open without this patient's admission token.
+    ADMISSION_REQUIRED = "admission_required"
+    # HIS sync and the schedule upsert: a capacity below a number bookings hold (or held).
+    CAPACITY_BELOW_HELD = "capacity_below_held"
+    # HIS sync and the schedule upsert: an external_id naming a session of another
+    # department, doctor, date or period than its schedule's.
+    SCHEDULE_MOVED = "schedule_moved"
 
 
 # A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.
@@ -122,11 +133,14 @@ class ScheduleIn:
     capacity: int
     fee_cents: int = 0
     opens_at: dt.datetime | None = None
+    # The hospital information system's own id of the session: creating it again is an upsert.
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A schedule's immutable facts: safe to cache in a process for its whole life."""
+    """A schedule's facts. Who, when and where never change; capacity, fee and opening time
+    change only by a HIS sync or an upsert by external_id (see core.his_sync)."""
 
     id: int
     hospital_id: str
@@ -137,6 +151,15 @@ class Schedule:
     capacity: int
     fee_cents: int
     opens_at: dt.datetime
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """A schedule whose capacity changed from `before` (the schedule has the new one)."""
+
+    schedule: Schedule
+    before: int
 
 
 @dataclass(frozen=True, slots=True)

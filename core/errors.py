@@ -31,6 +31,11 @@ PROBLEMS: Final[dict[Code, tuple[int, str]]] = {
     Code.BUSY: (503, "Busy, retry later"),
     Code.PROFILE_NOT_FOUND: (404, "Profile not found"),
     Code.INVALID_STATE: (409, "Invalid state for this action"),
+    Code.WAITING_ROOM_NOT_FOUND: (404, "Waiting room not found"),
+    Code.ROOM_TOKEN_INVALID: (403, "Invalid waiting room token"),
+    Code.ADMISSION_REQUIRED: (403, "Admission through the waiting room required"),
+    Code.CAPACITY_BELOW_HELD: (409, "Capacity below the numbers held"),
+    Code.SCHEDULE_MOVED: (409, "Schedule moved"),
 }
 
 

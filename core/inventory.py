@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from asyncpg import Connection
 
-from core.domain import Booking, BookingRequest, BookResult, Schedule
+from core.domain import Booking, BookingRequest, BookResult, Resize, Schedule
 from core.stores import Store, Stores
 
 
@@ -72,6 +72,16 @@ class Inventory(ABC):
     @abstractmethod
     async def schedule_suspended(self, schedule: Schedule) -> None:
         """After that transaction committed."""
+
+    @abstractmethod
+    async def capacity_changing(self, conn: Connection, resizes: Sequence[Resize]) -> None:
+        """Inside the transaction that added numbers to these schedules or took free ones off
+        (a HIS sync, an upsert): the ledger has the new numbers already."""
+
+    @abstractmethod
+    async def capacity_changed(self, resizes: Sequence[Resize]) -> None:
+        """After that transaction committed: offer the numbers added, stop offering those
+        taken off."""
 
     @abstractmethod
     async def config_changing(self, conn: Connection, hospital_id: str) -> None:

@@ -95,3 +95,46 @@ class KeySpace:
 
     def loaded_dates(self, hospital_id: str) -> str:
         return f"{self.prefix}:loaded_dates:{hospital_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKeys:
+    """A schedule's waiting room (core/waiting_room): every key shares the hash tag
+    `{room:<schedule id>}`, one Redis Cluster slot per opening, so each room script stays in
+    one slot and rooms spread over the cluster.
+
+    - `config`    hash {opens_at, closes_at, expire_at (epoch ms), rate, admission_ms,
+                  abandon_ms, seed}: present while the room exists
+    - `queue`     zset patient -> place (early arrivals shuffled in [0, 1), later ones FIFO)
+    - `seen`      zset patient -> when a waiting patient last asked (epoch ms)
+    - `admitted`  hash patient -> when the patient's admission expires (epoch ms)
+    - `stats`     hash {arrivals, admitted, abandoned, and the admission bucket's tokens, last}
+    - `arrivals`  hash patient -> arrival number
+    - `log`       list of the admitted patients in admission order (the fairness record)
+    """
+
+    config: str
+    queue: str
+    seen: str
+    admitted: str
+    stats: str
+    arrivals: str
+    log: str
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.config,
+            self.queue,
+            self.seen,
+            self.admitted,
+            self.stats,
+            self.arrivals,
+            self.log,
+        )
+
+
+def room_keys(prefix: str, schedule_id: int) -> RoomKeys:
+    base = f"{prefix}:room:{{room:{schedule_id}}}:"
+    names = ("config", "queue", "seen", "admitted", "stats", "arrivals", "log")
+    return RoomKeys(*(base + name for name in names))

@@ -72,6 +72,7 @@ def schedule_from_row(row: asyncpg.Record | dict[str, Any]) -> Schedule:
         capacity=row["capacity"],
         fee_cents=row["fee_cents"],
         opens_at=row["opens_at"],
+        external_id=row["external_id"],
     )
 
 
@@ -206,6 +207,50 @@ async def delete_blacklist(conn: asyncpg.Connection, hospital_id: str, patient_i
     await conn.execute(q("bump_config_version"), hospital_id)
 
 
+async def insert_schedules(
+    conn: asyncpg.Connection, items: Sequence[ScheduleIn], now: dt.datetime
+) -> list[Schedule]:
+    """Create schedules (every number free), upserting what they name (v1) and bringing it
+    back if it was deleted; in the caller's transaction."""
+    if not items:
+        return []
+    hospitals = sorted({i.hospital_id for i in items})
+    departments = sorted({(i.hospital_id, i.department_id) for i in items})
+    first_department: dict[tuple[str, str], str] = {}
+    for i in items:
+        first_department.setdefault((i.hospital_id, i.doctor_id), i.department_id)
+    doctors = sorted((*doctor, department) for doctor, department in first_department.items())
+    await conn.execute(q("upsert_hospitals"), hospitals)
+    await conn.execute(q("upsert_departments"), *_columns(departments, 2))
+    await conn.execute(q("upsert_doctors"), *_columns(doctors, 3))
+    await conn.execute(
+        q("revive_named"),
+        hospitals,
+        *_columns(departments, 2),
+        *_columns((doctor[:2] for doctor in doctors), 2),
+    )
+    rows = await conn.fetch(
+        q("insert_schedules"),
+        [i.hospital_id for i in items],
+        [i.department_id for i in items],
+        [i.doctor_id for i in items],
+        [i.visit_date for i in items],
+        [i.period.value for i in items],
+        [i.capacity for i in items],
+        [i.fee_cents for i in items],
+        [i.opens_at or now for i in items],
+        [i.external_id for i in items],
+    )
+    schedules = [schedule_from_row(r) for r in rows]
+    await conn.execute(
+        q("insert_schedule_numbers"),
+        [s.hospital_id for s in schedules],
+        [s.id for s in schedules],
+        [s.capacity for s in schedules],
+    )
+    return schedules
+
+
 # --- pool-level reads and admin writes -----------------------------------------------------
 
 
@@ -218,41 +263,8 @@ class Ledger:
     async def create_schedules(
         self, items: Sequence[ScheduleIn], now: dt.datetime
     ) -> list[Schedule]:
-        hospitals = sorted({i.hospital_id for i in items})
-        departments = sorted({(i.hospital_id, i.department_id) for i in items})
-        first_department: dict[tuple[str, str], str] = {}
-        for i in items:
-            first_department.setdefault((i.hospital_id, i.doctor_id), i.department_id)
-        doctors = sorted((*doctor, department) for doctor, department in first_department.items())
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(q("upsert_hospitals"), hospitals)
-            await conn.execute(q("upsert_departments"), *_columns(departments, 2))
-            await conn.execute(q("upsert_doctors"), *_columns(doctors, 3))
-            await conn.execute(
-                q("revive_named"),
-                hospitals,
-                *_columns(departments, 2),
-                *_columns((doctor[:2] for doctor in doctors), 2),
-            )
-            rows = await conn.fetch(
-                q("insert_schedules"),
-                [i.hospital_id for i in items],
-                [i.department_id for i in items],
-                [i.doctor_id for i in items],
-                [i.visit_date for i in items],
-                [i.period.value for i in items],
-                [i.capacity for i in items],
-                [i.fee_cents for i in items],
-                [i.opens_at or now for i in items],
-            )
-            schedules = [schedule_from_row(r) for r in rows]
-            await conn.execute(
-                q("insert_schedule_numbers"),
-                [s.hospital_id for s in schedules],
-                [s.id for s in schedules],
-                [s.capacity for s in schedules],
-            )
-        return schedules
+            return await insert_schedules(conn, items, now)
 
     async def get_schedule(self, schedule_id: int) -> Schedule | None:
         row = await self.pool.fetchrow(q("get_schedule"), schedule_id)

@@ -56,7 +56,11 @@ RELEASE = _read("release")
 LOAD = _read("load")
 SET_CONFIG = _read("set_config")
 CLOSE = _read("close")
-ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_CONFIG, CLOSE)
+RESIZE = _read("resize")
+ALL = (TAKE, ADMIT, CONFIRM, GIVE_BACK, RELEASE, LOAD, SET_CONFIG, CLOSE, RESIZE)
+# The waiting room's (core/waiting_room), loaded on first use.
+ROOM_JOIN = _read("room_join")
+ROOM_ADVANCE = _read("room_advance")
 
 
 class ScriptCall(NamedTuple):

@@ -28,6 +28,9 @@ class Settings:
     database_replica_url: str | None = None
     replica_max_lag: float = 0.5
     secret: str | None = None
+    # Signs waiting-room tokens (core/waiting_room); unset: derived from `secret`. A server
+    # verifying bearer tokens by public key needs it for waiting rooms.
+    waiting_room_secret: str | None = None
     # Tokens: `iss` and `aud` required to match when set; a PEM public key or a JWKS file
     # (paths) instead of the HS256 secret, so that this server cannot mint tokens.
     jwt_issuer: str | None = None
@@ -77,6 +80,7 @@ class Settings:
             database_replica_url=os.environ.get("DATABASE_REPLICA_URL") or None,
             replica_max_lag=_env_float("SLOTRUSH_REPLICA_MAX_LAG", cls.replica_max_lag),
             secret=os.environ.get("SLOTRUSH_SECRET") or None,
+            waiting_room_secret=os.environ.get("SLOTRUSH_WAITING_ROOM_SECRET") or None,
             jwt_issuer=os.environ.get("SLOTRUSH_JWT_ISSUER") or None,
             jwt_audience=os.environ.get("SLOTRUSH_JWT_AUDIENCE") or None,
             jwt_public_key=os.environ.get("SLOTRUSH_JWT_PUBLIC_KEY") or None,

@@ -15,7 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from core.db import create_pool, migrate
+from core.db import close_pool, create_pool, migrate
 from core.failures import STORE_FAILURES
 from core.ledger import Ledger
 from core.replica import BrowsingReads
@@ -130,7 +130,7 @@ async def open_stores(
             yield Stores(settings=settings, pg=pool, redis=client, ledger=ledger)
     finally:
         await client.aclose()
-        await pool.close()
+        await close_pool(pool)
 
 
 @asynccontextmanager
@@ -149,7 +149,7 @@ async def _browsing_reads(
             max_size=settings.pg_pool_max,
             acquire_timeout=settings.pg_acquire_timeout,
         )
-        stack.push_async_callback(replica.close)
+        stack.push_async_callback(close_pool, replica)
         reads = BrowsingReads(primary, replica, max_lag=settings.replica_max_lag)
         watch = asyncio.create_task(reads.watch())
         stack.push_async_callback(_stop, watch)

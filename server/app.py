@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from aiohttp import web
 
 from core.booking import BookingService
+from core.his_sync.service import HisSync
 from core.inventory import InventoryFactory
 from core.jobs.runner import JobRunner
 from core.operations import HospitalOperations
@@ -20,14 +21,19 @@ from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
 from core.tokens import token_verifier
+from core.waiting_room import OpenRooms, RoomTickets, WaitingRooms
 from server.admission import Admission
 from server.appkeys import (
     ADMISSION,
+    HIS_SYNC,
     HOSPITALS,
     METRICS_REGISTRY,
+    OPEN_ROOMS,
     OPENAPI_JSON,
     OPERATIONS,
     RATE_LIMITER,
+    RECENT_SCHEDULES,
+    ROOMS,
     SERVICE,
     SETTINGS,
     SOLD_OUT,
@@ -44,6 +50,7 @@ from server.fastpath import SoldOutMemory
 from server.metrics import HttpMetrics, exposition_registry
 from server.middlewares import problems_and_metrics
 from server.openapi import build_document
+from server.recent import RecentPages
 from server.validation import MAX_BODY_BYTES
 from server.workers import ONE_PROCESS
 from strategies import strategy_class
@@ -71,6 +78,7 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
     app[ADMISSION] = Admission(settings.bookings_in_flight, settings.booking_queue)
     # One process unless the runner's supervisor says how many workers serve.
     app[WORKERS] = ONE_PROCESS
+    app[RECENT_SCHEDULES] = RecentPages()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app[OPENAPI_JSON] = dumps(build_document(ROUTES, served_routes(app)))
@@ -101,6 +109,10 @@ def _stores(redis_url: str, database_url: str) -> CleanupContext:
                 per_patient=settings.rate_limit_patient,
                 per_address=settings.rate_limit_address,
             )
+            secret = settings.waiting_room_secret or settings.secret
+            tickets = None if secret is None else RoomTickets(secret)
+            app[ROOMS] = WaitingRooms(stores.redis, settings.redis_prefix, tickets)
+            app[OPEN_ROOMS] = OpenRooms(app[ROOMS])
             yield
 
     return stores_open
@@ -133,6 +145,7 @@ async def _service(app: web.Application) -> AsyncIterator[None]:
     app[SERVICE] = service
     app[HOSPITALS] = service.hospitals
     app[OPERATIONS] = HospitalOperations(service)
+    app[HIS_SYNC] = HisSync(service)
     yield
 
 

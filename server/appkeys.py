@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from core.booking import BookingService
+from core.his_sync.service import HisSync
 from core.hospitals import Hospitals
 from core.inventory import Inventory, InventoryFactory
 from core.operations import HospitalOperations
@@ -13,8 +14,11 @@ from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import Stores
 from core.tokens import TokenVerifier
+from core.waiting_room import OpenRooms, WaitingRooms
 from server.admission import Admission
 from server.fastpath import SoldOutMemory
+from server.recent import RecentPages
+from server.shapes import SchedulePage
 from server.workers import Workers
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -24,10 +28,14 @@ STRATEGY = web.AppKey("strategy", Inventory)
 SERVICE = web.AppKey("service", BookingService)
 HOSPITALS = web.AppKey("hospitals", Hospitals)
 OPERATIONS = web.AppKey("operations", HospitalOperations)
+HIS_SYNC = web.AppKey("his_sync", HisSync)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+RECENT_SCHEDULES = web.AppKey("recent_schedules", RecentPages[SchedulePage])
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 ADMISSION = web.AppKey("admission", Admission)
 WORKERS = web.AppKey("workers", Workers)
+ROOMS = web.AppKey("rooms", WaitingRooms)
+OPEN_ROOMS = web.AppKey("open_rooms", OpenRooms)

@@ -32,23 +32,23 @@ class Caching(StrEnum):
 def cached_json(request: web.Request, shape: msgspec.Struct, caching: Caching) -> web.Response:
     """200 with `shape` as JSON, or 304 if the request's If-None-Match names its ETag."""
     body = dumps(shape)
-    etag = _etag(body)
+    etag = etag_of(body)
     headers = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: caching.value}
     if caching is not Caching.PUBLIC:
         # A different token may see a different answer at the same address.
         headers[hdrs.VARY] = hdrs.AUTHORIZATION
-    if _matches(request.headers.get(hdrs.IF_NONE_MATCH), etag):
+    if names_etag(request.headers.get(hdrs.IF_NONE_MATCH), etag):
         return web.Response(status=304, headers=headers)
     headers[hdrs.CONTENT_TYPE] = _JSON
     return web.Response(body=body, headers=headers)
 
 
-def _etag(body: bytes) -> str:
+def etag_of(body: bytes) -> str:
     digest = hashlib.blake2b(body, digest_size=16).digest()
     return '"' + base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + '"'
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
+def names_etag(if_none_match: str | None, etag: str) -> bool:
     """RFC 9110 13.1.2: `*`, or any listed tag equal to ours under weak comparison."""
     if if_none_match is None:
         return False

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from core.settings import Settings
+from server import his_sync_cli
 
 if TYPE_CHECKING:
     from bench.embedded import ServiceUrls
@@ -35,6 +36,7 @@ _DELEGATED = {
     "faults": "bench.faults.cli",
     "simulate": "bench.season.cli",
     "report": "bench.outcomes.cli",
+    "demo": "bench.demo",
 }
 _SECRET_ENV = "SLOTRUSH_SECRET"
 
@@ -83,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         help="start embedded Redis and PostgreSQL for an unset REDIS_URL or DATABASE_URL, and "
         f"generate and print {_SECRET_ENV} if it is not set (never in production)",
     )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="with --dev: seed demo hospitals, sessions and bookings once serving, and print "
+        "links that open /book and /console signed in",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request as JSON")
     serve.add_argument(
         "--no-jobs",
@@ -126,6 +134,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds until it expires (default: %(default)s)",
     )
     token.set_defaults(run=_token)
+
+    his_sync = commands.add_parser(
+        "his-sync", help="send a HIS schedule feed (JSON or CSV) to a server's HIS sync"
+    )
+    his_sync_cli.add_arguments(his_sync)
+    his_sync.set_defaults(run=_his_sync)
 
     services = commands.add_parser(
         "services", help="start embedded Redis and PostgreSQL, print their URLs, wait"
@@ -179,12 +193,30 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _with_token_key(settings, dev=args.dev)
     if not args.dev:
         _require_stores(settings)
+    if args.demo:
+        _seed_demo_once_serving(settings, args)
     options = ServeOptions(
         host=args.host, port=args.port, workers=args.workers, access_log=args.access_log
     )
     with _stores_or_embedded(settings) as urls:
         settings = replace(settings, redis_url=urls.redis_url, database_url=urls.database_url)
         return serve(settings, options)
+
+
+def _seed_demo_once_serving(settings: Settings, args: argparse.Namespace) -> None:
+    """Seed the demo through the API from a thread, once the server answers: dev only,
+    with a port known beforehand and a secret to mint the pages' tokens with."""
+    if not args.dev:
+        raise CliError("--demo seeds made-up data: only with --dev")
+    if args.port == 0 or settings.secret is None:
+        raise CliError("--demo needs a fixed --port and an HS256 secret to mint tokens with")
+    from bench.demo import seed_and_announce
+
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}"
+    threading.Thread(
+        target=seed_and_announce, args=(url, settings.secret), name="demo", daemon=True
+    ).start()
 
 
 def _require_stores(settings: Settings) -> None:
@@ -280,6 +312,26 @@ def _token(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(token)
     return 0
+
+
+def _his_sync(args: argparse.Namespace) -> int:
+    token = args.token
+    if token is None:
+        from core.tokens import issue_token
+
+        settings = _settings()
+        if settings.secret is None:
+            raise CliError(f"give --token, or set {his_sync_cli.TOKEN_ENV} or {_SECRET_ENV}")
+        token = issue_token(
+            settings.secret,
+            admin=True,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl=300,
+        )
+    if not args.file.is_file():
+        raise CliError(f"{args.file}: no such file")
+    return his_sync_cli.run(args, token)
 
 
 def _signing_key(args: argparse.Namespace, secret: str | None) -> str | SigningKey:

@@ -16,7 +16,10 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 # What a front end sends beyond the CORS-safelisted headers.
-ALLOWED_HEADERS: Final = "Authorization, Content-Type, Idempotency-Key, If-None-Match"
+ALLOWED_HEADERS: Final = (
+    "Authorization, Content-Type, Idempotency-Key, If-None-Match, Waiting-Room-Token, "
+    "Waiting-Room-Admission"
+)
 # What a front end may read beyond the CORS-safelisted response headers.
 EXPOSED_HEADERS: Final = "ETag, Retry-After, WWW-Authenticate"
 # Browsers keep a preflight's answer this long (seconds; Chromium caps it at 7200).

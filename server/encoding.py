@@ -19,6 +19,7 @@ from core import hospitals
 from core.analytics import GroupBy, GroupOutcomes
 from core.booking import ScheduleView
 from core.domain import Booking, Payment, Rules
+from core.his_sync.service import Report
 from core.ledger import Audit
 from core.lifecycle.settlement import Settlement
 from core.profiles import PatientTags, Profile
@@ -26,6 +27,7 @@ from core.records import BookingRecord
 from server import shapes
 from server.shapes import analytics as analytics_shapes
 from server.shapes import browsing as browsing_shapes
+from server.shapes import his_sync as his_shapes
 from server.shapes import hospitals as hospital_shapes
 from server.shapes import lifecycle as lifecycle_shapes
 from server.shapes import profiles as profile_shapes
@@ -57,6 +59,7 @@ def schedule_out(view: ScheduleView) -> shapes.Schedule:
         opens_at=s.opens_at,
         remaining=view.remaining,
         status=view.status,
+        external_id=s.external_id,
     )
 
 
@@ -222,4 +225,28 @@ def _group_out(g: GroupOutcomes) -> analytics_shapes.GroupOutcomes:
         no_show_rate=g.no_show_rate,
         cancellation_rate=g.cancellation_rate,
         small=g.small,
+    )
+
+
+def his_report_out(report: Report) -> his_shapes.HisSyncReport:
+    return his_shapes.HisSyncReport(
+        dry_run=report.dry_run,
+        created=report.created,
+        updated=report.updated,
+        suspended=report.suspended,
+        unchanged=report.unchanged,
+        conflicts=report.conflicts,
+        errors=report.errors,
+        rows=[
+            his_shapes.HisRow(
+                action=row.action,
+                line=row.line,
+                external_id=row.external_id,
+                schedule_id=str(row.schedule_id) if row.schedule_id is not None else None,
+                changes=[his_shapes.HisChange(c.field, c.before, c.after) for c in row.changes],
+                code=row.code.value if row.code is not None else None,
+                reason=row.reason,
+            )
+            for row in report.rows
+        ],
     )

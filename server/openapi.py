@@ -172,6 +172,7 @@ def build_document(
             {"name": "admin"},
             {"name": "browsing"},
             {"name": "operations"},
+            {"name": "pages"},
         ],
         "paths": paths,
         "components": {

@@ -12,7 +12,9 @@ id charset, else 400.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from typing import Any, Final, TypeVar
 
@@ -23,8 +25,10 @@ from core import domain, hospitals, profiles, records
 from core.analytics import GroupBy
 from core.domain import Code
 from core.errors import SlotrushError
+from core.his_sync import feed
 from server import shapes
 from server.shapes import analytics as analytics_shapes
+from server.shapes import his_sync as his_shapes
 from server.shapes import hospitals as hospital_shapes
 from server.shapes import profiles as profile_shapes
 from server.shapes import records as record_shapes
@@ -45,6 +49,9 @@ _DEPARTMENT_IN: Final = msgspec.json.Decoder(hospital_shapes.DepartmentIn)
 _DOCTOR_IN: Final = msgspec.json.Decoder(hospital_shapes.DoctorIn)
 _PROFILE_IN: Final = msgspec.json.Decoder(profile_shapes.ProfileIn)
 _TAGS_IN: Final = msgspec.json.Decoder(profile_shapes.TagsIn)
+_HIS_FEED: Final = msgspec.json.Decoder(his_shapes.HisFeed)
+_CSV_INTEGERS: Final = frozenset({"capacity", "fee_cents"})
+_CSV_INTEGER: Final = re.compile(r"-?[0-9]{1,20}")
 # Single strings are checked with the shapes' own patterns: msgspec.convert costs more.
 _SERIAL: Final = re.compile(shapes.SERIAL_PATTERN)
 _ENTITY_ID: Final = re.compile(shapes.ID_PATTERN)
@@ -88,7 +95,58 @@ def _schedule_in(shape: shapes.ScheduleIn, where: str) -> domain.ScheduleIn:
         capacity=shape.capacity,
         fee_cents=shape.fee_cents,
         opens_at=None if opens_at is msgspec.UNSET else utc_time(opens_at, where + "opens_at"),
+        external_id=None if shape.external_id is msgspec.UNSET else shape.external_id,
     )
+
+
+def his_feed(raw: bytes, content_type: str) -> list[feed.FeedRow | feed.RowError]:
+    """A HIS schedule feed, JSON (`HisFeed`) or CSV (a header line naming the columns of
+    `HisFeedRow`); each row is checked on its own (core.his_sync.feed)."""
+    if content_type == his_shapes.CSV_CONTENT_TYPE:
+        return feed.rows(_csv_records(raw))
+    if content_type not in ("application/json", ""):
+        raise invalid("Content-Type must be application/json or text/csv")
+    schedules = decode(raw, _HIS_FEED).schedules
+    return feed.rows(
+        (line, {k: v for k, v in msgspec.structs.asdict(row).items() if v is not msgspec.UNSET})
+        for line, row in enumerate(schedules, start=1)
+    )
+
+
+def _csv_records(raw: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """(line, fields) of each line after the header; an empty cell is an absent field, a
+    cell beyond the header's a field no row has."""
+    try:
+        reader = csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""))
+        lines = [(reader.line_num, cells) for cells in reader]
+    except (UnicodeDecodeError, csv.Error):
+        raise invalid("the body is not a UTF-8 CSV file") from None
+    if not lines:
+        raise invalid("the CSV has no header line")
+    columns = [name.strip() for name in lines[0][1]]
+    if len(set(columns)) != len(columns) or not set(columns) <= set(feed.COLUMNS):
+        raise invalid(f"the CSV header names each column once, of: {', '.join(feed.COLUMNS)}")
+    missing = [name for name in feed.REQUIRED if name not in columns]
+    if missing:
+        raise invalid(f"the CSV header lacks {', '.join(missing)}")
+    if len(lines) - 1 > shapes.MAX_BATCH:
+        raise invalid(f"a feed has at most {shapes.MAX_BATCH} rows")
+    records = []
+    for line, cells in lines[1:]:
+        if not any(cell.strip() for cell in cells):
+            continue
+        names = columns + [f"column {n}" for n in range(len(columns) + 1, len(cells) + 1)]
+        # A short line leaves its last fields absent.
+        cut = zip(names, cells, strict=False)
+        fields = {name: _csv_cell(name, cell.strip()) for name, cell in cut}
+        records.append((line, {name: value for name, value in fields.items() if value != ""}))
+    return records
+
+
+def _csv_cell(name: str, cell: str) -> Any:
+    if name in _CSV_INTEGERS and _CSV_INTEGER.fullmatch(cell):
+        return int(cell)
+    return cell
 
 
 def rules(raw: bytes) -> domain.Rules:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 import redis.exceptions
 
-from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Schedule
+from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Resize, Schedule
 from core.errors import ServiceUnavailable
 from core.failpoints import CANCEL_AFTER_COMMIT, failpoint
 from core.failures import STORE_FAILURES
@@ -102,6 +102,12 @@ class InventoryStrategy(Inventory):
         pass
 
     async def schedule_suspended(self, schedule: Schedule) -> None:
+        pass
+
+    async def capacity_changing(self, conn: asyncpg.Connection, resizes: Sequence[Resize]) -> None:
+        pass
+
+    async def capacity_changed(self, resizes: Sequence[Resize]) -> None:
         pass
 
     async def config_changing(self, conn: asyncpg.Connection, hospital_id: str) -> None:

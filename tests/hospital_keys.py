@@ -39,6 +39,7 @@ HOSPITAL_KEYED = {
     "redis_releases": "hospital_id",
     "redis_config_syncs": "hospital_id",
     "redis_closures": "hospital_id",
+    "redis_resizes": "hospital_id",
     "settlements": "hospital_id",
     "check_in_failures": "hospital_id",
 }
@@ -70,8 +71,10 @@ CROSS_HOSPITAL = {
     "redis_releases_due": "reconciler sweep: releases left over at any hospital",
     "redis_config_syncs_due": "reconciler sweep: config syncs left over at any hospital",
     "redis_closures_due": "reconciler sweep: closures left over at any hospital",
+    "redis_resizes_due": "reconciler sweep: capacity changes left over at any hospital",
     "expire_holds": "job sweep: lapsed holds at any hospital, oldest first",
     "settlements_due": "job sweep: each hospital's dates past its settle_at",
+    "ledger_footprint": "bench: the ledger's bytes per booking, every hospital's bookings",
 }
 
 _ANY_TABLE = frozenset(HOSPITAL_KEYED) | REFERENCE | LOCAL

@@ -59,8 +59,9 @@ class JobRunner:
         except TimeoutError:
             log.warning("jobs still running after %g s: cancelled", _STOP_SECONDS)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded too: a job stuck in a driver call that ignores the cancellation is
+            # left behind; closing the pool cuts its connection.
+            await asyncio.wait({task}, timeout=_STOP_SECONDS)
 
     async def _run_forever(self) -> None:
         # pgqueuer stops on a lost connection (PostgreSQL restarted, a network cut): what it

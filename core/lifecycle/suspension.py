@@ -26,18 +26,31 @@ async def suspend(
 ) -> list[Booking]:
     """Suspend the schedule; the bookings this call cancelled."""
     async with pool.acquire() as conn, conn.transaction():
-        found = await conn.fetchrow(
-            q("lock_schedule_to_suspend"), schedule.hospital_id, schedule.id
-        )
-        if found is None:
-            raise SlotrushError(Code.SCHEDULE_NOT_FOUND)
-        await conn.execute(q("suspend_schedule"), schedule.hospital_id, schedule.id, reason)
-        await inventory.schedule_suspending(conn, schedule)
-        cancelled = bookings(
-            await conn.fetch(q("cancel_by_hospital"), schedule.hospital_id, schedule.id)
-        )
-        await holds_ended(conn, inventory, cancelled, Ending.SUSPENDED)
+        cancelled = await suspend_in(conn, inventory, schedule, reason)
+    await suspended(inventory, schedule, cancelled)
+    return cancelled
+
+
+async def suspend_in(
+    conn: asyncpg.Connection, inventory: Inventory, schedule: Schedule, reason: str
+) -> list[Booking]:
+    """Suspend the schedule inside the caller's transaction (a HIS sync suspends many in
+    one); the caller calls `suspended` after its commit."""
+    found = await conn.fetchrow(q("lock_schedule_to_suspend"), schedule.hospital_id, schedule.id)
+    if found is None:
+        raise SlotrushError(Code.SCHEDULE_NOT_FOUND)
+    await conn.execute(q("suspend_schedule"), schedule.hospital_id, schedule.id, reason)
+    await inventory.schedule_suspending(conn, schedule)
+    cancelled = bookings(
+        await conn.fetch(q("cancel_by_hospital"), schedule.hospital_id, schedule.id)
+    )
+    await holds_ended(conn, inventory, cancelled, Ending.SUSPENDED)
+    return cancelled
+
+
+async def suspended(inventory: Inventory, schedule: Schedule, cancelled: list[Booking]) -> None:
+    """After the commit of suspend_in: the inventory closes the schedule and takes the
+    cancelled bookings' numbers back."""
     await inventory.schedule_suspended(schedule)
     if cancelled:
         await inventory.numbers_freed(cancelled)
-    return cancelled

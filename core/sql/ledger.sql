@@ -15,11 +15,11 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING;
 
 -- name: insert_schedules
 INSERT INTO schedules (hospital_id, department_id, doctor_id, visit_date, period, capacity,
-                       fee_cents, opens_at)
+                       fee_cents, opens_at, external_id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::int[],
-                     $7::bigint[], $8::timestamptz[])
+                     $7::bigint[], $8::timestamptz[], $9::text[])
 RETURNING id, hospital_id, department_id, doctor_id, visit_date, period, capacity, fee_cents,
-          opens_at;
+          opens_at, external_id;
 
 -- name: insert_schedule_numbers
 INSERT INTO schedule_numbers (hospital_id, schedule_id, number)
@@ -29,7 +29,8 @@ SELECT s.hospital_id, s.id, n FROM unnest($1::text[], $2::bigint[], $3::int[])
 
 -- name: get_schedule
 -- Crosses hospitals: a schedule by its id alone, as the API names it.
-SELECT id, hospital_id, department_id, doctor_id, visit_date, period, capacity, fee_cents, opens_at
+SELECT id, hospital_id, department_id, doctor_id, visit_date, period, capacity, fee_cents, opens_at,
+       external_id
 FROM schedules WHERE id = $1;
 
 -- name: list_schedules
@@ -37,7 +38,7 @@ FROM schedules WHERE id = $1;
 -- optional. A hospital administrator's list always carries its hospital ($1).
 -- Crosses hospitals when $1 is NULL: browsing every hospital's schedules.
 SELECT s.id, s.hospital_id, s.department_id, s.doctor_id, s.visit_date, s.period, s.capacity,
-       s.fee_cents, s.opens_at,
+       s.fee_cents, s.opens_at, s.external_id,
        (SELECT count(*) FROM schedule_numbers n
          WHERE n.hospital_id = s.hospital_id AND n.schedule_id = s.id
            AND n.booking_id IS NULL) AS remaining
@@ -135,7 +136,8 @@ SELECT * FROM b;
 -- under its lease ($4, also the row's request_id), with insert_booking's states and holds. A
 -- row is written only if this statement wins its lease's claim ('written'): whoever gives a
 -- number back claims 'abandoned' first (see lease_claims). A patient blacklisted in the
--- ledger, or a suspended schedule, is refused whatever Redis believed.
+-- ledger, a suspended schedule, or a number the schedule no longer has, is refused whatever
+-- Redis believed.
 WITH r AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::uuid[], $5::text[],
                          $6::text[], $7::text[])
@@ -164,6 +166,9 @@ WITH r AS (
            s.expires, r.lease_id, r.idempotency_key
     FROM r JOIN claimed USING (lease_id)
     JOIN s ON s.hospital_id = r.hospital_id AND s.id = r.schedule_id
+    -- The number exists: a HIS sync may have taken it off after Redis offered it.
+    JOIN schedule_numbers sn ON sn.hospital_id = s.hospital_id AND sn.schedule_id = s.id
+                            AND sn.number = r.number
     WHERE NOT EXISTS (SELECT 1 FROM blacklist bl
                       WHERE bl.hospital_id = s.hospital_id AND bl.patient_id = r.patient_id
                         AND bl.until > now())

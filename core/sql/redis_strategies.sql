@@ -42,11 +42,15 @@ FROM bookings
 WHERE hospital_id = $1 AND visit_date = $2 AND held;
 
 -- name: redis_slot_released
--- Cancelled bookings of one hospital and date whose release is still owed: the snapshot
--- already has their numbers free, so a release sent later must change nothing.
+-- Cancelled bookings of one hospital and date whose release is still owed, and capacity
+-- changes still owed: the snapshot already has them, so one sent later must change nothing.
 SELECT b.request_id::text AS request_id
 FROM redis_releases r JOIN bookings b ON b.hospital_id = r.hospital_id AND b.id = r.booking_id
-WHERE r.hospital_id = $1 AND b.visit_date = $2;
+WHERE r.hospital_id = $1 AND b.visit_date = $2
+UNION ALL
+SELECT 'resize:' || z.id AS request_id
+FROM redis_resizes z JOIN schedules s ON s.hospital_id = z.hospital_id AND s.id = z.schedule_id
+WHERE z.hospital_id = $1 AND s.visit_date = $2;
 
 -- name: redis_refusal_cause
 -- Why the ledger refused a lease's row: each rule the write could have hit.
@@ -63,7 +67,9 @@ SELECT
     EXISTS (SELECT 1 FROM blacklist
             WHERE hospital_id = $5 AND patient_id = $3 AND until > now()) AS blacklisted,
     EXISTS (SELECT 1 FROM schedules
-            WHERE hospital_id = $5 AND id = $1 AND suspended_at IS NOT NULL) AS suspended;
+            WHERE hospital_id = $5 AND id = $1 AND suspended_at IS NOT NULL) AS suspended,
+    NOT EXISTS (SELECT 1 FROM schedule_numbers
+                WHERE hospital_id = $5 AND schedule_id = $1 AND number = $2) AS number_gone;
 
 -- name: redis_abandon_leases
 -- Claims leases for their give-back, and answers the ones this statement won. A writer's
@@ -134,4 +140,26 @@ DELETE FROM redis_config_syncs WHERE hospital_id = $1 AND version <= $2;
 SELECT hospital_id FROM redis_config_syncs
 WHERE created_at < now() - make_interval(secs => $1)
 ORDER BY created_at
+LIMIT $2;
+
+-- name: redis_owe_resizes
+INSERT INTO redis_resizes (hospital_id, schedule_id, before, after)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[]);
+
+-- name: redis_resizes_of
+-- The capacity changes owed for these schedules of one hospital, in the order they were made.
+SELECT z.id AS resize_id, z.before, z.after, s.*
+FROM redis_resizes z JOIN schedules s ON s.hospital_id = z.hospital_id AND s.id = z.schedule_id
+WHERE z.hospital_id = $1 AND z.schedule_id = ANY($2::bigint[])
+ORDER BY z.id;
+
+-- name: redis_resizes_done
+DELETE FROM redis_resizes WHERE hospital_id = $1 AND id = ANY($2::bigint[]);
+
+-- name: redis_resizes_due
+-- Capacity changes left over, with their schedules, in the order they were made.
+SELECT z.id AS resize_id, z.before, z.after, s.*
+FROM redis_resizes z JOIN schedules s ON s.hospital_id = z.hospital_id AND s.id = z.schedule_id
+WHERE z.created_at < now() - make_interval(secs => $1)
+ORDER BY z.id
 LIMIT $2;

@@ -41,7 +41,8 @@ class SchedulePlan:
     """What a run asks the server to create: `count` schedules of `capacity` numbers each.
 
     Schedules spread over `departments` departments of one hospital on one date, so a patient
-    who books several of them meets the department and daily limits.
+    who books several of them meets the department and daily limits; with `hospitals` above
+    one, schedule k belongs to hospital k mod `hospitals` (a region's opening).
     """
 
     run_id: str
@@ -50,6 +51,7 @@ class SchedulePlan:
     opens_at: dt.datetime
     departments: int = 4
     label: str = "s"
+    hospitals: int = 1
 
     @property
     def hospital_id(self) -> str:
@@ -59,11 +61,16 @@ class SchedulePlan:
     def visit_date(self) -> dt.date:
         return (self.opens_at + dt.timedelta(days=1)).date()
 
+    def hospital_of(self, k: int) -> str:
+        return (
+            self.hospital_id if self.hospitals == 1 else f"{self.hospital_id}-{k % self.hospitals}"
+        )
+
     def bodies(self) -> list[dict[str, Any]]:
         visit_date = self.visit_date.isoformat()
         return [
             {
-                "hospital_id": self.hospital_id,
+                "hospital_id": self.hospital_of(k),
                 "department_id": f"dept-{k % self.departments}",
                 "doctor_id": f"doc-{self.label}-{k}",
                 "visit_date": visit_date,

@@ -12,24 +12,30 @@ from server.endpoints import (
     admin,
     analytics,
     browsing,
+    his_sync,
     hospitals,
     lifecycle,
     operations,
+    pages,
     patients,
     profiles,
     records,
+    waiting_room,
 )
 from server.route import Route
 
 # The hottest route (booking) first: the router tries routes sharing a prefix in order.
 ROUTES: Final[tuple[Route, ...]] = (
     *patients.ROUTES,
+    *waiting_room.ROUTES,
     *admin.ROUTES,
     *hospitals.ROUTES,
     *lifecycle.ROUTES,
+    *his_sync.ROUTES,
     *profiles.ROUTES,
     *records.ROUTES,
     *analytics.ROUTES,
     *browsing.ROUTES,
     *operations.ROUTES,
+    *pages.ROUTES,
 )

@@ -13,7 +13,7 @@ from aiohttp import web
 from core.domain import Code
 from server import auth, shapes
 from server import validation as parse
-from server.appkeys import HOSPITALS, SERVICE
+from server.appkeys import HIS_SYNC, HOSPITALS, SERVICE
 from server.caching import Caching, cached_json
 from server.encoding import audit_out, json_response, rules_out, schedule_out
 from server.openapi import ADMIN, BODY, IF_NONE_MATCH, errors, json_body, ok, ok_cached
@@ -27,9 +27,10 @@ async def create_schedules(request: web.Request) -> web.Response:
     items = parse.schedules_in(raw)
     # A hospital's administrator creates its own hospital's schedules: every one of a batch.
     auth.confine(who, *{item.hospital_id for item in items})
-    views = await request.app[SERVICE].create_schedules(items)
-    created = shapes.ScheduleList(schedules=[schedule_out(v) for v in views])
-    return json_response(created, status=201)
+    upserted = await request.app[HIS_SYNC].upsert(items)
+    answer = shapes.ScheduleList(schedules=[schedule_out(v) for v in upserted.views])
+    # 201 when the request created a schedule; 200 when every one existed (an upsert).
+    return json_response(answer, status=201 if upserted.created else 200)
 
 
 async def put_rules(request: web.Request) -> web.Response:
@@ -78,11 +79,20 @@ ROUTES: Final[tuple[Route, ...]] = (
         {
             "tags": ["admin"],
             "summary": f"Create one schedule or a batch of up to {shapes.MAX_BATCH}.",
-            "description": "The only body allowed beyond 64 KiB (up to 8 MiB), for large batches.",
+            "description": (
+                "The only body allowed beyond 64 KiB (up to 8 MiB), for large batches. A "
+                "schedule with an external_id that names a live schedule of its hospital "
+                "updates that one (capacity, fee, opening time) instead of creating another: "
+                "200 when every schedule of the request existed, 201 when one was created. "
+                "An update moving a session (department, doctor, date, period) is "
+                "schedule_moved, a capacity below a number bookings hold capacity_below_held; "
+                "either refuses the whole request."
+            ),
             "requestBody": json_body({"oneOf": [shapes.ScheduleIn, shapes.ScheduleBatchIn]}),
             "responses": {
-                **ok(201, "Created", shapes.ScheduleList),
-                **errors(*BODY, *ADMIN),
+                **ok(201, "Created (at least one)", shapes.ScheduleList),
+                **ok(200, "Every one existed: updated or unchanged", shapes.ScheduleList),
+                **errors(*BODY, Code.CAPACITY_BELOW_HELD, Code.SCHEDULE_MOVED, *ADMIN),
             },
         },
         access=Access.STAFF,

@@ -11,14 +11,15 @@ from typing import Final
 from aiohttp import web
 from msgspec import UNSET
 
-from core.domain import Code
+from core.domain import Booking, Code
 from core.errors import SlotrushError
 from server import auth, shapes
 from server import validation as parse
-from server.appkeys import ADMISSION, SERVICE, SOLD_OUT
+from server.appkeys import ADMISSION, RECENT_SCHEDULES, SERVICE, SOLD_OUT
 from server.caching import Caching, cached_json
 from server.cursors import page_request
 from server.encoding import booking_out, json_response, schedule_out
+from server.endpoints.waiting_room import ADMISSION_PARAMETER, require_admission
 from server.fastpath import sold_out_response
 from server.openapi import (
     AUTH,
@@ -43,6 +44,7 @@ BOOKING_REFUSALS: Final = (
     Code.NOT_OPEN,
     Code.SCHEDULE_CLOSED,
     Code.IDEMPOTENCY_CONFLICT,
+    Code.ADMISSION_REQUIRED,
 )
 
 
@@ -57,12 +59,17 @@ async def list_schedules(request: web.Request) -> web.Response:
     if filters.hospital_id is not UNSET:
         auth.confine(who, filters.hospital_id)
     paging = page_request("listSchedules", filters, int)
-    page = await request.app[SERVICE].schedule_page(
-        parse.schedule_query(filters, who.hospital_id), after=paging.after, limit=paging.limit
-    )
-    answer = shapes.SchedulePage(
-        schedules=[schedule_out(v) for v in page.items], next_cursor=paging.next_cursor(page)
-    )
+
+    async def read() -> shapes.SchedulePage:
+        page = await request.app[SERVICE].schedule_page(
+            parse.schedule_query(filters, who.hospital_id), after=paging.after, limit=paging.limit
+        )
+        return shapes.SchedulePage(
+            schedules=[schedule_out(v) for v in page.items], next_cursor=paging.next_cursor(page)
+        )
+
+    recent = request.app[RECENT_SCHEDULES]
+    answer = await recent.get(who.hospital_id, request.query_string, read)
     return cached_json(request, answer, Caching.TOKEN)
 
 
@@ -83,11 +90,20 @@ async def book(request: web.Request) -> web.Response:
         if remembered is not None:
             return remembered
     patient_id = await auth.patient(request)
-    # A full waiting room refuses at once, before the body is read or a store is touched.
+    # A full waiting line refuses at once, before the body is read or a store is touched.
     request.app[ADMISSION].refuse_if_full()
     schedule_id = parse.path_id(raw_id, Code.SCHEDULE_NOT_FOUND)
-    await _empty_body(request)
     key = parse.idempotency_key(request.headers)
+    try:
+        await require_admission(request, schedule_id, patient_id)
+    except SlotrushError:
+        # The retry of a booking made while admitted gets its first answer (API.md), though
+        # its admission has lapsed since.
+        replay = key and await request.app[SERVICE].replay(patient_id, schedule_id, key)
+        if not replay:
+            raise
+        return _booked(replay.booking)
+    await _empty_body(request)
     try:
         async with request.app[ADMISSION]:
             outcome = await request.app[SERVICE].book(patient_id, schedule_id, key)
@@ -96,7 +112,11 @@ async def book(request: web.Request) -> web.Response:
             raise
         sold_out.remember(raw_id)
         return sold_out_response()
-    return json_response(shapes.BookingEnvelope(booking=booking_out(outcome.booking)), status=201)
+    return _booked(outcome.booking)
+
+
+def _booked(booking: Booking) -> web.Response:
+    return json_response(shapes.BookingEnvelope(booking=booking_out(booking)), status=201)
 
 
 async def get_booking(request: web.Request) -> web.Response:
@@ -144,7 +164,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 "Once a schedule is sold out, this answers the same sold-out bytes for up to one "
                 "second without checking the token."
             ),
-            "parameters": [IDEMPOTENCY_KEY],
+            "parameters": [IDEMPOTENCY_KEY, ADMISSION_PARAMETER],
             "requestBody": EMPTY_BODY,
             "responses": {
                 **ok(

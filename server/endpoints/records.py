@@ -17,8 +17,9 @@ from core.domain import Code
 from server import auth, csv_export
 from server import validation as parse
 from server.appkeys import STORES
-from server.encoding import json_response, record_out
-from server.openapi import ADMIN, errors, query_parameters
+from server.caching import Caching, cached_json
+from server.encoding import record_out
+from server.openapi import ADMIN, IF_NONE_MATCH, errors, ok_cached, query_parameters
 from server.route import Access, Route
 from server.shapes import records as shapes
 
@@ -38,11 +39,14 @@ async def list_bookings(request: web.Request) -> web.StreamResponse:
             )
     page = await records.page(pool, where, after, limit)
     following = page.next_position
-    return json_response(
+    # Conditional (API.md: every list GET has an ETag): the staff console polls the holds.
+    return cached_json(
+        request,
         shapes.BookingRecords(
             bookings=[record_out(r) for r in page.records],
             next_cursor=following.cursor() if following is not None else None,
-        )
+        ),
+        Caching.PERSONAL,
     )
 
 
@@ -61,7 +65,7 @@ ROUTES: Final[tuple[Route, ...]] = (
                 "a leading apostrophe) from one snapshot; `limit` and `cursor` are refused "
                 "there. A failure after the first row cuts the connection."
             ),
-            "parameters": query_parameters(shapes.RecordQuery),
+            "parameters": [*query_parameters(shapes.RecordQuery), IF_NONE_MATCH],
             "responses": {
                 "200": {
                     "description": "A page (JSON) or every row (CSV)",
@@ -69,7 +73,9 @@ ROUTES: Final[tuple[Route, ...]] = (
                         "application/json": {"schema": shapes.BookingRecords},
                         csv_export.CSV_CONTENT_TYPE: {"schema": {"type": "string"}},
                     },
+                    "headers": ok_cached("", None)["200"]["headers"],
                 },
+                "304": {"description": "Not modified: If-None-Match named the current ETag."},
                 **errors(Code.INVALID_REQUEST, *ADMIN),
             },
         },

@@ -46,6 +46,8 @@ Serial = Annotated[str, Meta(pattern=SERIAL_PATTERN)]
 # A time a client sends; server.validation turns it into UTC once it is known to be a real one.
 Time = Annotated[str, Meta(pattern=TIME_PATTERN, extra_json_schema={"format": "date-time"})]
 IdempotencyKey = Annotated[str, Meta(pattern=IDEMPOTENCY_KEY_PATTERN)]
+# A file of the front end (server.assets): a plain name with its extension.
+AssetName = Annotated[str, Meta(pattern=r"^[a-z0-9-]+\.(js|css|svg)$")]
 Capacity = Annotated[int, Meta(ge=1, le=MAX_CAPACITY)]
 FeeCents = Annotated[int, Meta(ge=0, le=MAX_BIGINT)]
 AtLeastOne = Annotated[int, Meta(ge=1, le=MAX_INT)]
@@ -103,6 +105,18 @@ class ScheduleIn(Shape):
         Annotated[Time, Meta(description="Bookable from then on; default: when created.")]
         | UnsetType
     ) = UNSET
+    external_id: (
+        Annotated[
+            EntityId,
+            Meta(
+                description=(
+                    "The hospital information system's own id of the session (an extension): "
+                    "a live schedule of the hospital with this id is updated, not duplicated."
+                )
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class ScheduleBatchIn(Shape):
@@ -156,6 +170,7 @@ PATH_PARAMETERS: Final[dict[str, Any]] = {
     "patient_id": EntityId,
     "department_id": EntityId,
     "doctor_id": EntityId,
+    "asset": AssetName,
 }
 
 
@@ -183,6 +198,10 @@ class Schedule(Shape):
             )
         ),
     ]
+    external_id: Annotated[
+        EntityId | None,
+        Meta(description="The hospital information system's id of the session, if it has one."),
+    ] = None
 
 
 class ScheduleList(Shape):

@@ -46,6 +46,8 @@ class Refusal:
     blacklisted: bool
     # The hospital suspended the schedule after Redis offered the number.
     suspended: bool
+    # A HIS sync took the number off the schedule after Redis offered it.
+    number_gone: bool = False
 
 
 async def abandon(pg: asyncpg.Pool, leases: Sequence[LeaseKey]) -> set[str]:
@@ -85,6 +87,7 @@ async def refusal(
         key_used=row["key_used"],
         blacklisted=row["blacklisted"],
         suspended=row["suspended"],
+        number_gone=row["number_gone"],
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import asyncpg
 
 from core import ledger
-from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Schedule
+from core.domain import Booking, BookingRequest, BookResult, Code, Rejected, Resize, Schedule
 from core.failures import STORE_FAILURES
 from core.keyed import InUse, LruCache
 from core.keys import KeySpace, SlotKeys, slot_tag
@@ -222,7 +222,9 @@ class RedisGate(InventoryStrategy):
             idempotency_key=req.idempotency_key,
         )
         await self.give_back(
-            lease, number=not refusal.number_held, counters=not refusal.patient_active
+            lease,
+            number=not (refusal.number_held or refusal.number_gone),
+            counters=not refusal.patient_active,
         )
         if refusal.suspended:
             return Rejected(Code.SCHEDULE_CLOSED)
@@ -234,6 +236,9 @@ class RedisGate(InventoryStrategy):
             return Rejected(Code.ALREADY_BOOKED)
         if refusal.number_held:
             self._diverged.inc()
+            return None
+        if refusal.number_gone:
+            # Offered before its resize reached Redis: it stays out; take another.
             return None
         # Whatever refused the row is gone again (a booking cancelled meanwhile).
         return _BUSY
@@ -283,6 +288,15 @@ class RedisGate(InventoryStrategy):
             await self.outbox.close(schedule)
         except APPLY_FAILURES as exc:
             log.warning("%s: closure left to the reconcilers: %r", self.name, exc)
+
+    async def capacity_changing(self, conn: asyncpg.Connection, resizes: Sequence[Resize]) -> None:
+        await self.outbox.owe_resizes(conn, resizes)
+
+    async def capacity_changed(self, resizes: Sequence[Resize]) -> None:
+        try:
+            await self.outbox.resize(resizes)
+        except APPLY_FAILURES as exc:
+            log.warning("%s: capacity changes left to the reconcilers: %r", self.name, exc)
 
     async def config_changing(self, conn: asyncpg.Connection, hospital_id: str) -> None:
         if self.rules_in_redis:

@@ -10,29 +10,15 @@ than downloading one of its own.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.http import chromium
 from tests.http.conftest import Client, ServeFn, patient_token
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Chromium as root in a container: no sandbox, no GPU, no shared memory, nothing fetched
-# from the network behind the test's back.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # The front end: what a page of another origin does with the API.
 PAGE = b"""<!doctype html>
@@ -78,22 +64,10 @@ async def page_server() -> AsyncIterator[int]:
     await runner.cleanup()
 
 
-def _playwright() -> Any:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: apt-get install chromium (make test does, as root)"
-        )
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        pytest.skip("Playwright is not installed: pip install 'slotrush[test]'")
-    return async_playwright
-
-
 async def test_a_page_of_an_allowed_origin_reads_the_api_and_another_is_refused(
     serve: ServeFn, session: aiohttp.ClientSession, page_server: int, tmp_path: Path
 ) -> None:
-    async_playwright = _playwright()
+    async_playwright = chromium.async_playwright()
     # The same page server is two origins: 127.0.0.1 is allowed, localhost is not.
     allowed = f"http://127.0.0.1:{page_server}"
     refused = f"http://localhost:{page_server}"
@@ -106,9 +80,9 @@ async def test_a_page_of_an_allowed_origin_reads_the_api_and_another_is_refused(
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
+            executable_path=chromium.CHROMIUM,
             headless=True,
-            args=CHROMIUM_FLAGS,
+            args=chromium.CHROMIUM_FLAGS,
         )
         try:
             page = await browser.new_page()

@@ -97,6 +97,19 @@ async def test_records_are_the_hospitals_bookings_in_visit_date_order(api: Clien
     assert (first["status"], first["cancelled_at"], first["number"]) == ("booked", None, 1)
 
 
+async def test_a_page_of_records_is_conditional_on_its_etag(api: Client) -> None:
+    # The staff console polls a hospital's holds: while they are unchanged it gets a 304.
+    hospital = await a_hospital(api)
+    first = await read(api, hospital.id)
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    etag = first.headers["ETag"]
+    again = await read(api, hospital.id, headers={"If-None-Match": etag})
+    assert (again.status, again.body) == (304, b"")
+    await book(api, (await api.create_schedules(schedule_in(hospital_id=hospital.id)))[0])
+    changed = await read(api, hospital.id, headers={"If-None-Match": etag})
+    assert changed.status == 200 and changed.headers["ETag"] != etag
+
+
 async def test_records_filter_by_dates_department_doctor_and_status(
     api: Client, shared_ledger: asyncpg.Connection
 ) -> None:

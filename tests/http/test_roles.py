@@ -98,6 +98,7 @@ class Call:
     method: str
     path: str
     body: Any = None
+    headers: dict[str, str] | None = None
 
 
 Sample = Callable[[Client, World], Awaitable[Call]]
@@ -152,6 +153,27 @@ async def check_in_today(api: Client, world: World) -> Call:
     return Call("POST", path, {"verification_code": code})
 
 
+def with_room(sample: Sample) -> Sample:
+    """`sample`, once the world's free schedule has a waiting room open."""
+
+    async def room_first(api: Client, world: World) -> Call:
+        path = f"/v1/admin/schedules/{world.free_schedule}/waiting-room"
+        answer = await api.call("PUT", path, token=admin_token(), json=ROOM)
+        assert answer.status == 200, answer.body
+        return await sample(api, world)
+
+    return room_first
+
+
+async def place_in_room(api: Client, world: World) -> Call:
+    """Where the world's patient stands in the free schedule's room, with its position token."""
+    path = f"/v1/schedules/{world.free_schedule}/waiting-room"
+    joined = await api.call("POST", path, token=patient_token(world.patient))
+    assert joined.status == 200, joined.body
+    return Call("GET", path, headers={"Waiting-Room-Token": joined.json["position_token"]})
+
+
+ROOM = {"admit_per_second": 5}
 PROFILE = {"birth_date": "1980-01-31"}
 TAGS = {"tags": ["vip"]}
 HOSPITAL_PATH = "/v1/admin/hospitals/{w.hospital}"
@@ -194,13 +216,26 @@ SAMPLES: dict[str, Sample] = {
     "getAnalytics": call("GET", HOSPITAL_PATH + "/analytics?group_by=department"),
     "checkIn": check_in_today,
     "dayEnd": call("POST", HOSPITAL_PATH + "/day-end", lambda w: {"date": hospital_today()}),
+    "hisSync": call("POST", HOSPITAL_PATH + "/his-sync?dry_run=true", lambda w: {"schedules": []}),
     "suspendSchedule": call(
         "POST", "/v1/admin/schedules/{w.booked_schedule}/suspend", lambda w: {"reason": "ill"}
+    ),
+    "joinWaitingRoom": with_room(call("POST", "/v1/schedules/{w.free_schedule}/waiting-room")),
+    "getWaitingRoomPlace": with_room(place_in_room),
+    "putWaitingRoom": call(
+        "PUT", "/v1/admin/schedules/{w.free_schedule}/waiting-room", lambda w: ROOM
+    ),
+    "getWaitingRoom": with_room(call("GET", "/v1/admin/schedules/{w.free_schedule}/waiting-room")),
+    "deleteWaitingRoom": with_room(
+        call("DELETE", "/v1/admin/schedules/{w.free_schedule}/waiting-room")
     ),
     "healthz": call("GET", "/healthz"),
     "metrics": call("GET", "/metrics"),
     "openapi": call("GET", "/openapi.json"),
     "ceiling": call("GET", "/ceiling"),
+    "bookPage": call("GET", "/book"),
+    "consolePage": call("GET", "/console"),
+    "pageAsset": call("GET", "/web/api.js"),
 }
 
 
@@ -267,7 +302,9 @@ async def test_every_route_answers_every_role_as_its_access_says(api: Client, ro
         assert re.fullmatch(
             route.path.replace("{", "(?P<").replace("}", ">[^/]+)"), sent.path.split("?")[0]
         )
-        answer = await api.call(sent.method, sent.path, token=world.tokens[role], json=sent.body)
+        answer = await api.call(
+            sent.method, sent.path, token=world.tokens[role], json=sent.body, headers=sent.headers
+        )
         want = expected(route, role, concerns(route, sent, world))
         check(answer, want, world, f"{route_id(route)} as {role}")
 
