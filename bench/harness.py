@@ -36,10 +36,11 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import free_memory, instances, loadgen, phases, waiting_room
+from bench import free_memory, instances, loadgen, phases, shards, waiting_room
 from bench.config import (
     FULL_BOOKING_REQUESTS,
     FULL_CROWD,
@@ -100,6 +101,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="scales every phase's requests: 1 (the default) fires 30,000-request flat-out "
         "bursts, 10,000-request booking bursts and a crowd of 10,000; 0.1 a tenth of each",
+    )
+    parser.add_argument(
+        "--shards",
+        help=(
+            "comma-separated primaries per Redis Cluster, like 1,3: the Redis strategies on "
+            "an embedded cluster of each size, one table (bench/shards.py)"
+        ),
     )
     parser.add_argument(
         "--instances",
@@ -536,6 +544,10 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario == WAITING_ROOM:
         return waiting_room.run(args.users or 5000, args.workers, args.results, args.admit_rate)
     config = config_from(args)
+    if args.shards:
+        if not args.strategies:
+            config = replace(config, strategies=shards.redis_strategies())
+        return shards.run(config, shards.parse_shards(args.shards), bench_strategy)
     config.results.mkdir(parents=True, exist_ok=True)
     secret = new_secret()
     started = dt.datetime.now(dt.UTC)
