@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.config import BenchConfig
 from bench.embedded import running_services
+from bench.phases import PhaseResult
 from bench.progress import run_progress
 from bench.stack import describe_machine
 from bench.summary import StrategyResult
@@ -38,6 +39,8 @@ PHASES = (
     ("hot", "bookings/s, 90% on one"),
     ("crowd", "flash crowd answers/s"),
 )
+# The phase whose CPU the table shows: bookings on schedules that never run out.
+CPU_PHASE = "spread"
 
 
 def redis_strategies() -> list[str]:
@@ -112,8 +115,16 @@ def render(
 ) -> str:
     """One row per strategy and count of shards: each phase's answers per second, and its
     ratio to the ceiling (GET /ceiling measured in the slices around it)."""
-    head = ["strategy", "shards", *(title for _, title in PHASES), "invariants"]
+    head = [
+        "strategy",
+        "shards",
+        *(title for _, title in PHASES),
+        "Redis CPU µs/booking",
+        "other work, % of machine",
+        "invariants",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cores = os.cpu_count() or 1
     for strategy in strategies:
         for count in shards:
             result = results[strategy, count]
@@ -125,9 +136,21 @@ def render(
                     continue
                 ratio = f" ({phase.ratio_to_ceiling:.2f})" if phase.ratio_to_ceiling else ""
                 cells.append(f"{phase.throughput:,.0f}{ratio}")
+            cells += _cpu_cells(result.phases.get(CPU_PHASE), cores)
             cells.append("ok" if result.ok else "BROKEN")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cpu_cells(phase: PhaseResult | None, cores: int) -> list[str]:
+    """Every node's Redis CPU per answer (replicas included), and the share of the machine
+    other work took meanwhile: the figures say how much of the machine the run had."""
+    if phase is None or not phase.answered or not phase.elapsed:
+        return ["-", "-"]
+    cpu = phase.cpu_seconds
+    per_booking = 1e6 * cpu.get("redis", 0.0) / phase.answered
+    others = 100 * cpu.get("others", 0.0) / (phase.elapsed * cores)
+    return [f"{per_booking:,.0f}", f"{others:.0f}%"]
 
 
 def write(
@@ -149,11 +172,17 @@ def write(
         f"`slotrush bench --shards {','.join(map(str, config['shards']))}` at size "
         f"{config['size']}: `--workers {config['workers']}`, {config['connections']} "
         f"connections; each cluster has one replica per primary. Answers per second "
-        "(ratio to GET /ceiling measured in the slices around the phase).",
+        "(ratio to GET /ceiling measured in the slices around the phase); the CPU columns "
+        f"are the {CPU_PHASE} phase's.",
         f"Commit {machine['commit']}{' plus uncommitted changes' if machine['dirty'] else ''}, "
         f"Redis {machine['redis']}, PostgreSQL {machine['postgresql']}, "
-        f"Python {machine['python']}, {machine['cores']} cores ({machine['cpu_model']}), "
-        f"load average at start {machine['load_average_at_start']}.",
+        f"Python {machine['python']}, {machine['cores']} cores ({machine['cpu_model']}); "
+        "load average at the start of each cluster's run: "
+        + ", ".join(
+            f"{count} shards {m['load_average_at_start']}"
+            for count, m in record["machines"].items()
+        )
+        + ".",
         "",
         table,
         "",

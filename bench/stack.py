@@ -105,18 +105,38 @@ def redis_client(url: str) -> redis.Redis | RedisCluster:
 def redis_cluster_shape(url: str) -> dict[str, int] | None:
     """The primaries and replicas of the Redis Cluster `url` names a node of; None for a
     single server."""
+    nodes = _cluster_nodes(url)
+    if nodes is None:
+        return None
+    roles = Counter(
+        "primary" if "master" in node["flags"] else "replica"
+        for node in nodes.values()
+        if "fail" not in node["flags"]
+    )
+    return {"primaries": roles["primary"], "replicas": roles["replica"]}
+
+
+def redis_ports(url: str) -> list[int]:
+    """The port of the Redis at `url`, or of every node of its cluster."""
+    nodes = _cluster_nodes(url)
+    if nodes is None:
+        return [urlsplit(url).port or 6379]
+    return [int(address.rpartition(":")[2]) for address in nodes]
+
+
+def _cluster_nodes(url: str) -> dict[str, dict[str, Any]] | None:
+    """CLUSTER NODES by "host:port", or None when `url` names a single server (or one that
+    does not answer: taken for a single server, as the server itself does)."""
     client = redis.Redis.from_url(url)
     try:
         if not client.info("cluster").get("cluster_enabled"):
             return None
-        roles = Counter(
-            "primary" if "master" in node["flags"] else "replica"
-            for node in client.cluster("NODES").values()
-            if "fail" not in node["flags"]
-        )
+        nodes: dict[str, dict[str, Any]] = client.cluster("NODES")
+        return nodes
+    except redis.RedisError:
+        return None
     finally:
         client.close()
-    return {"primaries": roles["primary"], "replicas": roles["replica"]}
 
 
 # --- the server under test -----------------------------------------------------------------
@@ -275,13 +295,14 @@ class CpuMeter:
 
     @classmethod
     def for_stack(cls, server: ServerProcess, redis_url: str, database_url: str) -> CpuMeter:
-        redis_pid = listening_pid(urlsplit(redis_url).port or 6379)
+        # Every node of a Redis Cluster, replicas included: they replay every write.
+        redis_pids = [pid for port in redis_ports(redis_url) if (pid := listening_pid(port))]
         pg_pid = listening_pid(urlsplit(database_url).port or 5432)
         me = psutil.Process()
         return cls(
             {
                 "server": server.processes,
-                "redis": lambda: _tree(redis_pid) if redis_pid else [],
+                "redis": lambda: [proc for pid in redis_pids for proc in _tree(pid)],
                 "postgres": lambda: _tree(pg_pid) if pg_pid else [],
                 "generator": lambda: [me],
             }
