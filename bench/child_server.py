@@ -61,6 +61,11 @@ class ChildServer(abc.ABC):
         return self._proc.pid
 
     @property
+    def running(self) -> bool:
+        """Started, and not stopped or killed since (by us)."""
+        return self._proc is not None
+
+    @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 

@@ -136,6 +136,56 @@ class EmbeddedRedisCluster:
         for node in reversed(self.nodes):
             node.stop()
 
+    def serving(self, key: str) -> EmbeddedRedis:
+        """The node that serves `key`'s slot now, as the nodes still running see it."""
+        with self._any_node() as client:
+            slot = int(client.execute_command("CLUSTER KEYSLOT", key))
+            port = _owner_port(client, slot)
+        return next(node for node in self.nodes if node.port == port)
+
+    def await_promotion(self, lost: EmbeddedRedis) -> None:
+        """Until another node serves every slot `lost` served, and the cluster is ok: after a
+        primary is killed, its replica elects itself once the node timeout has passed."""
+
+        def promoted(client: redis.Redis) -> bool:
+            if client.cluster("INFO")["cluster_state"] != "ok":
+                return False
+            return all(port != lost.port for _, _, port in _slot_owners(client))
+
+        self._until_seen(promoted, f"failed over from port {lost.port}")
+
+    def await_in_sync(self, node: EmbeddedRedis) -> None:
+        """Until `node` (restarted) is a replica in sync with its primary, or a primary again,
+        and the cluster is ok: then the next failover loses no more than the first."""
+        client = redis.Redis(host=LOOPBACK, port=node.port)
+        try:
+            self._until([client], _formed, f"back in sync on port {node.port}")
+        finally:
+            client.close()
+
+    def _until_seen(self, done: Any, what: str) -> None:
+        """Poll `done` on whichever running node answers first."""
+        deadline = time.monotonic() + self._FORMED_TIMEOUT
+        while True:
+            with contextlib.suppress(redis.RedisError), self._any_node() as client:
+                if done(client):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis cluster not {what} within {self._FORMED_TIMEOUT}s")
+            time.sleep(0.1)
+
+    @contextlib.contextmanager
+    def _any_node(self) -> Iterator[redis.Redis]:
+        for node in self.nodes:
+            if node.running:
+                client = redis.Redis(host=LOOPBACK, port=node.port, socket_timeout=2)
+                try:
+                    yield client
+                finally:
+                    client.close()
+                return
+        raise RuntimeError("no node of the redis cluster is running")
+
     def _form(self) -> None:
         clients = [redis.Redis(host=LOOPBACK, port=node.port) for node in self.nodes]
         try:
@@ -177,6 +227,18 @@ def _cluster_port() -> int:
         except OSError:
             continue
         return port
+
+
+def _slot_owners(client: redis.Redis) -> list[tuple[int, int, int]]:
+    """(first slot, last slot, primary's port) of every range CLUSTER SLOTS lists."""
+    return [(int(r[0]), int(r[1]), int(r[2][1])) for r in client.execute_command("CLUSTER SLOTS")]
+
+
+def _owner_port(client: redis.Redis, slot: int) -> int:
+    for first, last, port in _slot_owners(client):
+        if first <= slot <= last:
+            return port
+    raise RuntimeError(f"no node serves slot {slot}")
 
 
 def _slot_range(first: int, count: int) -> list[int]:

@@ -36,12 +36,11 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from bench import free_memory, instances, loadgen, phases, waiting_room
+from bench import free_memory, instances, lifecycle, loadgen, phases, shards, waiting_room
 from bench.config import (
     FULL_BOOKING_REQUESTS,
     FULL_CROWD,
@@ -61,7 +60,7 @@ from bench.phases import Call, Encoder, PhaseResult, Workload
 from bench.progress import Progress, run_progress
 from bench.reference import measure_references
 from bench.rss import rss_by_process
-from bench.stack import CpuMeter, ServerProcess, describe_machine, serving
+from bench.stack import CpuMeter, ServerProcess, describe_machine, redis_client, serving
 from bench.summary import StrategyResult, build_record, render_tables, write_results
 from core.settings import Settings
 from loadtest.client.invariants import evaluate
@@ -83,12 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scenario",
-        choices=(*SCENARIOS, WAITING_ROOM),
+        choices=(*SCENARIOS, WAITING_ROOM, lifecycle.LIFECYCLE),
         default="flash",
         help="the crowd to measure (default: flash); memory: each worker's RSS through "
         "--patients new patients; scale: crowds of 1,000 to 100,000 (times --size) and 1 to "
         "10,000 open schedules; waiting-room: a crowd behind a waiting room, on one strategy "
-        "(bench/waiting_room.py)",
+        "(bench/waiting_room.py); lifecycle: lapse to reuse of paid holds and day-end "
+        "settlement of 100,000 bookings (times --size), on one strategy (bench/lifecycle.py)",
     )
     parser.add_argument(
         "--patients",
@@ -102,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="scales every phase's requests: 1 (the default) fires 30,000-request flat-out "
         "bursts, 10,000-request booking bursts and a crowd of 10,000; 0.1 a tenth of each",
+    )
+    parser.add_argument(
+        "--shards",
+        help=(
+            "comma-separated primaries per Redis Cluster, like 1,3: the Redis strategies on "
+            "an embedded cluster of each size, one table (bench/shards.py)"
+        ),
     )
     parser.add_argument(
         "--instances",
@@ -208,14 +215,9 @@ class StrategyBench:
         meter: CpuMeter,
         advance: Callable[[str], None],
         progress: Callable[[int, int], None],
-        *,
-        redis_url: str,
-        redis_prefix: str,
     ) -> None:
         self.config = config
         self.server = server
-        self.redis_url = redis_url
-        self.redis_prefix = redis_prefix
         self.meter = meter
         self.admin = AdminClient(server.url, secret)
         self.encoder = Encoder("127.0.0.1", server.port, secret)
@@ -347,10 +349,14 @@ class StrategyBench:
         plan = SchedulePlan(self.run_id, 1, free_memory.NUMBERS, opens_at, label="memory")
         (schedule,) = self.admin.create_schedules(plan)
         self.book_one_each("memory", [schedule])
-        client = redis.Redis.from_url(self.redis_url)
+        client = redis_client(self.server.env["REDIS_URL"])
         try:
             self.result.free_memory = free_memory.measure(
-                client, self.redis_prefix, self.server.strategy, schedule, plan.visit_date
+                client,
+                self.server.env["SLOTRUSH_REDIS_PREFIX"],
+                self.server.strategy,
+                schedule,
+                plan.visit_date,
             )
         finally:
             client.close()
@@ -517,16 +523,7 @@ def bench_strategy(
     try:
         with serving(strategy, config.workers, urls, secret, workdir) as (server, database):
             meter = CpuMeter.for_stack(server, urls.redis_url, database)
-            bench = StrategyBench(
-                config,
-                server,
-                secret,
-                meter,
-                steps.advance,
-                steps.progress,
-                redis_url=urls.redis_url,
-                redis_prefix=server.env["SLOTRUSH_REDIS_PREFIX"],
-            )
+            bench = StrategyBench(config, server, secret, meter, steps.advance, steps.progress)
             bench.probe_driver = first
             result = bench.run()
             result.ledger = ledger_footprint(database)
@@ -547,7 +544,13 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.scenario == WAITING_ROOM:
         return waiting_room.run(args.users or 5000, args.workers, args.results, args.admit_rate)
+    if args.scenario == lifecycle.LIFECYCLE:
+        return lifecycle.run(args)
     config = config_from(args)
+    if args.shards:
+        if not args.strategies:
+            config = replace(config, strategies=shards.redis_strategies())
+        return shards.run(config, shards.parse_shards(args.shards), bench_strategy)
     config.results.mkdir(parents=True, exist_ok=True)
     secret = new_secret()
     started = dt.datetime.now(dt.UTC)

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 import redis
+from redis.cluster import RedisCluster
 
 from bench.child_server import free_port
 from bench.embedded import ServiceUrls
@@ -74,14 +76,16 @@ def fresh_database(server_url: str, label: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def fresh_prefix(redis_url: str, label: str) -> Iterator[str]:
-    """A Redis key prefix of our own; its keys are deleted afterwards."""
+    """A Redis key prefix of our own; its keys are deleted afterwards (on every primary of a
+    Redis Cluster, when `redis_url` names a node of one)."""
     prefix = f"slotrush-bench-{label}-{uuid.uuid4().hex[:8]}"
     try:
         yield prefix
     finally:
-        client = redis.Redis.from_url(redis_url)
+        client = redis_client(redis_url)
         try:
             batch = []
+            # A cluster client scans every primary, and splits a DEL of many keys by slot.
             for key in client.scan_iter(match=f"{prefix}:*", count=1000):
                 batch.append(key)
                 if len(batch) >= 1000:
@@ -91,6 +95,48 @@ def fresh_prefix(redis_url: str, label: str) -> Iterator[str]:
                 client.delete(*batch)
         finally:
             client.close()
+
+
+def redis_client(url: str) -> redis.Redis | RedisCluster:
+    """A blocking client of the Redis at `url`, or of the Redis Cluster it is a node of."""
+    return RedisCluster.from_url(url) if redis_cluster_shape(url) else redis.Redis.from_url(url)
+
+
+def redis_cluster_shape(url: str) -> dict[str, int] | None:
+    """The primaries and replicas of the Redis Cluster `url` names a node of; None for a
+    single server."""
+    nodes = _cluster_nodes(url)
+    if nodes is None:
+        return None
+    roles = Counter(
+        "primary" if "master" in node["flags"] else "replica"
+        for node in nodes.values()
+        if "fail" not in node["flags"]
+    )
+    return {"primaries": roles["primary"], "replicas": roles["replica"]}
+
+
+def redis_ports(url: str) -> list[int]:
+    """The port of the Redis at `url`, or of every node of its cluster."""
+    nodes = _cluster_nodes(url)
+    if nodes is None:
+        return [urlsplit(url).port or 6379]
+    return [int(address.rpartition(":")[2]) for address in nodes]
+
+
+def _cluster_nodes(url: str) -> dict[str, dict[str, Any]] | None:
+    """CLUSTER NODES by "host:port", or None when `url` names a single server (or one that
+    does not answer: taken for a single server, as the server itself does)."""
+    client = redis.Redis.from_url(url)
+    try:
+        if not client.info("cluster").get("cluster_enabled"):
+            return None
+        nodes: dict[str, dict[str, Any]] = client.cluster("NODES")
+        return nodes
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
 
 
 # --- the server under test -----------------------------------------------------------------
@@ -188,10 +234,19 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def serving(
-    strategy: str, workers: int, urls: ServiceUrls, secret: str, workdir: Path
+    strategy: str,
+    workers: int,
+    urls: ServiceUrls,
+    secret: str,
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    prepare: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[ServerProcess, str]]:
     """`slotrush serve --strategy S` on a fresh database and Redis key prefix, with the
-    database's URL; everything dropped afterwards."""
+    database's URL; everything dropped afterwards. `env` adds to the server's environment;
+    `prepare(database_url)` runs before the server starts (database settings reach only the
+    sessions opened after them)."""
     label = strategy.replace(":", "-").replace(".", "-").replace("_", "-").lower()
     with (
         fresh_database(urls.database_url, label) as database,
@@ -202,7 +257,10 @@ def serving(
             "DATABASE_URL": database,
             "SLOTRUSH_SECRET": secret,
             "SLOTRUSH_REDIS_PREFIX": prefix,
+            **(env or {}),
         }
+        if prepare is not None:
+            prepare(database)
         server = ServerProcess(strategy, workers, env, workdir / f"{label}.log")
         try:
             server.start(secret)
@@ -249,13 +307,14 @@ class CpuMeter:
 
     @classmethod
     def for_stack(cls, server: ServerProcess, redis_url: str, database_url: str) -> CpuMeter:
-        redis_pid = listening_pid(urlsplit(redis_url).port or 6379)
+        # Every node of a Redis Cluster, replicas included: they replay every write.
+        redis_pids = [pid for port in redis_ports(redis_url) if (pid := listening_pid(port))]
         pg_pid = listening_pid(urlsplit(database_url).port or 5432)
         me = psutil.Process()
         return cls(
             {
                 "server": server.processes,
-                "redis": lambda: _tree(redis_pid) if redis_pid else [],
+                "redis": lambda: [proc for pid in redis_pids for proc in _tree(pid)],
                 "postgres": lambda: _tree(pg_pid) if pg_pid else [],
                 "generator": lambda: [me],
             }
@@ -293,6 +352,7 @@ def describe_machine(redis_url: str, database_url: str) -> dict[str, Any]:
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "redis": _redis_version(redis_url),
+        "redis_cluster": redis_cluster_shape(redis_url),
         "postgresql": _postgres_version(database_url),
         "packages": {name: _package_version(name) for name in PACKAGES},
         "commit": _git(["rev-parse", "HEAD"]),

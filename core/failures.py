@@ -26,6 +26,11 @@ STORE_FAILURES: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
+    # A Redis Cluster failing over (CLUSTERDOWN, TRYAGAIN) or not yet knowing who took over
+    # a slot: answered again within seconds.
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
 )
 
 # What an HTTP answer calls `busy`: the failures above, and a store out of resources (too

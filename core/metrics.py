@@ -23,6 +23,11 @@ RECONCILER_ACTIONS = Counter(
     "What the Redis reconciler did: numbers given back, leases confirmed, slots rebuilt.",
     ["strategy", "action"],
 )
+UNREPLICATED_BATCHES = Counter(
+    "slotrush_redis_unreplicated_batches_total",
+    "Batches of Redis script calls a cluster node answered before a replica acknowledged them "
+    "(SLOTRUSH_REDIS_REPLICA_WAIT_MS passed): lost if that node fails before replicating.",
+)
 BUSY_RETRIES = Counter(
     "slotrush_strategy_retries_total",
     "Retries inside a strategy (optimistic version conflicts, Redis/ledger divergence).",

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import time
 
-import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio.cluster import RedisCluster
+
+from core.stores import RedisClient
 
 
 def parse_limit(text: str) -> RateLimitItem | None:
@@ -28,10 +30,19 @@ def parse_limit(text: str) -> RateLimitItem | None:
 
 class RateLimiter:
     def __init__(
-        self, client: aioredis.Redis, *, prefix: str, per_patient: str, per_address: str
+        self, client: RedisClient, *, prefix: str, per_patient: str, per_address: str
     ) -> None:
         self._per_patient = parse_limit(per_patient)
         self._per_address = parse_limit(per_address)
+        self._limiter: SlidingWindowCounterRateLimiter | None = None
+        if not self.enabled:
+            return
+        if isinstance(client, RedisCluster):
+            # limits' cluster storage opens its own client from a URL; not wired in yet.
+            raise ValueError(
+                "SLOTRUSH_RATE_LIMIT_PATIENT/ADDRESS need one Redis server, and REDIS_URL "
+                "names a Redis Cluster node"
+            )
         storage = RedisStorage(
             "async+redis://",
             implementation="redispy",
@@ -47,10 +58,11 @@ class RateLimiter:
 
     async def retry_after(self, *, patient_id: str | None, address: str | None) -> int | None:
         """Count one request; the seconds to wait when it is over a limit, else None."""
+        limiter = self._limiter
         for item, who in ((self._per_address, address), (self._per_patient, patient_id)):
-            if item is None or who is None:
+            if limiter is None or item is None or who is None:
                 continue
-            if not await self._limiter.hit(item, "requests", who):
-                stats = await self._limiter.get_window_stats(item, "requests", who)
+            if not await limiter.hit(item, "requests", who):
+                stats = await limiter.get_window_stats(item, "requests", who)
                 return max(1, math.ceil(stats.reset_time - time.time()))
         return None

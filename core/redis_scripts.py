@@ -27,6 +27,8 @@ from redis import exceptions
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
+from core.metrics import UNREPLICATED_BATCHES
+
 # Answers of a cluster node to a call it did not run (its slot moved or is moving, or the
 # cluster is failing over): safe to resend once the client knows the slots again.
 _NOT_RUN_HERE = (exceptions.AskError, exceptions.TryAgainError, exceptions.ClusterDownError)
@@ -70,10 +72,10 @@ class ScriptCall(NamedTuple):
 
 
 class ScriptRunner:
-    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, *, replica_wait_ms: int = 0) -> None:
         self._client = client
         self._send = (
-            _ClusterSender(client).send
+            _ClusterSender(client, replica_wait_ms).send
             if isinstance(client, RedisCluster)
             else _NodeSender(client).send
         )
@@ -136,10 +138,14 @@ class _ClusterSender:
 
     The prelude goes first and on its own: what it announces must be in Redis before any
     call it announces runs, and calls on other nodes would not wait for it.
+
+    With `replica_wait_ms`, each node's commands end with WAIT 1: replication is
+    asynchronous, and a primary killed before its replica had a write takes it along.
     """
 
-    def __init__(self, client: RedisCluster) -> None:
+    def __init__(self, client: RedisCluster, replica_wait_ms: int = 0) -> None:
         self._client = client
+        self._wait = ("WAIT", 1, replica_wait_ms) if replica_wait_ms > 0 else None
         # Set when a node failed or answered that a slot moved: ask the cluster for its
         # slots again before the next batch.
         self._stale = False
@@ -172,7 +178,7 @@ class _ClusterSender:
             by_node[node.name].append(i)
         answers = await asyncio.gather(
             *(
-                _on_node(nodes[name], [_pack(commands[i]) for i in indexes])
+                _on_node(nodes[name], [_pack(commands[i]) for i in indexes], self._wait)
                 for name, indexes in by_node.items()
             ),
             return_exceptions=True,
@@ -187,12 +193,24 @@ class _ClusterSender:
         return results
 
 
-async def _on_node(node: ClusterNode, packed: list[bytes]) -> list[Any]:
+async def _on_node(
+    node: ClusterNode, packed: list[bytes], wait: tuple[Any, ...] | None
+) -> list[Any]:
+    """The node's replies to `packed`; after `wait` (WAIT n ms) has answered, if given."""
     conn = node.acquire_connection()
     try:
-        return await _exchange(conn, packed)
+        if wait is None:
+            return await _exchange(conn, packed)
+        *replies, replicas = await _exchange(conn, [*packed, _pack(wait)])
+    except AttributeError as exc:
+        # redis-py closed the connection under us (a command of the client's own found a
+        # node gone and closed the client's connections): as good as a lost node.
+        raise exceptions.ConnectionError(f"connection to {node.name} closed meanwhile") from exc
     finally:
         node.release(conn)
+    if not isinstance(replicas, int) or replicas < wait[1]:
+        UNREPLICATED_BATCHES.inc()
+    return replies
 
 
 async def _exchange(conn: AbstractConnection, packed: list[bytes]) -> list[Any]:

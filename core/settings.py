@@ -42,6 +42,10 @@ class Settings:
     redis_prefix: str = "slotrush"
     # REDIS_URL names one node of a Redis Cluster (also found out by asking the server).
     redis_cluster: bool = False
+    # Set (ms): on a Redis Cluster, each batch of script calls to a node ends with WAIT 1, so
+    # its answers come once a replica has the writes (or this long has passed): a failover
+    # then loses no write a booking was answered on. 0: asynchronous replication only.
+    redis_replica_wait_ms: int = 0
     pg_pool_min: int = 2
     pg_pool_max: int = 20
     # A number taken in Redis whose ledger row has not appeared after this long is given back.
@@ -102,6 +106,9 @@ class Settings:
             strategy=os.environ.get("SLOTRUSH_STRATEGY", cls.strategy),
             redis_prefix=os.environ.get("SLOTRUSH_REDIS_PREFIX", cls.redis_prefix),
             redis_cluster=os.environ.get("SLOTRUSH_REDIS_CLUSTER", "") not in ("", "0"),
+            redis_replica_wait_ms=_env_int(
+                "SLOTRUSH_REDIS_REPLICA_WAIT_MS", cls.redis_replica_wait_ms
+            ),
             pg_pool_min=_env_int("SLOTRUSH_PG_POOL_MIN", cls.pg_pool_min),
             pg_pool_max=_env_int("SLOTRUSH_PG_POOL_MAX", cls.pg_pool_max),
             lease_seconds=_env_float("SLOTRUSH_LEASE_SECONDS", cls.lease_seconds),

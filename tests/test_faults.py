@@ -1,5 +1,6 @@
 """The fault suite, bounded for CI: a small crowd, one strike, one or two faults per kind of
-strategy, against a Redis and a PostgreSQL of its own that it kills and restarts. `slotrush
+strategy, against a Redis, a Redis Cluster and a PostgreSQL of its own that it kills and
+restarts. `slotrush
 faults` runs every strategy under every fault with a bigger crowd.
 
 Each scenario passes only if no confirmed booking is missing, every unknown outcome resolved
@@ -39,6 +40,8 @@ CASES = [
     ("redis-queue", "redis-reply-drop"),
     ("redis-queue", "postgres-reply-drop"),
     ("redis-queue", "worker-pause"),
+    ("redis-lua", "redis-primary-kill"),
+    ("redis-queue", "redis-primary-kill"),
     ("pg-pessimistic", "postgres-immediate"),
     ("pg-batched", "postgres-immediate"),
     ("pg-skip-locked", "worker-kill"),

@@ -13,14 +13,13 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import redis.asyncio as aioredis
 
 from bench.faults.config import keeps_counters_in_redis, uses_redis_state
 from bench.faults.result import FIRST_SUCCESS_LIMIT, ScenarioResult, Strike
-from bench.faults.services import Services
 from bench.faults.workload import Run, bounded
 from bench.history import Action, Attempt, BookingClient, History, Intent, Outcome
 from core.keys import KeySpace, SlotKeys, slot_tag
+from core.stores import RedisClient, open_redis
 from loadtest.client.seed import AdminClient, SeededSchedule
 
 _EXAMPLES_LISTED = 25
@@ -96,7 +95,6 @@ class Checker:
     async def check(
         self,
         admin: AdminClient,
-        services: Services,
         windows: Sequence[tuple[float, float]],
         strikes: Sequence[Strike],
     ) -> None:
@@ -107,7 +105,7 @@ class Checker:
         self.check_audit(audit, rows)
         await self.check_fill_up()
         if uses_redis_state(self.run.strategy):
-            await self.check_redis(services.redis.url, await self.ledger_rows())
+            await self.check_redis(await self.ledger_rows())
         self.check_server_errors(windows)
         self.check_recoveries(strikes)
         self.check_answers()
@@ -288,14 +286,15 @@ class Checker:
 
     # --- Redis against the ledger --------------------------------------------------------
 
-    async def check_redis(self, redis_url: str, rows: Sequence[Row]) -> None:
+    async def check_redis(self, rows: Sequence[Row]) -> None:
         """Once the leases are over, Redis holds exactly the free numbers the ledger leaves,
-        no lease, and (redis-lua) the patients' counters the active rows make."""
+        no lease, and (redis-lua) the patients' counters the active rows make. Read through
+        the client the server uses: a cluster's, when it names a cluster node."""
         keys = KeySpace(self.run.prefix, self.run.strategy)
         slot = keys.slot(slot_tag(self.run.hospital_id, self.run.visit_date))
         active = [r for r in rows if r.active]
         held = Counter(r.schedule_id for r in active)
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        client = await open_redis(self.run.redis_url)
         self.result.redis_mismatches = 0
         try:
             for schedule in self._schedules():
@@ -316,7 +315,7 @@ class Checker:
             await client.aclose()
 
     async def check_counters(
-        self, client: aioredis.Redis, slot: SlotKeys, active: Sequence[Row]
+        self, client: RedisClient, slot: SlotKeys, active: Sequence[Row]
     ) -> None:
         expected: dict[str, str] = {}
         counts: Counter[str] = Counter()
@@ -325,7 +324,10 @@ class Checker:
             counts[f"{r.patient_id}:d:{r.department_id}"] += 1
             expected[f"{r.patient_id}:s:{r.schedule_id}"] = r.request_id
         expected.update((field, str(n)) for field, n in counts.items())
-        in_redis: dict[str, str] = await client.hgetall(slot.counters)
+        in_redis = {
+            field.decode(): value.decode()
+            for field, value in (await client.hgetall(slot.counters)).items()
+        }
         off = {
             field: (in_redis.get(field), expected.get(field))
             for field in {*in_redis, *expected}
@@ -417,6 +419,6 @@ def _answers(attempts: Iterable[Attempt | None]) -> dict[str, int]:
     return dict(Counter(f"{a.status} {a.detail}" for a in attempts if a is not None))
 
 
-async def _free_numbers(client: aioredis.Redis, key: str) -> int:
+async def _free_numbers(client: RedisClient, key: str) -> int:
     """The free numbers of a schedule: the bits set in its bitmap (none when the key is gone)."""
     return int(await client.bitcount(key))

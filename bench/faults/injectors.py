@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from bench.embedded import EmbeddedRedis
 from bench.faults.config import CrowdPlan, uses_redis_state
 from bench.faults.services import Services, running_workers, worker_pids
 from bench.history import BookingClient, Intent
@@ -33,6 +34,9 @@ class Stage:
     clients: list[BookingClient]
     # Books and cancels on the probes' schedule, for faults that need a request of their own.
     probe: Callable[[str], Awaitable[tuple[Intent, str]]]
+    # A Redis key of the crowd's slot (hospital and date): a Redis Cluster fault strikes the
+    # node that serves it.
+    crowd_key: str
 
     async def restart_server(self) -> None:
         """What a process manager would do: start `serve` again."""
@@ -49,6 +53,8 @@ class Fault(ABC):
     name: ClassVar[str]
     # Only meaningful where Redis holds state (the Redis strategies).
     redis_only: ClassVar[bool] = False
+    # Struck at the suite's Redis Cluster, which the server then uses instead of its Redis.
+    redis_cluster: ClassVar[bool] = False
     min_workers: ClassVar[int] = 1
 
     def outage(self, crowd: CrowdPlan) -> float:
@@ -74,6 +80,42 @@ class RedisKill(Fault):
 
     async def recover(self, stage: Stage) -> None:
         await asyncio.to_thread(stage.services.redis.start)
+
+
+class RedisPrimaryKill(Fault):
+    """SIGKILL the cluster primary that serves the crowd's slot; its replica elects itself
+    once the node timeout has passed (no CLUSTER FAILOVER: the primary is gone). Then the
+    killed node is started again, rejoins as the new primary's replica and syncs, so that a
+    second strike (at the new primary) finds a replica in sync too.
+
+    Replication is asynchronous: what the killed primary answered in its last moments may not
+    have reached its replica. The server runs with SLOTRUSH_REDIS_REPLICA_WAIT_MS, so that no
+    answer it acted on is among those writes (README, "Redis Cluster")."""
+
+    name = "redis-primary-kill"
+    redis_only = True
+    redis_cluster = True
+
+    def __init__(self) -> None:
+        self._killed: EmbeddedRedis | None = None
+
+    def server_env(self, workdir: Path) -> dict[str, str]:
+        return {"SLOTRUSH_REDIS_REPLICA_WAIT_MS": str(_REPLICA_WAIT_MS)}
+
+    def outage(self, crowd: CrowdPlan) -> float:
+        return 0.0  # recover() waits for the replica to take over
+
+    async def inject(self, stage: Stage) -> None:
+        cluster = stage.services.redis_cluster
+        self._killed = await asyncio.to_thread(cluster.serving, stage.crowd_key)
+        await asyncio.to_thread(self._killed.kill, signal.SIGKILL)
+
+    async def recover(self, stage: Stage) -> None:
+        assert self._killed is not None
+        cluster, killed = stage.services.redis_cluster, self._killed
+        await asyncio.to_thread(cluster.await_promotion, killed)
+        await asyncio.to_thread(killed.start)
+        await asyncio.to_thread(cluster.await_in_sync, killed)
 
 
 class PostgresImmediateStop(Fault):
@@ -175,6 +217,10 @@ async def _after_a_worker_died(stage: Stage, workers: list[int]) -> None:
     )
 
 
+# Long enough for a replica on a busy machine; what a primary without one (just promoted,
+# its old primary not back yet) adds to each batch.
+_REPLICA_WAIT_MS = 200
+
 # A supervisor gives its other workers this long to finish their requests (server.runner's
 # shutdown timeout is 30 s) before it exits.
 _SUPERVISOR_VERDICT_SECONDS = 35.0
@@ -218,7 +264,15 @@ POSTGRES_REPLY_DROP = ReplyLoss(
 )
 
 TIMED_FAULTS: dict[str, type[Fault]] = {
-    f.name: f for f in (RedisKill, PostgresImmediateStop, WorkerPause, WorkerKill, CancelCrash)
+    f.name: f
+    for f in (
+        RedisKill,
+        RedisPrimaryKill,
+        PostgresImmediateStop,
+        WorkerPause,
+        WorkerKill,
+        CancelCrash,
+    )
 }
 PROXY_FAULTS: dict[str, ProxyFault] = {
     f.name: f for f in (RESPONSE_DROP, REDIS_REPLY_DROP, POSTGRES_REPLY_DROP)

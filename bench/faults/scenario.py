@@ -25,6 +25,7 @@ from bench.faults.services import Services
 from bench.faults.workload import Run, resolve, run_crowd, seed_run
 from bench.history import Attempt, BookingClient, Intent, Outcome
 from bench.stack import ServerProcess, fresh_database, fresh_prefix
+from core.keys import KeySpace, slot_tag
 from loadtest.client.seed import AdminClient
 
 _T = TypeVar("_T")
@@ -85,7 +86,15 @@ async def _play(
             raise RuntimeError(f"the probe {label} could not book: {answer.status} {answer.detail}")
         return answer.intent, answer.booking_id
 
-    stage = Stage(services, wiring.server, run.config.crowd, run.secret, at_server, probe_booking)
+    stage = Stage(
+        services,
+        wiring.server,
+        run.config.crowd,
+        run.secret,
+        at_server,
+        probe_booking,
+        crowd_key=_crowd_key(run),
+    )
     strikes, windows = await _crowd_under_fault(stage, wiring, run, crowd, timed)
     result.outage_seconds = [s.outage for s in strikes]
     result.first_success_seconds = [s.first_success for s in strikes]
@@ -98,7 +107,7 @@ async def _play(
     # The server's address may have changed with a restart.
     admin = AdminClient(wiring.server.url, run.secret)
     checker = Checker(result, run, session, wiring.server.url)
-    await checker.check(admin, services, windows, strikes)
+    await checker.check(admin, windows, strikes)
 
 
 async def _crowd_under_fault(
@@ -165,9 +174,11 @@ async def _wire(
     run.database_url = await _enter_in_thread(
         stack, fresh_database(services.postgres.url, run.fault)
     )
-    run.prefix = await _enter_in_thread(stack, fresh_prefix(services.redis.url, run.fault))
+    cluster = timed is not None and timed.redis_cluster
+    run.redis_url = services.redis_cluster.url if cluster else services.redis.url
+    run.prefix = await _enter_in_thread(stack, fresh_prefix(run.redis_url, run.fault))
     proxy = None
-    redis_url, database_url = services.redis.url, run.database_url
+    redis_url, database_url = run.redis_url, run.database_url
     site = run.proxy_fault.site if run.proxy_fault is not None else None
     if site is not None:
         # Quiet until the crowd comes. A proxy in front of the server learns the server's
@@ -187,6 +198,9 @@ async def _wire(
         "SLOTRUSH_LEASE_SECONDS": str(config.lease_seconds),
         "SLOTRUSH_RECONCILE_INTERVAL": str(config.reconcile_interval),
     }
+    if cluster:
+        # Named, not asked: the node REDIS_URL names may be the one a fault kills.
+        env["SLOTRUSH_REDIS_CLUSTER"] = "1"
     if timed is not None:
         env |= timed.server_env(workdir)
     workers = max(config.workers, timed.min_workers if timed is not None else 1)
@@ -199,6 +213,12 @@ async def _wire(
         proxy.upstream = (LOOPBACK, server.port)
         crowd_url = f"http://{LOOPBACK}:{proxy.port}"
     return _Wiring(server, crowd_url, proxy)
+
+
+def _crowd_key(run: Run) -> str:
+    """A key of the slot the crowd's bookings go through (hospital and visit date)."""
+    slot = KeySpace(run.prefix, run.strategy).slot(slot_tag(run.hospital_id, run.visit_date))
+    return slot.free(run.schedules[0].id)
 
 
 def _at_port(url: str, port: int) -> str:

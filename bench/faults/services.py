@@ -1,5 +1,5 @@
-"""The servers the fault suite kills and restarts: a Redis and a PostgreSQL of its own, and the
-workers of `slotrush serve`."""
+"""The servers the fault suite kills and restarts: a Redis, a Redis Cluster and a PostgreSQL of
+its own, and the workers of `slotrush serve`."""
 
 from __future__ import annotations
 
@@ -11,31 +11,49 @@ from pathlib import Path
 
 import psutil
 
-from bench.embedded import EmbeddedPostgres, EmbeddedRedis
+from bench.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedRedisCluster
 from bench.stack import ServerProcess
 
 
 class Services:
     """The suite's own Redis and PostgreSQL: a fault test may kill them, so never the
-    machine's. Redis fsyncs every write, so a SIGKILL loses nothing it acknowledged."""
+    machine's. Redis fsyncs every write, so a SIGKILL loses nothing it acknowledged. The
+    Redis Cluster (3 primaries, 3 replicas) starts when a fault first needs it."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.redis = EmbeddedRedis(workdir / "redis", appendfsync="always")
         self.postgres = EmbeddedPostgres(workdir / "postgres")
+        self._cluster: EmbeddedRedisCluster | None = None
+
+    @property
+    def redis_cluster(self) -> EmbeddedRedisCluster:
+        if self._cluster is None:
+            cluster = EmbeddedRedisCluster(self.workdir / "redis-cluster", masters=3)
+            cluster.start()
+            self._cluster = cluster
+        return self._cluster
 
     def ensure_running(self) -> None:
-        """Start whichever of the two a failed scenario left stopped."""
+        """Start whichever server a failed scenario left stopped (a cluster node rejoins as
+        a replica of the node that took over)."""
         for server in (self.redis, self.postgres):
-            if not _running(server):
+            if not server.running:
                 server.start()
+        if self._cluster is not None:
+            for node in self._cluster.nodes:
+                if not node.running:
+                    # Back before its replica took over, an empty primary would serve its
+                    # slots empty.
+                    self._cluster.await_promotion(node)
+                    node.start()
+                self._cluster.await_in_sync(node)
 
-
-def _running(server: EmbeddedRedis | EmbeddedPostgres) -> bool:
-    try:
-        return server.pid > 0
-    except RuntimeError:  # the embedded server's way of saying "not started"
-        return False
+    def stop(self) -> None:
+        if self._cluster is not None:
+            self._cluster.stop()
+        self.redis.stop()
+        self.postgres.stop()
 
 
 @contextlib.contextmanager
@@ -49,8 +67,7 @@ def embedded_services() -> Iterator[Services]:
         services.postgres.start()
         yield services
     finally:
-        services.redis.stop()
-        services.postgres.stop()
+        services.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 

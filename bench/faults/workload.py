@@ -40,6 +40,8 @@ class Run:
     fault: str
     secret: str = field(default_factory=new_secret)
     prefix: str = ""
+    # The Redis (or a node of the Redis Cluster) the server uses, not a proxy in front of it.
+    redis_url: str = ""
     database_url: str = ""
     history: History = field(default_factory=History)
     intents: list[Intent] = field(default_factory=list)

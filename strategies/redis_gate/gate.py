@@ -76,7 +76,9 @@ class RedisGate(InventoryStrategy):
     def __init__(self, stores: Stores) -> None:
         super().__init__(stores)
         self.keys = KeySpace(self.settings.redis_prefix, self.name)
-        self.runner = ScriptRunner(stores.redis)
+        self.runner = ScriptRunner(
+            stores.redis, replica_wait_ms=stores.settings.redis_replica_wait_ms
+        )
         self.lease_ms = round(self.settings.lease_seconds * 1000)
         self._batches = ScriptBatches(
             self.runner, self.keys, self.settings.lease_seconds, self.confirm_call
