@@ -57,7 +57,7 @@ def main() -> int:
     parser.add_argument(
         "--capacity",
         type=int,
-        default=3000,
+        default=6000,
         help="numbers per schedule, 4 new schedules a phase (the consoles count them all)",
     )
     parser.add_argument("--strategy", default="redis-lua")
@@ -216,6 +216,8 @@ async def _phase(
     ]
     watchers = [watch(session, staff, deadline, seen) for _ in range(consoles)]
     await asyncio.gather(*bookers, *watchers)
+    # A phase without anyone (the server idle) lasts as long as the others.
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
     booked = answers.pop(201, 0)
     return {
         "consoles": consoles,

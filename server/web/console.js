@@ -139,7 +139,8 @@ function entry(e) {
     h("strong", {}, e.patient_id), ` ${e.source}, until ${time(e.until)} `,
     h("button", { type: "button", className: "secondary", "aria-label": `Lift the ban of ${e.patient_id}`,
       onclick: () => unlist(e.patient_id) }, "Lift"),
-    e.events.length > 0 && h("details", {}, h("summary", {}, `${e.events.length} events behind it`),
+    e.events.length > 0 && h("details", {},
+      h("summary", {}, `${e.events.length} ${e.events.length === 1 ? "event" : "events"} behind it`),
       h("ul", {}, e.events.map((ev) => h("li", {},
         `${time(ev.occurred_at)}: ${BREACHES[ev.kind] || ev.kind}, booking ${ev.booking_id}`)))));
 }
@@ -207,8 +208,8 @@ async function sync(dryRun) {
     replace($("his-result"), h("h3", {}, dryRun ? "What applying would change" : "Applied"),
       h("dl", { className: "facts", id: "his-counts" },
         COUNTS.flatMap((key) => [h("dt", {}, key), h("dd", { "data-count": key }, String(body[key]))])),
-      body.suspended > 0 && dryRun && h("p", { className: "status error" },
-        `${body.suspended} sessions missing from this feed would be suspended, their bookings cancelled.`),
+      body.suspended > 0 && dryRun ? h("p", { className: "status error" },
+        `${body.suspended} sessions missing from this feed would be suspended, their bookings cancelled.`) : null,
       hisRows(body.rows));
     $("his-apply").disabled = !dryRun;
     if (!dryRun) say(status, `The feed is applied: ${body.created} created, ${body.updated} updated, ${body.suspended} suspended.`, "success");
