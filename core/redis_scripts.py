@@ -27,6 +27,7 @@ from redis import exceptions
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
+from core.failures import closed_under_it
 from core.metrics import UNREPLICATED_BATCHES
 
 # Answers of a cluster node to a call it did not run (its slot moved or is moving, or the
@@ -202,9 +203,9 @@ async def _on_node(
         if wait is None:
             return await _exchange(conn, packed)
         *replies, replicas = await _exchange(conn, [*packed, _pack(wait)])
-    except AttributeError as exc:
-        # redis-py closed the connection under us (a command of the client's own found a
-        # node gone and closed the client's connections): as good as a lost node.
+    except (AttributeError, RuntimeError) as exc:
+        if not closed_under_it(exc):
+            raise
         raise exceptions.ConnectionError(f"connection to {node.name} closed meanwhile") from exc
     finally:
         node.release(conn)
