@@ -40,7 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import free_memory, instances, loadgen, phases, shards, waiting_room
+from bench import free_memory, instances, lifecycle, loadgen, phases, shards, waiting_room
 from bench.config import (
     FULL_BOOKING_REQUESTS,
     FULL_CROWD,
@@ -82,12 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scenario",
-        choices=(*SCENARIOS, WAITING_ROOM),
+        choices=(*SCENARIOS, WAITING_ROOM, lifecycle.LIFECYCLE),
         default="flash",
         help="the crowd to measure (default: flash); memory: each worker's RSS through "
         "--patients new patients; scale: crowds of 1,000 to 100,000 (times --size) and 1 to "
         "10,000 open schedules; waiting-room: a crowd behind a waiting room, on one strategy "
-        "(bench/waiting_room.py)",
+        "(bench/waiting_room.py); lifecycle: lapse to reuse of paid holds and day-end "
+        "settlement of 100,000 bookings (times --size), on one strategy (bench/lifecycle.py)",
     )
     parser.add_argument(
         "--patients",
@@ -543,6 +544,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.scenario == WAITING_ROOM:
         return waiting_room.run(args.users or 5000, args.workers, args.results, args.admit_rate)
+    if args.scenario == lifecycle.LIFECYCLE:
+        return lifecycle.run(args)
     config = config_from(args)
     if args.shards:
         if not args.strategies:

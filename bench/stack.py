@@ -234,10 +234,19 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def serving(
-    strategy: str, workers: int, urls: ServiceUrls, secret: str, workdir: Path
+    strategy: str,
+    workers: int,
+    urls: ServiceUrls,
+    secret: str,
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    prepare: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[ServerProcess, str]]:
     """`slotrush serve --strategy S` on a fresh database and Redis key prefix, with the
-    database's URL; everything dropped afterwards."""
+    database's URL; everything dropped afterwards. `env` adds to the server's environment;
+    `prepare(database_url)` runs before the server starts (database settings reach only the
+    sessions opened after them)."""
     label = strategy.replace(":", "-").replace(".", "-").replace("_", "-").lower()
     with (
         fresh_database(urls.database_url, label) as database,
@@ -248,7 +257,10 @@ def serving(
             "DATABASE_URL": database,
             "SLOTRUSH_SECRET": secret,
             "SLOTRUSH_REDIS_PREFIX": prefix,
+            **(env or {}),
         }
+        if prepare is not None:
+            prepare(database)
         server = ServerProcess(strategy, workers, env, workdir / f"{label}.log")
         try:
             server.start(secret)

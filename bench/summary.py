@@ -47,11 +47,11 @@ class StrategyResult:
     failure: str | None = None
     driver: dict[str, Any] | None = None
     overload: Overload | None = None
-    free_memory: FreeNumberMemory | None = None
     # PostgreSQL bytes per booking row, and each server process's RSS at the run's start
     # and end (MiB by process: the supervisor and each worker).
     ledger: dict[str, Any] | None = None
     rss_mib: dict[str, dict[str, float]] = field(default_factory=dict)
+    free_memory: FreeNumberMemory | None = None
 
     @property
     def ok(self) -> bool:
@@ -79,9 +79,9 @@ class StrategyResult:
             "hot_loss": self.hot_loss(),
             "phases": {name: p.to_dict() for name, p in self.phases.items()},
             "overload": self.overload.to_dict() if self.overload else None,
-            "redis_free_numbers": self.free_memory.to_dict() if self.free_memory else None,
             "ledger": self.ledger,
             "rss_mib": self.rss_mib,
+            "redis_free_numbers": self.free_memory.to_dict() if self.free_memory else None,
         }
 
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass, replace
 
 import asyncpg
 
-from core import ledger
+from core import ledger, notifications
 from core.domain import (
     CANCELLABLE,
     Booking,
     BookingRequest,
     BookingStatus,
     Code,
+    PaymentStatus,
     Rejected,
     Rules,
     Schedule,
@@ -266,9 +267,10 @@ class BookingService:
             raise SlotrushError(Code.CANCEL_WINDOW_CLOSED)
         cancelled = await self.strategy.cancel(booking)
         self._remaining.pop(booking.schedule_id)
-        if cancelled is not None:
+        if cancelled is not None and cancelled.payment_status is PaymentStatus.NONE:
             return cancelled
-        # Another transition got there first (a concurrent cancel, expiry, settlement).
+        # Its money changed in the cancel's transaction (a refund owed) after the row the
+        # strategy read; or another transition got there first (a cancel, expiry, settlement).
         return _cancellable(await self.booking(patient_id, booking_id))
 
     def schedule_changed(self, schedule: Schedule) -> None:
@@ -288,7 +290,10 @@ class BookingService:
 
     async def put_blacklist(self, hospital_id: str, patient_id: str, until: dt.datetime) -> None:
         async with self._config_change(hospital_id) as conn:
-            await ledger.put_blacklist(conn, hospital_id, patient_id, until)
+            since = await ledger.put_blacklist(conn, hospital_id, patient_id, until)
+            await notifications.blacklisted(
+                conn, hospital_id, patient_id, until=until, since=since, source="manual"
+            )
 
     async def delete_blacklist(self, hospital_id: str, patient_id: str) -> None:
         async with self._config_change(hospital_id) as conn:

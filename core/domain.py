@@ -110,6 +110,14 @@ class Code(StrEnum):
     # HIS sync and the schedule upsert: an external_id naming a session of another
     # department, doctor, date or period than its schedule's.
     SCHEDULE_MOVED = "schedule_moved"
+    # A payment provider's webhook whose signature is wrong, malformed or too old.
+    BAD_SIGNATURE = "bad_signature"
+    # The payment provider did not answer in time: ask again later.
+    PAYMENT_PROVIDER_UNAVAILABLE = "payment_provider_unavailable"
+    # A hospital that has set no blacklist rules (it blacklists no one by itself).
+    BLACKLIST_RULES_NOT_FOUND = "blacklist_rules_not_found"
+    # No undelivered notification of that id at that hospital (to send again).
+    NOTIFICATION_NOT_FOUND = "notification_not_found"
 
 
 # A cutoff beyond a year is no rule; unbounded, the largest put the cutoff before year 1.
@@ -187,11 +195,14 @@ class Booking:
     idempotency_key: str | None = None
     # The attempt that wrote it: the request's id, or for a Redis strategy the lease's.
     request_id: str | None = None
+    # Its latest payment's, as the money ledger's transactions keep it (core.payments).
+    payment_status: PaymentStatus = PaymentStatus.NONE
+    payment_provider: str | None = None
+    payment_ref: str | None = None
 
     @property
     def payment(self) -> Payment:
-        # Nothing is charged yet: the money ledger this is derived from comes with payments.
-        return Payment(PaymentStatus.NONE, self.fee_cents)
+        return Payment(self.payment_status, self.fee_cents, self.payment_provider, self.payment_ref)
 
 
 @dataclass(frozen=True, slots=True)

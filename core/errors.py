@@ -36,6 +36,10 @@ PROBLEMS: Final[dict[Code, tuple[int, str]]] = {
     Code.ADMISSION_REQUIRED: (403, "Admission through the waiting room required"),
     Code.CAPACITY_BELOW_HELD: (409, "Capacity below the numbers held"),
     Code.SCHEDULE_MOVED: (409, "Schedule moved"),
+    Code.BAD_SIGNATURE: (400, "Bad signature"),
+    Code.PAYMENT_PROVIDER_UNAVAILABLE: (503, "Payment provider unavailable, retry later"),
+    Code.BLACKLIST_RULES_NOT_FOUND: (404, "Blacklist rules not found"),
+    Code.NOTIFICATION_NOT_FOUND: (404, "Notification not found"),
 }
 
 

@@ -15,6 +15,8 @@ import signal
 CANCEL_AFTER_COMMIT = "cancel_after_commit"
 # After a batch of day-end settlement committed, before the next (core.lifecycle.settlement).
 SETTLE_AFTER_BATCH = "settle_after_batch"
+# After a provider confirmed a refund, before the ledger recorded it (core.payments.refunds).
+REFUND_AFTER_PROVIDER = "refund_after_provider"
 
 
 def _armed(spec: str) -> dict[str, str | None]:

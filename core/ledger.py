@@ -21,6 +21,7 @@ from core.domain import (
     BookingStatus,
     CancelledBy,
     Code,
+    PaymentStatus,
     Period,
     Rejected,
     Rules,
@@ -100,6 +101,9 @@ def booking_from_row(row: asyncpg.Record | dict[str, Any]) -> Booking:
         settled_at=row["settled_at"],
         idempotency_key=row["idempotency_key"],
         request_id=str(row["request_id"]),
+        payment_status=PaymentStatus(row["payment_status"]),
+        payment_provider=row["payment_provider"],
+        payment_ref=row["payment_ref"],
     )
 
 
@@ -196,10 +200,12 @@ async def put_rules(conn: asyncpg.Connection, hospital_id: str, rules: Rules) ->
 
 async def put_blacklist(
     conn: asyncpg.Connection, hospital_id: str, patient_id: str, until: dt.datetime
-) -> None:
+) -> dt.datetime:
+    """Blacklist by hand; when this entry began."""
     await conn.execute(q("upsert_hospitals"), [hospital_id])
-    await conn.execute(q("put_blacklist"), hospital_id, patient_id, until)
+    since: dt.datetime = await conn.fetchval(q("put_blacklist"), hospital_id, patient_id, until)
     await conn.execute(q("bump_config_version"), hospital_id)
+    return since
 
 
 async def delete_blacklist(conn: asyncpg.Connection, hospital_id: str, patient_id: str) -> None:

@@ -39,7 +39,9 @@ class HospitalOperations:
             raise SlotrushError(
                 Code.INVALID_STATE, "date is after the hospital's today: nothing to settle yet"
             )
-        return await settlement.settle_day(self._pool, hospital_id, visit_date)
+        return await settlement.settle_day(
+            self._pool, self._service.strategy, hospital_id, visit_date
+        )
 
     async def suspend(self, schedule_id: int, reason: str, *, within: str | None) -> ScheduleView:
         """Suspend the schedule (of `within` only, a hospital administrator's); the schedule

@@ -75,6 +75,20 @@ class Settings:
     # Whether a server process also runs the durable jobs (core.jobs); `serve --no-jobs`
     # leaves them to `slotrush worker` processes.
     run_jobs: bool = True
+    # Payments: the sandbox provider's URL (`slotrush sandbox-pay`), the secret its webhooks
+    # are signed with, and how long a call to a provider may take before it counts as down.
+    # The defaults are the sandbox's own, for development and tests; a deployment sets its own.
+    pay_sandbox_url: str = "http://127.0.0.1:8099"
+    pay_secret: str = "sandbox-webhook-secret-change-me"
+    pay_timeout: float = 3.0
+    # Webhook notifications (core.notifications): a post waits `webhook_timeout` for its
+    # answer; a failed one is tried again after `webhook_retry_seconds`, doubled each time,
+    # and is dead after `webhook_max_attempts`. Reminders go out this many hours before the
+    # visit starts.
+    webhook_timeout: float = 10.0
+    webhook_retry_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+    reminder_hours: int = 24
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -113,5 +127,16 @@ class Settings:
             rate_limit_patient=os.environ.get("SLOTRUSH_RATE_LIMIT_PATIENT", ""),
             rate_limit_address=os.environ.get("SLOTRUSH_RATE_LIMIT_ADDRESS", ""),
             cors_origins=os.environ.get("SLOTRUSH_CORS_ORIGINS", ""),
+            pay_sandbox_url=os.environ.get("SLOTRUSH_PAY_SANDBOX_URL") or cls.pay_sandbox_url,
+            pay_secret=os.environ.get("SLOTRUSH_PAY_SECRET") or cls.pay_secret,
+            pay_timeout=_env_float("SLOTRUSH_PAY_TIMEOUT", cls.pay_timeout),
+            webhook_timeout=_env_float("SLOTRUSH_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            webhook_retry_seconds=_env_float(
+                "SLOTRUSH_WEBHOOK_RETRY_SECONDS", cls.webhook_retry_seconds
+            ),
+            webhook_max_attempts=_env_int(
+                "SLOTRUSH_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts
+            ),
+            reminder_hours=_env_int("SLOTRUSH_REMINDER_HOURS", cls.reminder_hours),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

@@ -136,7 +136,7 @@ async def open_stores(
     try:
         client = await open_redis(redis_url, cluster=settings.redis_cluster)
     except BaseException:
-        await pool.close()
+        await close_pool(pool)
         raise
     try:
         if migrate_schema:

@@ -27,9 +27,17 @@ from loadtest.users import crowd_of
 
 
 def run_scenario(
-    host: str, secret: str, *, scenario: str, crowd: int, schedules: int, capacity: int
+    host: str,
+    secret: str,
+    *,
+    scenario: str,
+    crowd: int,
+    schedules: int,
+    capacity: int,
+    database_url: str = "",
 ) -> dict[str, Any]:
-    """The locustfile's users and shape, start to finish, and the invariant verdict."""
+    """The locustfile's users and shape, start to finish, and the invariant verdict (with
+    the server's database, also the lifecycle's: invariants 8-10 and the money)."""
     options = get_parser().parse_args(
         [
             "--host",
@@ -43,6 +51,7 @@ def run_scenario(
             "--capacity",
             str(capacity),
             f"--secret={secret}",
+            f"--database-url={database_url}",
         ]
     )
     env = Environment(
@@ -59,11 +68,12 @@ def run_scenario(
     assert shape is not None
     shape.join()  # the shape's last stage stops the runner, which runs the invariant check
     runner.quit()
-    verdict = crowd_of(env).verdict
+    verdict, lifecycle = crowd_of(env).verdict, crowd_of(env).lifecycle
     total = env.stats.total
     return {
         "ok": verdict is not None and verdict.ok and env.process_exit_code in (None, 0),
         "verdict": verdict.to_dict() if verdict else None,
+        "lifecycle": lifecycle.to_dict() if lifecycle else None,
         "answers": dict(crowd_of(env).tally.answers),
         "requests": total.num_requests,
         "failures": total.num_failures,
@@ -118,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("--crowd", type=int, default=200)
     scenario.add_argument("--schedules", type=int, default=2)
     scenario.add_argument("--capacity", type=int, default=20)
+    scenario.add_argument("--database-url", default="")
     probing = commands.add_parser("probe")
     probing.add_argument("--host", required=True)
     probing.add_argument("--seconds", type=float, default=3.0)
@@ -133,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         crowd=args.crowd,
         schedules=args.schedules,
         capacity=args.capacity,
+        database_url=args.database_url,
     )
     print(json.dumps(result), flush=True)
     return 0 if result["ok"] else 1

@@ -5,8 +5,10 @@
 with SLOTRUSH_SECRET set (or --secret). Headless (`--headless`) or with the web UI, local or
 distributed (`--master` / `--worker`). At test start the master seeds the run's schedules
 through the admin API, opening a moment later so the crowd meets the opening; at test stop it
-gathers every worker's tally and checks the invariants against `GET /v1/admin/audit`. A
-violation prints the verdict and makes Locust exit with status 1.
+gathers every worker's tally and checks the invariants against `GET /v1/admin/audit`; given
+the server's database (`--database-url`, default DATABASE_URL), it also checks invariants 8-10
+and the money totals of the run's hospital from the ledger. A violation prints the verdict and
+makes Locust exit with status 1.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest.client.invariants import Verdict, check
+from loadtest.client.lifecycle import check_lifecycle_at
 from loadtest.client.seed import AdminClient, SchedulePlan, new_run_id, opening_in
 from loadtest.client.tally import Tally
 from loadtest.shapes import SHAPES, ScenarioShape
@@ -56,6 +59,12 @@ def _options(parser: Any) -> None:
         default=os.environ.get("SLOTRUSH_SECRET", ""),
         is_secret=True,
         help="slotrush: the server's SLOTRUSH_SECRET (default: from the env)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", ""),
+        is_secret=True,
+        help="slotrush: the server's PostgreSQL, to check invariants 8-10 and the money",
     )
 
 
@@ -93,7 +102,8 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
         tally, complete = _gather_worker_tallies(environment.runner)
     verdict = _check(environment, crowd, tally)
     print(verdict.report(), flush=True)
-    if not verdict.ok or not complete:
+    lifecycle_ok = _check_lifecycle(environment, crowd)
+    if not verdict.ok or not complete or not lifecycle_ok:
         environment.process_exit_code = 1
 
 
@@ -109,12 +119,13 @@ def _seed(environment: Environment, crowd: Crowd) -> None:
     crowd.adopt(
         {
             "scenario": options.scenario,
+            "hospital_id": plan.hospital_id,
             "schedules": [[s.id, s.department_id] for s in seeded],
             "opens_at": plan.opens_at.timestamp(),
             "arrival_window": shape.arrival_window,
         }
     )
-    crowd.verdict = None
+    crowd.verdict = crowd.lifecycle = None
     log.info(
         "seeded %d schedules of %d numbers, opening in %.1fs",
         len(seeded),
@@ -128,6 +139,18 @@ def _check(environment: Environment, crowd: Crowd, tally: Tally) -> Verdict:
     verdict = check(AdminClient(environment.host, crowd.secret), tally)
     crowd.verdict = verdict
     return verdict
+
+
+def _check_lifecycle(environment: Environment, crowd: Crowd) -> bool:
+    """Invariants 8-10 and the money of the run's hospital, when the database is known."""
+    options = environment.parsed_options
+    database_url = getattr(options, "database_url", "") if options is not None else ""
+    if not database_url or crowd.hospital_id is None:
+        return True
+    lifecycle = check_lifecycle_at(database_url, crowd.hospital_id)
+    crowd.lifecycle = lifecycle
+    print(lifecycle.report(), flush=True)
+    return lifecycle.ok
 
 
 # --- distributed: plans down, tallies up ---------------------------------------------------

@@ -24,6 +24,7 @@ from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 
 from loadtest.client.invariants import Verdict
+from loadtest.client.lifecycle import LifecycleVerdict
 from loadtest.client.tally import Tally
 from loadtest.client.tokens import patient_token
 
@@ -56,10 +57,14 @@ class Crowd:
     ready: bool = False
     tally: Tally = field(default_factory=Tally)
     verdict: Verdict | None = None
+    # The run's own hospital (the lifecycle check reads its ledger rows) and that verdict.
+    hospital_id: str | None = None
+    lifecycle: LifecycleVerdict | None = None
 
     def plan(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
+            "hospital_id": self.hospital_id,
             "schedules": [[t.id, t.department_id] for t in self.schedules],
             "opens_at": self.opens_at,
             "arrival_window": self.arrival_window,
@@ -67,6 +72,7 @@ class Crowd:
 
     def adopt(self, plan: dict[str, Any]) -> None:
         self.scenario = plan["scenario"]
+        self.hospital_id = plan.get("hospital_id")
         self.schedules = [Target(sid, dept) for sid, dept in plan["schedules"]]
         self.opens_at = plan["opens_at"]
         self.arrival_window = plan["arrival_window"]

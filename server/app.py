@@ -17,6 +17,8 @@ from core.his_sync.service import HisSync
 from core.inventory import InventoryFactory
 from core.jobs.runner import JobRunner
 from core.operations import HospitalOperations
+from core.payments.providers import Providers
+from core.payments.service import Payments
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import open_stores
@@ -31,6 +33,7 @@ from server.appkeys import (
     OPEN_ROOMS,
     OPENAPI_JSON,
     OPERATIONS,
+    PAYMENTS,
     RATE_LIMITER,
     RECENT_SCHEDULES,
     ROOMS,
@@ -44,6 +47,7 @@ from server.appkeys import (
     WORKERS,
 )
 from server.cors import cors, parse_origins
+from server.courier import WebhookCourier
 from server.encoding import dumps
 from server.endpoints import ROUTES
 from server.fastpath import SoldOutMemory
@@ -132,12 +136,13 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     if not app[SETTINGS].run_jobs:
         yield
         return
-    runner = JobRunner(app[STORES], app[STRATEGY])
-    runner.start()
-    try:
-        yield
-    finally:
-        await runner.close()
+    async with WebhookCourier(app[SETTINGS].webhook_timeout) as courier:
+        runner = JobRunner(app[STORES], app[STRATEGY], courier)
+        runner.start()
+        try:
+            yield
+        finally:
+            await runner.close()
 
 
 async def _service(app: web.Application) -> AsyncIterator[None]:
@@ -146,7 +151,12 @@ async def _service(app: web.Application) -> AsyncIterator[None]:
     app[HOSPITALS] = service.hospitals
     app[OPERATIONS] = HospitalOperations(service)
     app[HIS_SYNC] = HisSync(service)
-    yield
+    providers = Providers.from_settings(app[SETTINGS])
+    app[PAYMENTS] = Payments(app[STORES].pg, providers)
+    try:
+        yield
+    finally:
+        await providers.close()
 
 
 async def _sold_out_memory(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from core.his_sync.service import HisSync
 from core.hospitals import Hospitals
 from core.inventory import Inventory, InventoryFactory
 from core.operations import HospitalOperations
+from core.payments.service import Payments
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.stores import Stores
@@ -29,6 +30,7 @@ SERVICE = web.AppKey("service", BookingService)
 HOSPITALS = web.AppKey("hospitals", Hospitals)
 OPERATIONS = web.AppKey("operations", HospitalOperations)
 HIS_SYNC = web.AppKey("his_sync", HisSync)
+PAYMENTS = web.AppKey("payments", Payments)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 RECENT_SCHEDULES = web.AppKey("recent_schedules", RecentPages[SchedulePage])
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)

@@ -37,6 +37,7 @@ _DELEGATED = {
     "simulate": "bench.season.cli",
     "report": "bench.outcomes.cli",
     "demo": "bench.demo",
+    "sandbox-pay": "server.sandbox_pay.cli",
 }
 _SECRET_ENV = "SLOTRUSH_SECRET"
 

@@ -18,6 +18,7 @@ from core.failures import STORE_FAILURES
 from core.jobs.runner import JobRunner
 from core.settings import Settings
 from core.stores import open_stores
+from server.courier import WebhookCourier
 from strategies import strategy_class
 
 log = logging.getLogger("slotrush.worker")
@@ -41,12 +42,15 @@ async def _work(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_stores(
-        settings, redis_url=settings.redis_url, database_url=settings.database_url
-    ) as stores:
+    async with (
+        open_stores(
+            settings, redis_url=settings.redis_url, database_url=settings.database_url
+        ) as stores,
+        WebhookCourier(settings.webhook_timeout) as courier,
+    ):
         strategy = strategy_class(settings.strategy)(stores)
         await strategy.start()
-        jobs = JobRunner(stores, strategy)
+        jobs = JobRunner(stores, strategy, courier)
         jobs.start()
         print(f"slotrush: running jobs with strategy {settings.strategy}", flush=True)
         try:

@@ -42,6 +42,13 @@ HOSPITAL_KEYED = {
     "redis_resizes": "hospital_id",
     "settlements": "hospital_id",
     "check_in_failures": "hospital_id",
+    "payments": "hospital_id",
+    "money_movements": "hospital_id",
+    "refunds": "hospital_id",
+    "blacklist_rules": "hospital_id",
+    "breaches": "hospital_id",
+    "whitelist": "hospital_id",
+    "notifications": "hospital_id",
 }
 # Copied whole to every node (reference tables): the patient's own, no hospital's.
 REFERENCE = frozenset({"patient_profiles"})
@@ -75,6 +82,13 @@ CROSS_HOSPITAL = {
     "expire_holds": "job sweep: lapsed holds at any hospital, oldest first",
     "settlements_due": "job sweep: each hospital's dates past its settle_at",
     "ledger_footprint": "bench: the ledger's bytes per booking, every hospital's bookings",
+    "claim_refunds_due": "job sweep: refunds owed at any hospital, the longest waiting first",
+    "money_violations": "invariant 8 over every hospital ($1 NULL), for tests and audits",
+    "lapse_violations": "invariant 9 over every hospital ($1 NULL), for run checks",
+    "settlement_violations": "invariant 10 over every hospital ($1 NULL), for run checks",
+    "money_totals": "the money totals over every hospital ($1 NULL), for run checks",
+    "write_reminders": "job sweep: reminders of visits soon at every hospital with a webhook",
+    "claim_notifications": "job sweep: notifications due at any hospital, oldest first",
 }
 
 _ANY_TABLE = frozenset(HOSPITAL_KEYED) | REFERENCE | LOCAL

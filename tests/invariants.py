@@ -15,10 +15,13 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import asyncpg
+
 from core.booking import BookingService
 from core.domain import Booking, BookingStatus, Code
 from core.errors import SlotrushError
 from core.ledger import Audit, Ledger
+from core.queries import query
 
 BOOKED = "booked"
 
@@ -192,3 +195,15 @@ async def violations(
     if allowed is not None:
         found += unexpected_answers(observed, allowed)
     return found
+
+
+async def money_violations(pool: asyncpg.Pool, hospital_id: str | None = None) -> list[str]:
+    """Invariant 8 (API.md 1.1), from the money ledger: every booking whose money does not
+    balance, described."""
+    rows = await pool.fetch(query("money_violations"), hospital_id)
+    return [
+        f"booking {r['hospital_id']}/{r['id']} {r['status']} (payment {r['payment_status']}): "
+        f"fee {r['fee_cents']}, charged {r['charged']}, refunded {r['refunded']}, "
+        f"refund owed {r['refund_owed']}"
+        for r in rows
+    ]

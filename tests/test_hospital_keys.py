@@ -79,8 +79,8 @@ def test_every_listed_exception_is_a_statement_that_needs_it() -> None:
             id="insert-without-hospital",
         ),
         pytest.param(
-            "SELECT * FROM payments WHERE hospital_id = $1",
-            "table payments is not classified in tests.hospital_keys",
+            "SELECT * FROM coupons WHERE hospital_id = $1",
+            "table coupons is not classified in tests.hospital_keys",
             id="unclassified-table",
         ),
     ],
@@ -225,10 +225,10 @@ async def test_a_key_reaching_across_hospitals_is_found(stores: Stores) -> None:
         "ALTER TABLE lease_claims ADD CONSTRAINT claim_booking"
         " FOREIGN KEY (lease_id) REFERENCES bookings (request_id)"
     )
-    await stores.pg.execute("CREATE TABLE payments (id bigint PRIMARY KEY)")
+    await stores.pg.execute("CREATE TABLE coupons (id bigint PRIMARY KEY)")
 
     assert sorted(await schema_problems(stores.pg)) == [
         "foreign key claim_booking does not map the hospital",
-        "table payments is not classified in tests.hospital_keys",
+        "table coupons is not classified in tests.hospital_keys",
         "unique key one_request does not include hospital_id",
     ]

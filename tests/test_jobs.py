@@ -22,7 +22,9 @@ from core.jobs import settle_day, settle_due
 from core.jobs.job import JobContext, enqueue
 from core.jobs.runner import JobRunner
 from core.lifecycle.settlement import Due
+from core.payments.providers import Providers
 from core.stores import Stores
+from server.courier import WebhookCourier
 from strategies.base import InventoryStrategy
 from strategies.pg_pessimistic import PgPessimistic
 from tests.conftest import StrategyFactory
@@ -35,12 +37,13 @@ EXPIRY_BOUND = 5.0
 
 @contextlib.asynccontextmanager
 async def running(stores: Stores, strategy: InventoryStrategy) -> AsyncIterator[JobRunner]:
-    jobs = JobRunner(stores, strategy)
-    jobs.start()
-    try:
-        yield jobs
-    finally:
-        await jobs.close()
+    async with WebhookCourier(stores.settings.webhook_timeout) as courier:
+        jobs = JobRunner(stores, strategy, courier)
+        jobs.start()
+        try:
+            yield jobs
+        finally:
+            await jobs.close()
 
 
 @pytest.fixture
@@ -120,7 +123,10 @@ async def test_settle_due_queues_the_dates_whose_settle_time_passed(
         "UPDATE hospitals SET settle_at = '23:00', timezone = 'Etc/GMT+12' WHERE id = 'h-later'"
     )
 
-    context = JobContext(stores, one_strategy)
+    # Never entered: settle_due pays and posts nothing.
+    context = JobContext(
+        stores, one_strategy, Providers.from_settings(stores.settings), WebhookCourier(1.0)
+    )
     await settle_due.JOB.run(context, None)
     await settle_due.JOB.run(context, None)  # a second tick before the first item ran
 

@@ -412,6 +412,7 @@ async def test_day_end_refuses_a_date_the_hospital_has_not_reached(
 async def test_two_settlements_at_once_settle_each_booking_once(
     service: BookingService, stores: Stores
 ) -> None:
+    strategy = service.strategy
     from core.lifecycle import settlement
 
     (today,) = await create(service, schedule_in(capacity=40, visit_date=TODAY))
@@ -419,8 +420,8 @@ async def test_two_settlements_at_once_settle_each_booking_once(
         await book(service, f"p{i}", today)
 
     first, second = await asyncio.gather(
-        settlement.settle_day(stores.pg, HOSPITAL, TODAY, batch=7),
-        settlement.settle_day(stores.pg, HOSPITAL, TODAY, batch=7),
+        settlement.settle_day(stores.pg, strategy, HOSPITAL, TODAY, batch=7),
+        settlement.settle_day(stores.pg, strategy, HOSPITAL, TODAY, batch=7),
     )
 
     assert first.no_shows == second.no_shows == 40

@@ -400,3 +400,23 @@ async def test_a_schedule_created_in_a_loaded_slot_is_added_to_it(
         Rejected(Code.SOLD_OUT),
     ]
     assert reconciler_actions(gate, "rebuilt") == rebuilt  # no reload was needed
+
+
+async def test_a_schedule_created_in_an_unloaded_slot_loads_it_before_any_booking(
+    gate: RedisGate, booking_service: BookingService, stores: Stores
+) -> None:
+    rebuilt = reconciler_actions(gate, "rebuilt")
+    (schedule,) = await create(booking_service, schedule_in(capacity=2))
+
+    # Loaded at creation, so the first booking after the opening does not load it; not a
+    # rebuild, since nothing was lost.
+    slot = gate.slot_keys(slot_tag(schedule.hospital_id, schedule.visit_date))
+    assert await stores.redis.exists(slot.slot, slot.free(schedule.id)) == 2
+    assert reconciler_actions(gate, "rebuilt") == rebuilt
+    taken = [await gate.book(attempt(schedule, p)) for p in ("bob", "carol", "dave")]
+    assert [b.number if isinstance(b, Booking) else b for b in taken] == [
+        1,
+        2,
+        Rejected(Code.SOLD_OUT),
+    ]
+    assert reconciler_actions(gate, "rebuilt") == rebuilt

@@ -2,12 +2,13 @@
 
 -- name: fill_hospital
 -- Books every number of every schedule of hospital $1 for a patient of its own, in one
--- statement, the way a strategy would: each booking holds its number.
+-- statement, the way a strategy would: each booking holds its number. Free schedules only
+-- (a paid one's bookings start pending_payment, with a hold this statement does not set).
 WITH b AS (
-    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, visit_date,
-                          number, verification_code, request_id)
-    SELECT s.id, 'p-' || s.id || '-' || n.number, s.hospital_id, s.department_id,
-           s.visit_date, n.number, 'ABCDEFGH', gen_random_uuid()
+    INSERT INTO bookings (schedule_id, patient_id, hospital_id, department_id, doctor_id,
+                          visit_date, period, fee_cents, number, verification_code, request_id)
+    SELECT s.id, 'p-' || s.id || '-' || n.number, s.hospital_id, s.department_id, s.doctor_id,
+           s.visit_date, s.period, s.fee_cents, n.number, 'ABCDEFGH', gen_random_uuid()
     FROM schedules s
     JOIN schedule_numbers n ON n.hospital_id = s.hospital_id AND n.schedule_id = s.id
     WHERE s.hospital_id = $1

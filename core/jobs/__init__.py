@@ -13,11 +13,21 @@ from __future__ import annotations
 
 from typing import Final
 
-from core.jobs import expire_holds, settle_day, settle_due
+from core.jobs import (
+    deliver_notifications,
+    expire_holds,
+    refund_payments,
+    send_reminders,
+    settle_day,
+    settle_due,
+)
 from core.jobs.job import Job
 
 JOBS: Final[tuple[Job, ...]] = (
     expire_holds.JOB,
     settle_due.JOB,
     settle_day.JOB,
+    refund_payments.JOB,
+    deliver_notifications.JOB,
+    send_reminders.JOB,
 )

@@ -10,16 +10,21 @@ from pgqueuer.db import AsyncpgDriver
 from pgqueuer.queries import Queries
 
 from core.inventory import Inventory
+from core.notifications.delivery import Courier
+from core.payments.providers import Providers
 from core.stores import Stores
 
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """What every job runs with: the stores, and the inventory whose release path frees
-    numbers (the strategy the process serves with)."""
+    """What every job runs with: the stores, the inventory whose release path frees
+    numbers (the strategy the process serves with), the payment providers, and what posts
+    webhooks."""
 
     stores: Stores
     inventory: Inventory
+    providers: Providers
+    courier: Courier
 
 
 @dataclass(frozen=True, slots=True)

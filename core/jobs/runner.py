@@ -20,6 +20,8 @@ from pgqueuer.models import Schedule as Tick
 from core.inventory import Inventory
 from core.jobs import JOBS
 from core.jobs.job import Job, JobContext
+from core.notifications.delivery import Courier
+from core.payments.providers import Providers
 from core.stores import Stores
 
 log = logging.getLogger("slotrush.jobs")
@@ -32,9 +34,12 @@ _STOP_SECONDS = 10.0
 
 
 class JobRunner:
-    def __init__(self, stores: Stores, inventory: Inventory, jobs: Sequence[Job] = JOBS) -> None:
+    def __init__(
+        self, stores: Stores, inventory: Inventory, courier: Courier, jobs: Sequence[Job] = JOBS
+    ) -> None:
         self._pool = stores.pg
-        self._context = JobContext(stores, inventory)
+        self._providers = Providers.from_settings(stores.settings)
+        self._context = JobContext(stores, inventory, self._providers, courier)
         self._jobs = jobs
         self._queuer: PgQueuer | None = None
         self._stopping = asyncio.Event()
@@ -49,8 +54,11 @@ class JobRunner:
         """Stop taking work and let the jobs under way finish, for a while: what is still
         running then is cancelled (its transaction rolls back; it runs again elsewhere)."""
         task, self._task = self._task, None
-        if task is None:
-            return
+        if task is not None:
+            await self._stop(task)
+        await self._providers.close()
+
+    async def _stop(self, task: asyncio.Task[None]) -> None:
         self._stopping.set()
         if self._queuer is not None:
             self._queuer.shutdown.set()

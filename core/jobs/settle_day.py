@@ -19,7 +19,9 @@ def payload(due: Due) -> bytes:
 async def _run(context: JobContext, raw: bytes | None) -> None:
     item = json.loads(raw or b"{}")
     visit_date = dt.date.fromisoformat(item["visit_date"])
-    await settlement.settle_day(context.stores.pg, item["hospital_id"], visit_date)
+    await settlement.settle_day(
+        context.stores.pg, context.inventory, item["hospital_id"], visit_date
+    )
 
 
 JOB = Job("settle_day", _run)

@@ -1,15 +1,16 @@
 """What follows a transition, written in the transaction that makes it.
 
 Every transition of core.lifecycle ends its transaction with one call here per kind of
-follow-up. They do nothing yet: this is where the next parts of API.md 1.1 attach, each as
-lines in these functions, never as a change to the transitions:
-- refunds: a paid booking cancelled (either way), expired or settled as a no-show is
-  refunded (a refund work item in the money ledger, retried by a job until confirmed);
-- automatic blacklisting: a no-show, and a cancel by the patient (a late one counting
-  double), are breach events counted against the hospital's blacklist rules;
-- notifications: an outbox row for the hospital's webhook (cancelled by the hospital,
-  refunded, blacklisted).
-`conn` is inside the transaction; the bookings are as the transition left them.
+follow-up, never with a change to the transitions themselves:
+- automatic blacklisting (core.blacklisting): a no-show, and a cancel by the patient (a
+  late one counting double), are breaches counted against the hospital's blacklist rules;
+- notifications (core.notifications): bookings the hospital cancelled (a suspension);
+  a blacklisting is notified where it is made;
+- refunds (core.payments): a paid booking cancelled (either way), expired or settled as a
+  no-show is refunded (a refund work item in the money ledger, retried by a job until
+  confirmed).
+`conn` is inside the transaction; the bookings are as the transition left them; the
+inventory records what a strategy with state of its own owes (a blacklist to copy).
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from enum import StrEnum
 
 import asyncpg
 
+from core import blacklisting, notifications
+from core.blacklisting import Breach
 from core.domain import Booking
+from core.inventory import Inventory
+from core.payments import ledger as money
 
 
 class Ending(StrEnum):
@@ -35,8 +40,23 @@ class Ending(StrEnum):
     NO_SHOW = "no_show"
 
 
-async def booking_ended(conn: asyncpg.Connection, bookings: Sequence[Booking], how: Ending) -> None:
+# The breach each ending is, if any.
+_BREACHES: dict[Ending, Breach] = {
+    Ending.CANCELLED: Breach.CANCELLATION,
+    Ending.NO_SHOW: Breach.NO_SHOW,
+}
+
+
+async def booking_ended(
+    conn: asyncpg.Connection, inventory: Inventory, bookings: Sequence[Booking], how: Ending
+) -> None:
     """Bookings that will never be attended: refunds, breach events, notifications."""
+    await money.owe_refunds(conn, bookings)
+    breach = _BREACHES.get(how)
+    if breach is not None:
+        await blacklisting.breaches(conn, inventory, bookings, breach)
+    if how is Ending.SUSPENDED:
+        await notifications.bookings(conn, notifications.Kind.CANCELLED_BY_HOSPITAL, bookings)
 
 
 async def booking_attended(conn: asyncpg.Connection, booking: Booking) -> None:

@@ -24,4 +24,4 @@ async def holds_ended(
     record what the inventory owes (its releases) and what follows (effects)."""
     if ended:
         await inventory.numbers_freeing(conn, ended)
-        await effects.booking_ended(conn, ended, how)
+        await effects.booking_ended(conn, inventory, ended, how)

@@ -19,6 +19,7 @@ from typing import Final
 import asyncpg
 
 from core.failpoints import SETTLE_AFTER_BATCH, failpoint
+from core.inventory import Inventory
 from core.lifecycle import effects
 from core.lifecycle.effects import Ending
 from core.lifecycle.releasing import bookings
@@ -44,8 +45,14 @@ class Due:
 
 
 async def settle_day(
-    pool: asyncpg.Pool, hospital_id: str, visit_date: dt.date, *, batch: int = BATCH
+    pool: asyncpg.Pool,
+    inventory: Inventory,
+    hospital_id: str,
+    visit_date: dt.date,
+    *,
+    batch: int = BATCH,
 ) -> Settlement:
+    """Settle the date; `inventory` learns of the blacklist entries its no-shows made."""
     await pool.execute(q("begin_settlement"), hospital_id, visit_date)
     while True:
         async with pool.acquire() as conn, conn.transaction():
@@ -56,7 +63,7 @@ async def settle_day(
             if not settled:
                 row = await conn.fetchrow(q("finish_settlement"), hospital_id, visit_date)
                 return Settlement(**dict(row))
-            await effects.booking_ended(conn, settled, Ending.NO_SHOW)
+            await effects.booking_ended(conn, inventory, settled, Ending.NO_SHOW)
         failpoint(SETTLE_AFTER_BATCH)
 
 

@@ -26,12 +26,10 @@ if redis.call('SADD', KEYS[4], marker) == 0 then
     return 0
 end
 
--- Numbers taken off are no longer offered (free or not); numbers added are free.
-local first, last, bit = after + 1, before, 0
-if after > before then
-    first, last, bit = before + 1, after, 1
-end
-for number = first, last do
-    redis.call('SETBIT', KEYS[3], number, bit)
+-- Numbers taken off are free no more (held ones were refused by the ledger: a cut below a
+-- held number is a conflict); numbers added are free.
+local offer = after > before and 1 or 0
+for number = math.min(before, after) + 1, math.max(before, after) do
+    redis.call('SETBIT', KEYS[3], number, offer)
 end
 return 1

@@ -71,8 +71,12 @@ ON CONFLICT (id) DO UPDATE SET max_per_day = EXCLUDED.max_per_day,
     cancel_cutoff_minutes = EXCLUDED.cancel_cutoff_minutes, deleted_at = NULL;
 
 -- name: put_blacklist
-INSERT INTO blacklist (hospital_id, patient_id, until) VALUES ($1, $2, $3)
-ON CONFLICT (hospital_id, patient_id) DO UPDATE SET until = EXCLUDED.until;
+-- A manual entry replaces whatever was there, an automatic one included.
+INSERT INTO blacklist (hospital_id, patient_id, until, source, since)
+VALUES ($1, $2, $3, 'manual', now())
+ON CONFLICT (hospital_id, patient_id) DO UPDATE
+    SET until = EXCLUDED.until, source = EXCLUDED.source, since = EXCLUDED.since
+RETURNING since;
 
 -- name: delete_blacklist
 DELETE FROM blacklist WHERE hospital_id = $1 AND patient_id = $2;
@@ -104,13 +108,17 @@ FROM (SELECT 1) AS one LEFT JOIN hospitals h ON h.id = $2;
 -- name: insert_booking
 -- Writes one booking of schedule $1 (at hospital $7) holding number $3 and marks the number held, in one
 -- statement. A paid schedule's booking starts pending_payment, its hold lapsing after the
--- hospital's payment window; a free one is booked at once. Returns no row when the number is
+-- hospital's payment window (in seconds instead where the database sets
+-- slotrush.payment_window_seconds: a dev/test knob for benchmarks of lapses; see the README);
+-- a free one is booked at once. Returns no row when the number is
 -- held already, the (patient, schedule) or idempotency key is taken, or the schedule was
 -- suspended (the key share lock makes a suspension wait for this write, or this write see it).
 WITH s AS (
     SELECT s.*,
            CASE WHEN s.fee_cents > 0
-                THEN now() + make_interval(mins => h.payment_window_minutes) END AS expires
+                THEN now() + coalesce(make_interval(secs => nullif(current_setting(
+                         'slotrush.payment_window_seconds', true), '')::float8),
+                     make_interval(mins => h.payment_window_minutes)) END AS expires
     FROM schedules s JOIN hospitals h ON h.id = s.hospital_id
     WHERE s.hospital_id = $7 AND s.id = $1 AND s.suspended_at IS NULL
     FOR KEY SHARE OF s
@@ -151,7 +159,9 @@ WITH r AS (
 ), s AS (
     SELECT s.*,
            CASE WHEN s.fee_cents > 0
-                THEN now() + make_interval(mins => h.payment_window_minutes) END AS expires
+                THEN now() + coalesce(make_interval(secs => nullif(current_setting(
+                         'slotrush.payment_window_seconds', true), '')::float8),
+                     make_interval(mins => h.payment_window_minutes)) END AS expires
     FROM schedules s JOIN hospitals h ON h.id = s.hospital_id
     WHERE s.hospital_id IN (SELECT hospital_id FROM r) AND s.id IN (SELECT schedule_id FROM r)
       AND s.suspended_at IS NULL

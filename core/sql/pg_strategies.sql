@@ -80,7 +80,9 @@ WITH rules AS (
     SELECT s.doctor_id, s.period, s.fee_cents,
            CASE WHEN s.fee_cents > 0 THEN 'pending_payment' ELSE 'booked' END AS status,
            CASE WHEN s.fee_cents > 0
-                THEN now() + make_interval(mins => h.payment_window_minutes) END AS expires
+                THEN now() + coalesce(make_interval(secs => nullif(current_setting(
+                         'slotrush.payment_window_seconds', true), '')::float8),
+                     make_interval(mins => h.payment_window_minutes)) END AS expires
     FROM schedules s JOIN hospitals h ON h.id = s.hospital_id
     WHERE s.hospital_id = $2 AND s.id = $1
 ), request AS (

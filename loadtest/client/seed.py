@@ -52,19 +52,21 @@ class SchedulePlan:
     departments: int = 4
     label: str = "s"
     hospitals: int = 1
+    # Above 0, a paid schedule: its bookings hold their number until paid (API.md 1.1).
+    fee_cents: int = 0
 
     @property
     def hospital_id(self) -> str:
         return f"h-{self.run_id}"
 
-    @property
-    def visit_date(self) -> dt.date:
-        return (self.opens_at + dt.timedelta(days=1)).date()
-
     def hospital_of(self, k: int) -> str:
         return (
             self.hospital_id if self.hospitals == 1 else f"{self.hospital_id}-{k % self.hospitals}"
         )
+
+    @property
+    def visit_date(self) -> dt.date:
+        return (self.opens_at + dt.timedelta(days=1)).date()
 
     def bodies(self) -> list[dict[str, Any]]:
         visit_date = self.visit_date.isoformat()
@@ -76,6 +78,7 @@ class SchedulePlan:
                 "visit_date": visit_date,
                 "period": _PERIODS[k % len(_PERIODS)],
                 "capacity": self.capacity,
+                "fee_cents": self.fee_cents,
                 "opens_at": self.opens_at.isoformat().replace("+00:00", "Z"),
             }
             for k in range(self.count)

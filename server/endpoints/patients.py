@@ -87,6 +87,8 @@ async def book(request: web.Request) -> web.Response:
     # first answer back (API.md), so only key-less requests take the sold-out fast path.
     if IDEMPOTENCY_KEY_HEADER not in request.headers:
         remembered = sold_out.answer(raw_id)
+        if remembered is None:
+            remembered = await sold_out.confirm(raw_id)
         if remembered is not None:
             return remembered
     patient_id = await auth.patient(request)

@@ -166,11 +166,14 @@ class ScheduleFilters(PageQuery):
 PATH_PARAMETERS: Final[dict[str, Any]] = {
     "schedule_id": Serial,
     "booking_id": Serial,
+    "notification_id": Serial,
     "hospital_id": EntityId,
     "patient_id": EntityId,
     "department_id": EntityId,
     "doctor_id": EntityId,
     "asset": AssetName,
+    # A payment provider's name, as webhooks name it (API.md 1.1, Payments).
+    "provider": Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}\Z")],
 }
 
 

@@ -1,7 +1,8 @@
 """Loading a slot's Redis state from the ledger.
 
-A slot is loaded the first time a script finds it missing (a fresh Redis, a restarted one,
-deleted keys): Redis state is always derived from the ledger.
+A slot is loaded when schedules are created in it, before their opening, and whenever a
+script finds it missing (a fresh Redis, a restarted one, deleted keys): Redis state is
+always derived from the ledger.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
@@ -26,6 +27,11 @@ from core.redis_scripts import LOAD, ScriptCall
 
 if TYPE_CHECKING:
     from strategies.redis_gate.gate import RedisGate
+
+
+# Slots loaded at once for new schedules: a region's batch names many hospitals, and each
+# load holds a pooled connection for its snapshot while bookings may be running.
+_WARMING_AT_ONCE: Final = 4
 
 
 @dataclass
@@ -45,6 +51,12 @@ class SlotLoader:
         self._rebuilt = RECONCILER_ACTIONS.labels(gate.name, "rebuilt")
 
     async def load(self, hospital_id: str, visit_date: dt.date) -> None:
+        """Load a slot a script found missing: a rebuild, counted as one."""
+        if await self._load(hospital_id, visit_date):
+            self._rebuilt.inc()
+
+    async def _load(self, hospital_id: str, visit_date: dt.date) -> bool:
+        """Whether this call wrote the slot (False: another caller or process had)."""
         gate = self._gate
         tag = slot_tag(hospital_id, visit_date)
         slot = gate.slot_keys(tag)
@@ -52,7 +64,7 @@ class SlotLoader:
             seen = loads.finished
             async with loads.lock:
                 if loads.finished != seen:
-                    return  # loaded while this caller waited for the lock
+                    return False  # loaded while this caller waited for the lock
                 call, config_version = await self._snapshot(slot, hospital_id, visit_date)
                 if gate.rules_in_redis:
                     # Before the load, so a config change applied from now on finds the slot.
@@ -63,8 +75,7 @@ class SlotLoader:
                 if gate.rules_in_redis:
                     await self._catch_up(hospital_id, slot, config_version)
                 loads.finished += 1
-        if loaded:
-            self._rebuilt.inc()
+        return bool(loaded)
 
     async def _catch_up(self, hospital_id: str, slot: SlotKeys, loaded_version: int) -> None:
         """A rules or blacklist change committed after the snapshot was applied to the loaded
@@ -75,16 +86,30 @@ class SlotLoader:
             await gate.outbox.sync_config(hospital_id, [slot])
 
     async def add_new_schedules(self, schedules: Sequence[Schedule]) -> None:
-        """Add just-created schedules (every number free) to the slots already loaded."""
-        by_slot: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
+        """Add just-created schedules (every number free) to their slots: to a slot already
+        loaded by adding them, to one not loaded yet by loading it now. The first booking
+        after the opening then finds its slot ready instead of loading it from the ledger,
+        which is what made the cost per booking bend when thousands of schedules of
+        different hospitals open at once."""
+        by_slot: defaultdict[tuple[str, dt.date], list[tuple[int, str]]] = defaultdict(list)
         for s in schedules:
-            by_slot[slot_tag(s.hospital_id, s.visit_date)].append((s.id, f"1-{s.capacity}"))
-        await asyncio.gather(
+            by_slot[(s.hospital_id, s.visit_date)].append((s.id, f"1-{s.capacity}"))
+        slots = [self._gate.slot_keys(slot_tag(*day)) for day in by_slot]
+        added = await asyncio.gather(
             *(
-                self._gate.submit(self._load_call(self._gate.slot_keys(tag), items, True))
-                for tag, items in by_slot.items()
+                self._gate.submit(self._load_call(slot, items, True))
+                for slot, items in zip(slots, by_slot.values(), strict=True)
             )
         )
+        # An unloaded slot takes nothing in add-only mode.
+        unloaded = [day for day, (_, count) in zip(by_slot, added, strict=True) if count == 0]
+        turns = asyncio.Semaphore(_WARMING_AT_ONCE)
+
+        async def warm(hospital_id: str, visit_date: dt.date) -> None:
+            async with turns:
+                await self._load(hospital_id, visit_date)
+
+        await asyncio.gather(*(warm(*day) for day in unloaded))
 
     async def _snapshot(
         self, slot: SlotKeys, hospital_id: str, visit_date: dt.date

@@ -32,6 +32,7 @@ from bench.embedded import ServiceUrls
 from bench.stack import fresh_database, fresh_prefix
 from core.tokens import issue_token
 from server import shapes
+from tests.sandbox import sandbox_process
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "http-suite-secret-0123456789abcdef0123456789abcdef"
@@ -179,15 +180,29 @@ def shared_stores(service_urls: ServiceUrls) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="package")
+async def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The package's payment provider: `slotrush sandbox-pay`, notifying the package's server."""
+    async with sandbox_process(tmp_path_factory.mktemp("sandbox") / "sandbox.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="package")
 async def api_server(
     service_urls: ServiceUrls,
     shared_stores: tuple[str, str],
+    sandbox_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Served]:
     database_url, prefix = shared_stores
     log = tmp_path_factory.mktemp("http") / "serve.log"
-    env = server_env(service_urls.redis_url, database_url, prefix)
+    env = server_env(
+        service_urls.redis_url, database_url, prefix, SLOTRUSH_PAY_SANDBOX_URL=sandbox_url
+    )
     served = await start_server(env, log, "--strategy", "pg-pessimistic")
+    async with aiohttp.ClientSession() as session:
+        webhook = {"webhook_url": f"{served.url}/v1/payments/sandbox/webhook"}
+        async with session.post(f"{sandbox_url}/control", json=webhook) as told:
+            assert told.status == 200, await told.text()
     yield served
     # Whatever the package sent it, this server never failed: no 500, no traceback.
     async with aiohttp.ClientSession() as session:

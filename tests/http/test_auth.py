@@ -37,6 +37,7 @@ PARAMETERS = {
     "patient_id": "p1",
     "department_id": "d1",
     "doctor_id": "dr1",
+    "notification_id": "1",
 }
 V1 = [route for route in ROUTES if route.access is not Access.PUBLIC]
 ADMIN = [route for route in V1 if route.access in (Access.STAFF, Access.PLATFORM)]

@@ -21,6 +21,9 @@ SAMPLE_IDS = {
     "patient_id": "p1",
     "department_id": "d1",
     "doctor_id": "dr1",
+    "provider": "sandbox",
+    "notification_id": "1",
+    "asset": "book.js",
 }
 
 

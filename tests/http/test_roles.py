@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.payments.signing import HEADER
 from core.tokens import issue_token
 from server.endpoints import ROUTES
 from server.route import Access, Route
 from tests.http.conftest import SECRET, Answer, Client, admin_token, patient_token, unique
+from tests.sandbox import signed
 
 ROLES = ("no token", "patient", "platform", "own", "other")
 # Path parameters that reach an object by its serial id: another hospital's is not found.
@@ -174,6 +177,59 @@ async def place_in_room(api: Client, world: World) -> Call:
 
 
 ROOM = {"admit_per_second": 5}
+
+
+async def payment_of_a_hold(api: Client, world: World) -> Call:
+    """The checkout of a hold the world's patient takes on a paid schedule of another day."""
+    visit = dt.date.fromisoformat(schedule_of(world)["visit_date"]) + dt.timedelta(days=1)
+    paid = {**schedule_of(world), "visit_date": visit.isoformat(), "fee_cents": 1500}
+    (schedule,) = await api.create_schedules(paid)
+    answer = await api.book(schedule["id"], world.patient)
+    assert answer.status == 201, answer.body
+    return Call("POST", f"/v1/bookings/{answer.json['booking']['id']}/payments")
+
+
+async def signed_notice(api: Client, world: World) -> Call:
+    """A notice the sandbox signed, of a payment this server never opened."""
+    event = {
+        "id": "evt_roles",
+        "type": "checkout.declined",
+        "created": int(time.time()),
+        "data": {
+            "checkout_ref": "co_unknown",
+            "reference": f"{world.hospital}/999999",
+            "amount_cents": 1500,
+            "charge_ref": None,
+        },
+    }
+    _, signature = signed(event)
+    return Call("POST", "/v1/payments/sandbox/webhook", event, {HEADER: signature})
+
+
+def after_blacklist_rules(sample: Sample) -> Sample:
+    """`sample`, once the world's hospital has blacklist rules to read."""
+
+    async def ruled_first(api: Client, world: World) -> Call:
+        path = f"/v1/admin/hospitals/{world.hospital}/blacklist-rules"
+        answer = await api.call("PUT", path, token=admin_token(), json={})
+        assert answer.status == 200, answer.body
+        return await sample(api, world)
+
+    return ruled_first
+
+
+async def retry_undelivered(api: Client, world: World) -> Call:
+    """A retry of the "confirmed" notification of a booking at the world's hospital, whose
+    webhook_url nothing listens on."""
+    admin, path = admin_token(), f"/v1/admin/hospitals/{world.hospital}"
+    hooked = {**HOSPITAL, "webhook_url": "http://127.0.0.1:9/hooks"}
+    assert (await api.call("PUT", path, token=admin, json=hooked)).status == 200
+    assert (await api.book(world.free_schedule, unique("p"))).status == 201
+    listed = await api.call("GET", path + "/notifications?status=pending", token=admin)
+    first = listed.json["notifications"][0]["id"]
+    return Call("POST", f"{path}/notifications/{first}/retry")
+
+
 PROFILE = {"birth_date": "1980-01-31"}
 TAGS = {"tags": ["vip"]}
 HOSPITAL_PATH = "/v1/admin/hospitals/{w.hospital}"
@@ -190,6 +246,16 @@ SAMPLES: dict[str, Sample] = {
     "getRules": call("GET", HOSPITAL_PATH + "/rules"),
     "putBlacklist": call("PUT", HOSPITAL_PATH + "/blacklist/p-x", lambda w: {"until": UNTIL}),
     "deleteBlacklist": call("DELETE", HOSPITAL_PATH + "/blacklist/p-x"),
+    "putBlacklistRules": call("PUT", HOSPITAL_PATH + "/blacklist-rules", lambda w: {"ban_days": 7}),
+    "getBlacklistRules": after_blacklist_rules(call("GET", HOSPITAL_PATH + "/blacklist-rules")),
+    "deleteBlacklistRules": call("DELETE", HOSPITAL_PATH + "/blacklist-rules"),
+    "listBlacklist": call("GET", HOSPITAL_PATH + "/blacklist"),
+    "putWhitelist": call("PUT", HOSPITAL_PATH + "/whitelist/p-x"),
+    "deleteWhitelist": call("DELETE", HOSPITAL_PATH + "/whitelist/p-x"),
+    "listNotifications": call("GET", HOSPITAL_PATH + "/notifications?status=dead"),
+    "retryNotification": retry_undelivered,
+    "getWebhookSecret": call("GET", HOSPITAL_PATH + "/webhook-secret"),
+    "rotateWebhookSecret": call("POST", HOSPITAL_PATH + "/webhook-secret"),
     "getAudit": call("GET", "/v1/admin/audit"),
     "putHospital": call("PUT", HOSPITAL_PATH, lambda w: HOSPITAL),
     "getHospital": call("GET", HOSPITAL_PATH),
@@ -229,6 +295,8 @@ SAMPLES: dict[str, Sample] = {
     "deleteWaitingRoom": with_room(
         call("DELETE", "/v1/admin/schedules/{w.free_schedule}/waiting-room")
     ),
+    "createPayment": payment_of_a_hold,
+    "paymentWebhook": signed_notice,
     "healthz": call("GET", "/healthz"),
     "metrics": call("GET", "/metrics"),
     "openapi": call("GET", "/openapi.json"),
