@@ -151,3 +151,46 @@ def _cpu_cells(phase: PhaseResult | None) -> list[str]:
     spent = sum(cpu.values())
     others = 100 * cpu.get("others", 0.0) / spent if spent else 0.0
     return [f"{per_booking:,.0f}", f"{others:.0f}%"]
+
+
+def write(
+    results_dir: Path,
+    record: dict[str, Any],
+    table: str,
+    machine: dict[str, Any],
+    started: dt.datetime,
+) -> tuple[Path, Path]:
+    """results/shards-<date>-<host>.json and .md."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"shards-{started.date().isoformat()}-{machine['host']}"
+    json_path = results_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    config = record["config"]
+    text = [
+        f"# Redis strategies on 1 and more Redis Cluster shards, {record['created']}",
+        "",
+        f"`slotrush bench --shards {','.join(map(str, config['shards']))}` at size "
+        f"{config['size']}: `--workers {config['workers']}`, {config['connections']} "
+        f"connections; each cluster has one replica per primary. Answers per second "
+        "(ratio to GET /ceiling measured in the slices around the phase); the CPU columns "
+        f"are the {CPU_PHASE} phase's.",
+        f"Commit {machine['commit']}{' plus uncommitted changes' if machine['dirty'] else ''}, "
+        f"Redis {machine['redis']}, PostgreSQL {machine['postgresql']}, "
+        f"Python {machine['python']}, {machine['cores']} cores ({machine['cpu_model']}); "
+        "load average at the start of each cluster's run: "
+        + ", ".join(
+            f"{count} shards {m['load_average_at_start']}"
+            for count, m in record["machines"].items()
+        )
+        + ".",
+        "",
+        table,
+        "",
+        f"On {machine['cores']} cores every shard shares them with the server, the load "
+        "generator and PostgreSQL: more shards cannot be faster here. The run shows that the "
+        "cluster client's per-node batches keep every invariant and what they cost.",
+        "",
+    ]
+    md_path = results_dir / f"{stem}.md"
+    md_path.write_text("\n".join(text))
+    return json_path, md_path
