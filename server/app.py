@@ -29,16 +29,17 @@ from server.appkeys import (
     ADMISSION,
     HIS_SYNC,
     HOSPITALS,
+    LIVE,
     METRICS_REGISTRY,
     OPEN_ROOMS,
     OPENAPI_JSON,
     OPERATIONS,
     PAYMENTS,
     RATE_LIMITER,
-    RECENT_SCHEDULES,
     ROOMS,
     SERVICE,
     SETTINGS,
+    SNAPSHOTS,
     SOLD_OUT,
     STORES,
     STRATEGY,
@@ -51,10 +52,11 @@ from server.courier import WebhookCourier
 from server.encoding import dumps
 from server.endpoints import ROUTES
 from server.fastpath import SoldOutMemory
+from server.live_feeds import LiveFeeds
 from server.metrics import HttpMetrics, exposition_registry
 from server.middlewares import problems_and_metrics
 from server.openapi import build_document
-from server.recent import RecentPages
+from server.snapshots import SharedSnapshots
 from server.validation import MAX_BODY_BYTES
 from server.workers import ONE_PROCESS
 from strategies import strategy_class
@@ -82,7 +84,9 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
     app[ADMISSION] = Admission(settings.bookings_in_flight, settings.booking_queue)
     # One process unless the runner's supervisor says how many workers serve.
     app[WORKERS] = ONE_PROCESS
-    app[RECENT_SCHEDULES] = RecentPages()
+    app[SNAPSHOTS] = SharedSnapshots()
+    app[LIVE] = LiveFeeds()
+    app.on_shutdown.append(_end_live_streams)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     app[OPENAPI_JSON] = dumps(build_document(ROUTES, served_routes(app)))
@@ -90,6 +94,11 @@ def create_app(settings: Settings, *, strategy: InventoryFactory | None = None) 
         [_stores(redis_url, database_url), _strategy, _jobs, _service, _sold_out_memory]
     )
     return app
+
+
+async def _end_live_streams(app: web.Application) -> None:
+    # Streams would otherwise hold the shutdown until its timeout.
+    app[LIVE].stop()
 
 
 def served_routes(app: web.Application) -> Iterator[tuple[str, str, str]]:

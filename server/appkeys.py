@@ -18,8 +18,8 @@ from core.tokens import TokenVerifier
 from core.waiting_room import OpenRooms, WaitingRooms
 from server.admission import Admission
 from server.fastpath import SoldOutMemory
-from server.recent import RecentPages
-from server.shapes import SchedulePage
+from server.live_feeds import LiveFeeds
+from server.snapshots import SharedSnapshots
 from server.workers import Workers
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -32,7 +32,8 @@ OPERATIONS = web.AppKey("operations", HospitalOperations)
 HIS_SYNC = web.AppKey("his_sync", HisSync)
 PAYMENTS = web.AppKey("payments", Payments)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-RECENT_SCHEDULES = web.AppKey("recent_schedules", RecentPages[SchedulePage])
+SNAPSHOTS = web.AppKey("snapshots", SharedSnapshots)
+LIVE = web.AppKey("live", LiveFeeds)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -15,6 +15,8 @@ from aiohttp import hdrs, web
 from server.encoding import dumps
 
 _JSON: Final = "application/json"
+# The oldest answer a request's `Cache-Control: max-age` may ask for from a shared snapshot.
+_OLDEST_ACCEPTED_SECONDS: Final = 60
 
 
 class Caching(StrEnum):
@@ -31,8 +33,17 @@ class Caching(StrEnum):
 
 def cached_json(request: web.Request, shape: msgspec.Struct, caching: Caching) -> web.Response:
     """200 with `shape` as JSON, or 304 if the request's If-None-Match names its ETag."""
+    return encoded_json(request, *encode(shape), caching)
+
+
+def encode(shape: msgspec.Struct) -> tuple[bytes, str]:
+    """The JSON body of `shape` and its ETag."""
     body = dumps(shape)
-    etag = etag_of(body)
+    return body, etag_of(body)
+
+
+def encoded_json(request: web.Request, body: bytes, etag: str, caching: Caching) -> web.Response:
+    """200 with an encoded JSON `body`, or 304 if the request's If-None-Match names `etag`."""
     headers = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: caching.value}
     if caching is not Caching.PUBLIC:
         # A different token may see a different answer at the same address.
@@ -41,6 +52,21 @@ def cached_json(request: web.Request, shape: msgspec.Struct, caching: Caching) -
         return web.Response(status=304, headers=headers)
     headers[hdrs.CONTENT_TYPE] = _JSON
     return web.Response(body=body, headers=headers)
+
+
+def accepted_age(request: web.Request) -> float:
+    """How old an answer the request accepts (RFC 9111 5.2.1.1, `Cache-Control: max-age=N`),
+    at most a minute; 0 (a fresh one) without that directive or with `no-cache`."""
+    directives = [
+        part.strip().lower() for part in request.headers.get(hdrs.CACHE_CONTROL, "").split(",")
+    ]
+    if "no-cache" in directives:
+        return 0
+    for directive in directives:
+        name, _, value = directive.partition("=")
+        if name == "max-age" and value.isdigit():
+            return min(int(value), _OLDEST_ACCEPTED_SECONDS)
+    return 0
 
 
 def etag_of(body: bytes) -> str:

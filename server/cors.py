@@ -17,8 +17,8 @@ from aiohttp.typedefs import Handler, Middleware
 
 # What a front end sends beyond the CORS-safelisted headers.
 ALLOWED_HEADERS: Final = (
-    "Authorization, Content-Type, Idempotency-Key, If-None-Match, Waiting-Room-Token, "
-    "Waiting-Room-Admission"
+    "Authorization, Cache-Control, Content-Type, Idempotency-Key, If-None-Match, "
+    "Waiting-Room-Token, Waiting-Room-Admission"
 )
 # What a front end may read beyond the CORS-safelisted response headers.
 EXPOSED_HEADERS: Final = "ETag, Retry-After, WWW-Authenticate"

@@ -40,8 +40,6 @@ CASES = [
     ("redis-queue", "redis-reply-drop"),
     ("redis-queue", "postgres-reply-drop"),
     ("redis-queue", "worker-pause"),
-    ("redis-lua", "redis-primary-kill"),
-    ("redis-queue", "redis-primary-kill"),
     ("pg-pessimistic", "postgres-immediate"),
     ("pg-batched", "postgres-immediate"),
     ("pg-skip-locked", "worker-kill"),

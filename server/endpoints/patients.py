@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import msgspec
 from aiohttp import web
 from msgspec import UNSET
 
@@ -15,8 +16,8 @@ from core.domain import Booking, Code
 from core.errors import SlotrushError
 from server import auth, shapes
 from server import validation as parse
-from server.appkeys import ADMISSION, RECENT_SCHEDULES, SERVICE, SOLD_OUT
-from server.caching import Caching, cached_json
+from server.appkeys import ADMISSION, SERVICE, SNAPSHOTS, SOLD_OUT
+from server.caching import Caching, cached_json, encoded_json
 from server.cursors import page_request
 from server.encoding import booking_out, json_response, schedule_out
 from server.endpoints.waiting_room import ADMISSION_PARAMETER, require_admission
@@ -33,8 +34,10 @@ from server.openapi import (
     query_parameters,
 )
 from server.route import Access, Route
+from server.snapshots import Snapshot
 
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+_SCHEDULES_MAX_AGE: Final = 1.0
 BOOKING_REFUSALS: Final = (
     Code.BLACKLISTED,
     Code.SOLD_OUT,
@@ -58,19 +61,28 @@ async def list_schedules(request: web.Request) -> web.Response:
     filters = parse.query(request.query, shapes.ScheduleFilters)
     if filters.hospital_id is not UNSET:
         auth.confine(who, filters.hospital_id)
+    snapshot = await schedules_snapshot(request.app, filters, who.hospital_id)
+    return encoded_json(request, snapshot.body, snapshot.etag, Caching.TOKEN)
+
+
+async def schedules_snapshot(
+    app: web.Application, filters: shapes.ScheduleFilters, scope: str | None
+) -> Snapshot:
+    """The schedule page `filters` ask for, as seen by a caller confined to `scope` (None:
+    the platform or a patient). API.md lets `remaining` lag a second: every poll of the
+    same page within it, and every console's live stream, share one read."""
     paging = page_request("listSchedules", filters, int)
 
     async def read() -> shapes.SchedulePage:
-        page = await request.app[SERVICE].schedule_page(
-            parse.schedule_query(filters, who.hospital_id), after=paging.after, limit=paging.limit
+        page = await app[SERVICE].schedule_page(
+            parse.schedule_query(filters, scope), after=paging.after, limit=paging.limit
         )
         return shapes.SchedulePage(
             schedules=[schedule_out(v) for v in page.items], next_cursor=paging.next_cursor(page)
         )
 
-    recent = request.app[RECENT_SCHEDULES]
-    answer = await recent.get(who.hospital_id, request.query_string, read)
-    return cached_json(request, answer, Caching.TOKEN)
+    key = ("schedules", scope, msgspec.json.encode(filters))
+    return await app[SNAPSHOTS].get(key, read, max_age=_SCHEDULES_MAX_AGE)
 
 
 async def get_schedule(request: web.Request) -> web.Response:

@@ -62,13 +62,19 @@ export async function call(method, path, options = {}) {
   const answer = await fetch(path, { method, headers, body: payload, cache: "no-store" });
   if (answer.status === 304) return { notModified: true, etag };
   if (answer.status === 204) return { body: null };
+  const data = await parsed(answer);
+  return { body: data, etag: answer.headers.get("ETag") };
+}
+
+// The JSON of an answer, or the ApiProblem it carries.
+async function parsed(answer) {
   const type = answer.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await answer.json() : { detail: await answer.text() };
   if (!answer.ok) {
     const retryAfter = Number(answer.headers.get("Retry-After")) || undefined;
     throw new ApiProblem(answer.status, data, retryAfter);
   }
-  return { body: data, etag: answer.headers.get("ETag") };
+  return data;
 }
 
 // Every row of a paginated list (API.md: `limit`, `cursor`, `next_cursor`).
@@ -123,5 +129,76 @@ export class Poller {
       }
     }
     if (!this.stopped) this.timer = setTimeout(() => this.tick(), wait * 1000);
+  }
+}
+
+// A Server-Sent Events stream read with fetch (an EventSource cannot send the token in
+// an Authorization header): each event's JSON goes to `onEvent(name, data)`. The server
+// ends a stream now and then; it is opened again at once, and after a pause growing to
+// half a minute while it keeps failing.
+export class LiveStream {
+  constructor(path, token, onEvent, onError) {
+    Object.assign(this, { path, token, onEvent, onError });
+    this.stopped = true;
+  }
+
+  start() {
+    this.stopped = false;
+    this.aborter = new AbortController();
+    this.run();
+    return this;
+  }
+
+  stop() {
+    this.stopped = true;
+    this.aborter.abort();
+  }
+
+  async run() {
+    let pause = 0;
+    while (!this.stopped) {
+      if (pause) await new Promise((wake) => setTimeout(wake, pause * 1000));
+      try {
+        const answer = await fetch(this.path, {
+          headers: { Accept: "text/event-stream", Authorization: `Bearer ${this.token}` },
+          cache: "no-store", signal: this.aborter.signal,
+        });
+        if (!answer.ok) await parsed(answer);
+        this.troubled = false;
+        await this.read(answer.body);
+        // A stream that ended on a problem (a store failing) is not opened again at once.
+        pause = this.troubled ? Math.min(30, Math.max(1, pause * 2)) : 0;
+      } catch (error) {
+        if (this.stopped) return;
+        pause = Math.min(30, Math.max(1, pause * 2, error.retryAfter || 0));
+        if (this.onError) this.onError(error);
+      }
+    }
+  }
+
+  async read(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        this.dispatch(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  }
+
+  dispatch(block) {
+    let name = "message";
+    let data = "";
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event: ")) name = line.slice(7);
+      else if (line.startsWith("data: ")) data += line.slice(6);
+    }
+    if (name === "problem") this.troubled = true;
+    if (data) this.onEvent(name, JSON.parse(data));
   }
 }

@@ -49,18 +49,23 @@ function hospital() {
   return state.hospitals.find((x) => x.id === $("hospital").value);
 }
 
+// An answer for a choice changed meanwhile is dropped: the later choice's own load, which
+// may finish first, must not be overwritten by an older one.
 async function loadDepartments() {
-  const id = encodeURIComponent($("hospital").value);
-  options($("department"), await everyRow(`/v1/hospitals/${id}/departments`, "departments"),
-    (x) => x.name);
+  const asked = $("hospital").value;
+  const departments = await everyRow(`/v1/hospitals/${encodeURIComponent(asked)}/departments`,
+    "departments");
+  if ($("hospital").value !== asked) return;
+  options($("department"), departments, (x) => x.name);
   await loadDoctors();
 }
 
 async function loadDoctors() {
-  const id = encodeURIComponent($("hospital").value);
-  const department = encodeURIComponent($("department").value);
+  const asked = [$("hospital").value, $("department").value];
+  const [id, department] = asked.map(encodeURIComponent);
   const doctors = await everyRow(`/v1/hospitals/${id}/doctors?department_id=${department}`,
     "doctors");
+  if ($("hospital").value !== asked[0] || $("department").value !== asked[1]) return;
   options($("doctor"), doctors, (x) => `${x.name}${x.title ? `, ${x.title}` : ""}`
     + ` (${money(x.fee_cents)})`);
   loadSessions();

@@ -45,11 +45,23 @@ async function open(hospital) {
   if (desk.fill) desk.fill.stop();
   desk.fill = new LiveFill({
     hospital, token: token.get(), element: $("fill"), pulse: $("pulse"),
-    preview: $("suspend-preview"), status,
+    preview: $("suspend-preview"), status, names: await names(hospital),
   });
   desk.fill.start();
   $("dayend-date").value = hospitalDate(hospital.timezone);
   await Promise.all([loadBlacklist(), loadAnalytics()]);
+}
+
+// The names of the hospital's doctors and departments, by id, for people to read: the
+// sessions name them by id only. A name missing (one deleted since) falls back to its id.
+async function names(hospital) {
+  const id = encodeURIComponent(hospital.id);
+  const [doctors, departments] = await Promise.all([
+    everyRow(`/v1/hospitals/${id}/doctors`, "doctors"),
+    everyRow(`/v1/hospitals/${id}/departments`, "departments"),
+  ]);
+  const byId = (rows) => new Map(rows.map((row) => [row.id, row.name]));
+  return { doctors: byId(doctors), departments: byId(departments) };
 }
 
 $("signin-form").addEventListener("submit", (event) => {
@@ -109,24 +121,27 @@ $("dayend-view").addEventListener("click", async () => {
 async function loadBlacklist() {
   try {
     const { body } = await call("GET", `${base()}/blacklist?limit=100`, auth());
-    const entries = body.entries || body.blacklist || [];
-    replace($("blacklist"), entries.length ? entries.map(entry) : h("li", {}, "Nobody is blacklisted."));
+    replace($("blacklist"), body.entries.length ? body.entries.map(entry) : h("li", {}, "Nobody is blacklisted."));
   } catch (error) {
-    replace($("blacklist"), h("li", {}, error.code === "not_found"
-      ? "This server does not list blacklist entries yet; adding and removing works." : explain(error)));
+    replace($("blacklist"), h("li", {}, explain(error)));
   }
 }
 
+const BREACHES = {
+  cancellation: "cancelled",
+  late_cancellation: "cancelled late (counted twice)",
+  no_show: "did not come",
+};
+
+// An entry, and for an automatic one the breaches that made it.
 function entry(e) {
-  const events = e.events || [];
   return h("li", { className: `entry ${e.source}` },
     h("strong", {}, e.patient_id), ` ${e.source}, until ${time(e.until)} `,
     h("button", { type: "button", className: "secondary", "aria-label": `Lift the ban of ${e.patient_id}`,
       onclick: () => unlist(e.patient_id) }, "Lift"),
-    events.length > 0 && h("details", {}, h("summary", {}, `${events.length} events behind it`),
-      h("ul", {}, events.map((ev) => h("li", {},
-        [ev.kind || ev.type, ev.visit_date, ev.booking_id && `booking ${ev.booking_id}`, time(ev.at || ev.occurred_at)]
-          .filter(Boolean).join(", "))))));
+    e.events.length > 0 && h("details", {}, h("summary", {}, `${e.events.length} events behind it`),
+      h("ul", {}, e.events.map((ev) => h("li", {},
+        `${time(ev.occurred_at)}: ${BREACHES[ev.kind] || ev.kind}, booking ${ev.booking_id}`)))));
 }
 
 async function unlist(patient) {
@@ -166,39 +181,56 @@ $("wl-add").addEventListener("click", async () => {
 // --- HIS sync: a dry run first, then the same feed applied ---------------------------------
 
 const his = { feed: null, type: null };
+const COUNTS = ["created", "updated", "suspended", "unchanged", "conflicts", "errors"];
 
 $("his-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = $("his-file").files[0];
   his.feed = file ? await file.text() : $("his-text").value;
-  const csv = file ? file.name.endsWith(".csv") : !his.feed.trim().startsWith("{") && !his.feed.trim().startsWith("[");
+  const csv = file ? file.name.endsWith(".csv") : !his.feed.trim().startsWith("{");
   his.type = csv ? "text/csv" : "application/json";
   await sync(true);
 });
 
+// A feed edited after its preview must be previewed again before it is applied.
+for (const input of ["his-file", "his-text"]) {
+  $(input).addEventListener("input", () => { $("his-apply").disabled = true; });
+}
+
 $("his-apply").addEventListener("click", () => sync(false));
 
 async function sync(dryRun) {
+  $("his-apply").disabled = true;
   try {
     const { body } = await call("POST", `${base()}/his-sync?dry_run=${dryRun}`,
       auth({ body: his.feed, contentType: his.type }));
     replace($("his-result"), h("h3", {}, dryRun ? "What applying would change" : "Applied"),
-      h("dl", { className: "facts", id: "his-diff" }, ["created", "updated", "suspended", "unchanged", "conflicts"]
-        .flatMap((key) => [h("dt", {}, key), h("dd", {}, describe(body[key]))])));
+      h("dl", { className: "facts", id: "his-counts" },
+        COUNTS.flatMap((key) => [h("dt", {}, key), h("dd", { "data-count": key }, String(body[key]))])),
+      body.suspended > 0 && dryRun && h("p", { className: "status error" },
+        `${body.suspended} sessions missing from this feed would be suspended, their bookings cancelled.`),
+      hisRows(body.rows));
     $("his-apply").disabled = !dryRun;
-    if (!dryRun) say(status, "The feed is applied.", "success");
+    if (!dryRun) say(status, `The feed is applied: ${body.created} created, ${body.updated} updated, ${body.suspended} suspended.`, "success");
   } catch (error) {
     replace($("his-result"), h("p", { className: "status error" }, explain(error)));
   }
 }
 
-// A diff entry is a count or a list of the schedules it names.
-function describe(value) {
-  if (!Array.isArray(value)) return String(value ?? 0);
-  if (!value.length) return "0";
-  return h("ul", {}, value.map((item) => h("li", {}, typeof item === "object"
-    ? Object.entries(item).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ")
-    : String(item))));
+// The per-row diff: every row that changes something or is refused, with its line in the feed.
+function hisRows(rows) {
+  if (!rows.length) return h("p", {}, "Nothing would change.");
+  const cells = (row) => [
+    h("td", {}, row.line ?? ""),
+    h("td", {}, row.external_id ?? ""),
+    h("td", {}, row.action),
+    h("td", {}, (row.changes || []).map((c) => `${c.field}: ${c.before ?? "-"} → ${c.after ?? "-"}`).join("; ")),
+    h("td", {}, row.code ? `${row.code}${row.reason ? `: ${row.reason}` : ""}` : ""),
+  ];
+  return h("table", { id: "his-diff", className: "figures his" },
+    h("caption", {}, "Rows that change something or are refused"),
+    h("thead", {}, h("tr", {}, ["Line", "HIS id", "Action", "Changes", "Why not"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.map((row) => h("tr", { className: `his-${row.action}` }, cells(row)))));
 }
 
 // --- analytics ----------------------------------------------------------------------------

@@ -1,41 +1,41 @@
 // The console's live fill: today's and tomorrow's sessions of one hospital per department,
 // each with its fill bar, bookings per second, the moment it sold out and the holds still
-// waiting for payment. Two conditional polls feed it (schedules every second, holds every
-// five): while nothing changes the server answers 304 without a body.
+// waiting for payment. One live stream feeds it (the server pushes the sessions when they
+// change, checked every second, and the holds, checked every five), read by every console
+// of a hospital from one shared snapshot: an open console costs the server a write when
+// something changed, not a request a second.
 
-import { call, everyRow, Poller } from "./api.js";
+import { call, everyRow, LiveStream } from "./api.js";
 import { explain, h, hospitalDate, money, PERIODS, replace, say } from "./ui.js";
 
 const WINDOW_SECONDS = 5;
 
 export class LiveFill {
-  constructor({ hospital, token, element, pulse, preview, status }) {
-    Object.assign(this, { hospital, token, element, pulse, preview, status });
+  constructor({ hospital, token, element, pulse, preview, status, names }) {
+    Object.assign(this, { hospital, token, element, pulse, preview, status, names });
     this.schedules = [];
     this.samples = new Map(); // schedule id -> [[seconds, held]...] of the last few seconds
     this.soldOutAt = new Map(); // schedule id -> Date it was first seen sold out (or null)
     this.holds = new Map(); // schedule id -> bookings pending payment
-    this.pollers = [];
   }
 
   start() {
     const today = hospitalDate(this.hospital.timezone);
     const tomorrow = hospitalDate(this.hospital.timezone, 1);
     const id = encodeURIComponent(this.hospital.id);
-    const range = `from=${today}&to=${tomorrow}&limit=500`;
     const onError = (error) => say(this.status, explain(error), "error");
-    this.pollers = [
-      new Poller(`/v1/schedules?hospital_id=${id}&${range}`, this.token, 1,
-        (body) => this.onSchedules(body.schedules), onError),
-      new Poller(`/v1/admin/hospitals/${id}/bookings?status=pending_payment&${range}`,
-        this.token, 5, (body) => this.onHolds(body.bookings), onError),
-    ].map((poller) => poller.start());
-    // Rates decay to zero while the polls answer 304: redraw on a clock, not on answers.
+    this.stream = new LiveStream(`/v1/admin/hospitals/${id}/live?from=${today}&to=${tomorrow}`,
+      this.token, (name, data) => {
+        if (name === "schedules") this.onSchedules(data.schedules);
+        else if (name === "holds") this.onHolds(data.bookings);
+        else if (name === "problem") onError({ code: data.code });
+      }, onError).start();
+    // Rates decay to zero while nothing is pushed: redraw on a clock, not on events.
     this.clock = setInterval(() => this.render(), 1000);
   }
 
   stop() {
-    this.pollers.forEach((poller) => poller.stop());
+    this.stream.stop();
     clearInterval(this.clock);
   }
 
@@ -90,7 +90,7 @@ export class LiveFill {
     for (const [date, departments] of [...byDay].sort()) {
       rows.push(h("h3", {}, date === hospitalDate(this.hospital.timezone) ? `Today, ${date}` : `Tomorrow, ${date}`));
       for (const [department, schedules] of [...departments].sort()) {
-        rows.push(h("h4", {}, department));
+        rows.push(h("h4", {}, this.names.departments.get(department) || department));
         rows.push(h("ul", { className: "fill" }, schedules.map((s) => {
           const rate = this.rate(s.id);
           total += rate;
@@ -104,9 +104,13 @@ export class LiveFill {
     replace(this.element, rows.length ? rows : h("p", {}, "No sessions today or tomorrow."));
   }
 
+  doctor(s) {
+    return this.names.doctors.get(s.doctor_id) || s.doctor_id;
+  }
+
   row(s, rate) {
     const held = s.capacity - s.remaining;
-    const label = `${s.doctor_id}, ${PERIODS[s.period]}`;
+    const label = `${this.doctor(s)}, ${PERIODS[s.period]}`;
     const soldOut = this.soldOutAt.get(s.id);
     const notes = [
       `${held} of ${s.capacity} taken`,
@@ -145,7 +149,7 @@ export class LiveFill {
     const kept = count("attended") + count("no_show");
     const reason = h("textarea", { id: "suspend-reason", rows: 2, required: true, maxlength: 500 });
     replace(this.preview,
-      h("h3", {}, `Suspend ${s.doctor_id}, ${s.visit_date} ${PERIODS[s.period]}?`),
+      h("h3", {}, `Suspend ${this.doctor(s)}, ${s.visit_date} ${PERIODS[s.period]}?`),
       h("ul", { id: "suspend-consequences" },
         h("li", {}, "The session closes to new bookings at once."),
         h("li", {}, `${booked} booked and ${holds} awaiting payment will be cancelled by the hospital, and their patients notified.`),
@@ -170,7 +174,7 @@ export class LiveFill {
     try {
       await call("POST", `/v1/admin/schedules/${s.id}/suspend`, { token: this.token, body: { reason } });
       this.preview.hidden = true;
-      say(this.status, `Suspended ${s.doctor_id}, ${s.visit_date} ${PERIODS[s.period]}.`, "success");
+      say(this.status, `Suspended ${this.doctor(s)}, ${s.visit_date} ${PERIODS[s.period]}.`, "success");
     } catch (error) {
       say(this.status, explain(error), "error");
     }

@@ -110,6 +110,22 @@ async def test_a_page_of_records_is_conditional_on_its_etag(api: Client) -> None
     assert changed.status == 200 and changed.headers["ETag"] != etag
 
 
+async def test_a_page_is_shared_only_with_requests_that_accept_its_age(api: Client) -> None:
+    # The console's holds poll says `Cache-Control: max-age=5`: a hospital's consoles then
+    # share one read; a request without it always reads the ledger.
+    hospital = await a_hospital(api)
+    shared = {"Cache-Control": "max-age=60"}
+    first = await read(api, hospital.id, headers=shared)
+    await book(api, (await api.create_schedules(schedule_in(hospital_id=hospital.id)))[0])
+    kept = await read(api, hospital.id, headers=shared)
+    assert kept.headers["ETag"] == first.headers["ETag"]
+    fresh = await read(api, hospital.id)
+    assert len(fresh.json["bookings"]) == len(first.json["bookings"]) + 1
+    for refuses_age in ({"Cache-Control": "max-age=0"}, {"Cache-Control": "no-cache, max-age=60"}):
+        answer = await read(api, hospital.id, headers=refuses_age)
+        assert answer.headers["ETag"] == fresh.headers["ETag"]
+
+
 async def test_records_filter_by_dates_department_doctor_and_status(
     api: Client, shared_ledger: asyncpg.Connection
 ) -> None:

@@ -279,6 +279,9 @@ SAMPLES: dict[str, Sample] = {
     ),
     "getPatientTags": call("GET", "/v1/admin/patients/{w.patient}/tags?hospital_id={w.hospital}"),
     "listHospitalBookings": call("GET", HOSPITAL_PATH + "/bookings"),
+    "streamHospitalLive": call(
+        "GET", HOSPITAL_PATH + "/live?from=2031-01-01&to=2031-01-02&seconds=1"
+    ),
     "getAnalytics": call("GET", HOSPITAL_PATH + "/analytics?group_by=department"),
     "checkIn": check_in_today,
     "dayEnd": call("POST", HOSPITAL_PATH + "/day-end", lambda w: {"date": hospital_today()}),
