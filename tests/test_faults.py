@@ -40,6 +40,8 @@ CASES = [
     ("redis-queue", "redis-reply-drop"),
     ("redis-queue", "postgres-reply-drop"),
     ("redis-queue", "worker-pause"),
+    ("redis-lua", "redis-primary-kill"),
+    ("redis-queue", "redis-primary-kill"),
     ("pg-pessimistic", "postgres-immediate"),
     ("pg-batched", "postgres-immediate"),
     ("pg-skip-locked", "worker-kill"),
