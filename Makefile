@@ -40,11 +40,13 @@ test: lint browser haproxy
 demo: $(STAMP)
 	$(BIN)/slotrush serve --dev --demo --port $${PORT:-8080}
 
-# Every strategy's rush, then the waiting room's crowd, then 1..2 instances behind HAProxy.
+# Every strategy's rush, then the waiting room's crowd, 1..2 instances behind HAProxy, and
+# the Redis strategies on a cluster of 1 and 3 shards.
 bench: $(STAMP) haproxy
 	$(BIN)/slotrush bench $(BENCH_ARGS)
 	$(BIN)/slotrush bench --scenario waiting-room $(ROOM_ARGS)
 	$(BIN)/slotrush bench --instances 2 --generators 2 --workers 1 --strategies redis-lua $(INSTANCES_ARGS)
+	$(BIN)/slotrush bench --shards 1,3 --quick $(SHARDS_ARGS)
 
 faults: $(STAMP)
 	$(BIN)/slotrush faults $(FAULTS_ARGS)

@@ -120,11 +120,10 @@ def render(
         "shards",
         *(title for _, title in PHASES),
         "Redis CPU µs/booking",
-        "other work, % of machine",
+        "other work's share of CPU",
         "invariants",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    cores = os.cpu_count() or 1
     for strategy in strategies:
         for count in shards:
             result = results[strategy, count]
@@ -136,20 +135,21 @@ def render(
                     continue
                 ratio = f" ({phase.ratio_to_ceiling:.2f})" if phase.ratio_to_ceiling else ""
                 cells.append(f"{phase.throughput:,.0f}{ratio}")
-            cells += _cpu_cells(result.phases.get(CPU_PHASE), cores)
+            cells += _cpu_cells(result.phases.get(CPU_PHASE))
             cells.append("ok" if result.ok else "BROKEN")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _cpu_cells(phase: PhaseResult | None, cores: int) -> list[str]:
-    """Every node's Redis CPU per answer (replicas included), and the share of the machine
-    other work took meanwhile: the figures say how much of the machine the run had."""
-    if phase is None or not phase.answered or not phase.elapsed:
+def _cpu_cells(phase: PhaseResult | None) -> list[str]:
+    """Every node's Redis CPU per answer (replicas included), and the share of the CPU spent
+    on the machine meanwhile that went to other work: how much of it the run had."""
+    if phase is None or not phase.answered:
         return ["-", "-"]
     cpu = phase.cpu_seconds
     per_booking = 1e6 * cpu.get("redis", 0.0) / phase.answered
-    others = 100 * cpu.get("others", 0.0) / (phase.elapsed * cores)
+    spent = sum(cpu.values())
+    others = 100 * cpu.get("others", 0.0) / spent if spent else 0.0
     return [f"{per_booking:,.0f}", f"{others:.0f}%"]
 
 

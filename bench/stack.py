@@ -82,19 +82,39 @@ def fresh_prefix(redis_url: str, label: str) -> Iterator[str]:
     try:
         yield prefix
     finally:
-        client = redis_client(redis_url)
-        try:
-            batch = []
-            # A cluster client scans every primary, and splits a DEL of many keys by slot.
-            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    client.delete(*batch)
-                    batch.clear()
-            if batch:
-                client.delete(*batch)
-        finally:
-            client.close()
+        for client in _primaries(redis_url):
+            try:
+                _delete_keys(client, prefix)
+            finally:
+                client.close()
+
+
+def _primaries(url: str) -> list[redis.Redis]:
+    """A client of the Redis at `url`, or one of each primary of its cluster (SCAN is a
+    node's own; redis-py's cluster SCAN leaves a connection open)."""
+    nodes = _cluster_nodes(url)
+    if nodes is None:
+        return [redis.Redis.from_url(url)]
+    addresses = [a for a, node in nodes.items() if _serving_primary(node["flags"])]
+    return [redis.Redis(host=host, port=int(port)) for host, _, port in map(_split, addresses)]
+
+
+def _serving_primary(flags: str) -> bool:
+    return "master" in flags and "fail" not in flags
+
+
+def _split(address: str) -> tuple[str, str, str]:
+    return address.rpartition(":")
+
+
+def _delete_keys(client: redis.Redis, prefix: str) -> None:
+    # One key per DEL: a cluster node refuses a DEL naming keys of several slots.
+    batch = client.pipeline(transaction=False)
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        batch.delete(key)
+        if len(batch) >= 1000:
+            batch.execute()
+    batch.execute()
 
 
 def redis_client(url: str) -> redis.Redis | RedisCluster:
@@ -109,7 +129,7 @@ def redis_cluster_shape(url: str) -> dict[str, int] | None:
     if nodes is None:
         return None
     roles = Counter(
-        "primary" if "master" in node["flags"] else "replica"
+        "primary" if _serving_primary(node["flags"]) else "replica"
         for node in nodes.values()
         if "fail" not in node["flags"]
     )

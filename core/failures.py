@@ -39,3 +39,13 @@ STORE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     *STORE_FAILURES,
     asyncpg.exceptions.InsufficientResourcesError,
 )
+
+
+def closed_under_it(exc: BaseException) -> bool:
+    """Whether `exc` is what a redis-py command raises when its connection was closed while
+    it used it: redis-py's cluster client closes every connection it has, in use or not,
+    when a node answers CLUSTERDOWN (a failover), and a command then in flight meets a
+    stream that is gone (AttributeError on None) or a transport that is closed."""
+    if isinstance(exc, AttributeError):
+        return exc.obj is None
+    return isinstance(exc, RuntimeError) and "closed" in str(exc)

@@ -27,6 +27,7 @@ from redis import exceptions
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
+from core.failures import closed_under_it
 from core.metrics import UNREPLICATED_BATCHES
 
 # Answers of a cluster node to a call it did not run (its slot moved or is moving, or the
@@ -158,13 +159,24 @@ class _ClusterSender:
             self._stale = False
             await self._client.nodes_manager.initialize()
         for command in prelude:
-            answer = (await self._to_nodes([command]))[0]
-            if isinstance(answer, BaseException):
-                raise answer
+            await self._prelude(command)
         results = await self._to_nodes([_evalsha(call) for call in calls])
         if any(isinstance(r, (*_NOT_RUN_HERE, *_NODE_LOST)) for r in results):
             self._stale = True
         return results
+
+    async def _prelude(self, command: tuple[Any, ...]) -> None:
+        """Run one prelude command, following its slot while a failover moves it."""
+        for attempt in range(_RESENDS):
+            answer = (await self._to_nodes([command]))[0]
+            if not isinstance(answer, BaseException):
+                return
+            if not isinstance(answer, _NOT_RUN_HERE):
+                raise answer
+            await asyncio.sleep(_FIRST_RESEND_PAUSE * 2**attempt)
+            await self._client.nodes_manager.initialize()
+        # Still moving: a store failure like a lost node (busy, retry), never a 500.
+        raise exceptions.ConnectionError(f"the slot of {command[1]!r} kept moving") from answer
 
     async def _to_nodes(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         by_node: defaultdict[str, list[int]] = defaultdict(list)
@@ -202,9 +214,9 @@ async def _on_node(
         if wait is None:
             return await _exchange(conn, packed)
         *replies, replicas = await _exchange(conn, [*packed, _pack(wait)])
-    except AttributeError as exc:
-        # redis-py closed the connection under us (a command of the client's own found a
-        # node gone and closed the client's connections): as good as a lost node.
+    except (AttributeError, RuntimeError) as exc:
+        if not closed_under_it(exc):
+            raise
         raise exceptions.ConnectionError(f"connection to {node.name} closed meanwhile") from exc
     finally:
         node.release(conn)

@@ -8,20 +8,36 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis import exceptions
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.db import close_pool, create_pool, migrate
-from core.failures import STORE_FAILURES
+from core.failures import STORE_FAILURES, closed_under_it
 from core.ledger import Ledger
 from core.replica import BrowsingReads
 from core.settings import Settings
 
 log = logging.getLogger("slotrush.stores")
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, whose commands fail as a lost connection (a store failure:
+    503 busy) when the client closed their connection under them during a failover."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except (AttributeError, RuntimeError) as exc:
+            if not closed_under_it(exc):
+                raise
+            raise exceptions.ConnectionError(f"{args[0]}: connection closed meanwhile") from exc
+
 
 # One Redis server, or a Redis Cluster whose nodes the client finds from the one named.
 RedisClient = aioredis.Redis | RedisCluster
@@ -62,7 +78,7 @@ def redis_client(url: str, *, cluster: bool = False, max_connections: int = 64) 
     # No automatic retries: a resent take script could take a second number. Scripts that
     # must survive a resend are idempotent by request id instead (see core/lua/).
     if cluster:
-        return RedisCluster.from_url(
+        return _Cluster.from_url(
             url,
             max_connections=max_connections,
             retry=Retry(NoBackoff(), 0),

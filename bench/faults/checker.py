@@ -400,7 +400,8 @@ class Checker:
             ]
             reasons = dict(Counter(a.reason for a in outside))
             self.problem(
-                f"{len(outside)} answers were 5xx outside the fault windows: {reasons}, "
+                f"{len(outside)} answers were 5xx other than 503 busy inside a fault window, "
+                f"or any 5xx outside one: {reasons}, "
                 f"sent {min(after)}..{max(after)} s after the window before them closed"
             )
 
