@@ -33,7 +33,7 @@ from matplotlib.ticker import FuncFormatter
 
 from bench.embedded import running_services
 from bench.report import update_index, write_json
-from bench.stack import ServerProcess, describe_machine, fresh_database, fresh_prefix
+from bench.stack import ServerProcess, describe_machine, fresh_stack
 from core.db import create_pool, migrate
 from core.domain import Period, ScheduleIn
 from core.ledger import Ledger
@@ -59,19 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     with (
         running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls,
-        fresh_database(urls.database_url, "export") as database,
-        fresh_prefix(urls.redis_url, "export") as prefix,
+        fresh_stack(urls, "export", secret := new_secret()) as env,
         tempfile.TemporaryDirectory(prefix="slotrush-export-") as workdir,
     ):
+        database = env["DATABASE_URL"]
         print(f"seeding {args.rows:,} bookings ...", flush=True)
         seeded = asyncio.run(_seed(database, args.rows))
-        secret = new_secret()
-        env = {
-            "REDIS_URL": urls.redis_url,
-            "DATABASE_URL": database,
-            "SLOTRUSH_SECRET": secret,
-            "SLOTRUSH_REDIS_PREFIX": prefix,
-        }
         server = ServerProcess("pg-pessimistic", 1, env, Path(workdir) / "serve.log")
         server.start(secret)
         try:

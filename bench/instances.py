@@ -25,7 +25,7 @@ from bench import report
 from bench.child_server import free_port
 from bench.embedded import running_services
 from bench.haproxy import NoHaproxy, haproxy, haproxy_binary
-from bench.stack import ServerProcess, describe_machine, fresh_database, fresh_prefix
+from bench.stack import ServerProcess, describe_machine, fresh_stack
 from loadtest.client.tokens import new_secret
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,16 +49,9 @@ def run(
     with (
         running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls,
         tempfile.TemporaryDirectory(prefix="slotrush-instances-") as tmp,
-        fresh_database(urls.database_url, "instances") as database,
-        fresh_prefix(urls.redis_url, "instances") as prefix,
+        fresh_stack(urls, "instances", secret) as env,
     ):
         machine = describe_machine(urls.redis_url, urls.database_url)
-        env = {
-            "REDIS_URL": urls.redis_url,
-            "DATABASE_URL": database,
-            "SLOTRUSH_SECRET": secret,
-            "SLOTRUSH_REDIS_PREFIX": prefix,
-        }
         workdir = Path(tmp)
         for count in range(1, instances + 1):
             servers = [

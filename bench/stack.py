@@ -253,6 +253,23 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
+def fresh_stack(urls: ServiceUrls, label: str, secret: str) -> Iterator[dict[str, str]]:
+    """A fresh database and Redis key prefix for `label`, as the environment `slotrush
+    serve` takes (REDIS_URL, DATABASE_URL, SLOTRUSH_SECRET, SLOTRUSH_REDIS_PREFIX); both
+    dropped afterwards."""
+    with (
+        fresh_database(urls.database_url, label) as database,
+        fresh_prefix(urls.redis_url, label) as prefix,
+    ):
+        yield {
+            "REDIS_URL": urls.redis_url,
+            "DATABASE_URL": database,
+            "SLOTRUSH_SECRET": secret,
+            "SLOTRUSH_REDIS_PREFIX": prefix,
+        }
+
+
+@contextlib.contextmanager
 def serving(
     strategy: str,
     workers: int,
@@ -268,17 +285,9 @@ def serving(
     `prepare(database_url)` runs before the server starts (database settings reach only the
     sessions opened after them)."""
     label = strategy.replace(":", "-").replace(".", "-").replace("_", "-").lower()
-    with (
-        fresh_database(urls.database_url, label) as database,
-        fresh_prefix(urls.redis_url, label) as prefix,
-    ):
-        env = {
-            "REDIS_URL": urls.redis_url,
-            "DATABASE_URL": database,
-            "SLOTRUSH_SECRET": secret,
-            "SLOTRUSH_REDIS_PREFIX": prefix,
-            **(env or {}),
-        }
+    with fresh_stack(urls, label, secret) as stack:
+        database = stack["DATABASE_URL"]
+        env = {**stack, **(env or {})}
         if prepare is not None:
             prepare(database)
         server = ServerProcess(strategy, workers, env, workdir / f"{label}.log")

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 
 from bench import report, room_figures
 from bench.embedded import running_services
-from bench.stack import ServerProcess, describe_machine, fresh_database, fresh_prefix
+from bench.stack import ServerProcess, describe_machine, fresh_stack
 from core.keys import room_keys
 from loadtest.client.seed import AdminClient, SchedulePlan, new_run_id, opening_in
 from loadtest.client.tokens import admin_token, new_secret, patient_token
@@ -77,16 +77,10 @@ def run(users: int, workers: int, results: Path, rate: float | None = None) -> i
     with (
         running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls,
         tempfile.TemporaryDirectory(prefix="slotrush-room-") as workdir,
-        fresh_database(urls.database_url, "room") as database,
-        fresh_prefix(urls.redis_url, "room") as prefix,
+        fresh_stack(urls, "room", secret) as env,
     ):
         machine = describe_machine(urls.redis_url, urls.database_url)
-        env = {
-            "REDIS_URL": urls.redis_url,
-            "DATABASE_URL": database,
-            "SLOTRUSH_SECRET": secret,
-            "SLOTRUSH_REDIS_PREFIX": prefix,
-        }
+        prefix = env["SLOTRUSH_REDIS_PREFIX"]
         server = ServerProcess(STRATEGY, workers, env, Path(workdir) / "serve.log")
         server.start(secret)
         try:

@@ -28,7 +28,7 @@ from schemathesis import APIOperation, AuthContext, BaseSchema, Case, Generation
 from schemathesis.config import SchemathesisConfig
 
 from bench.embedded import ServiceUrls
-from bench.stack import ServerProcess, fresh_database, fresh_prefix
+from bench.stack import serving
 from core.profiles import EARLIEST_BIRTH_DATE, latest_birth_date
 from loadtest.client.tokens import admin_token, new_secret, patient_token
 from server.endpoints import ROUTES
@@ -109,23 +109,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(service_urls: ServiceUrls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     secret = new_secret()
-    log = Path(tmp_path_factory.mktemp("schemathesis")) / "serve.log"
-    with (
-        fresh_database(service_urls.database_url, "schemathesis") as database_url,
-        fresh_prefix(service_urls.redis_url, "schemathesis") as prefix,
-    ):
-        env = {
-            "REDIS_URL": service_urls.redis_url,
-            "DATABASE_URL": database_url,
-            "SLOTRUSH_SECRET": secret,
-            "SLOTRUSH_REDIS_PREFIX": prefix,
-        }
-        server = ServerProcess("pg-pessimistic", 1, env, log)
-        server.start(secret)
-        try:
-            yield Served(server.url, patient_token(secret, "st-patient"), admin_token(secret))
-        finally:
-            server.stop()
+    workdir = Path(tmp_path_factory.mktemp("schemathesis"))
+    with serving("pg-pessimistic", 1, service_urls, secret, workdir) as (server, _):
+        yield Served(server.url, patient_token(secret, "st-patient"), admin_token(secret))
 
 
 @pytest.fixture(scope="module")

@@ -64,14 +64,23 @@ class Verdict:
         return f"{head}: {counts}; {info}"
 
     def report(self) -> str:
-        lines = [f"slotrush invariant check {self.summary()}"]
-        lines += [f"  - {detail}" for detail in self.details[:50]]
-        if len(self.details) > 50:
-            lines.append(f"  ... and {len(self.details) - 50} more")
-        return "\n".join(lines)
+        return check_report("invariant", self.summary(), self.details)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
+
+
+# A report names at most this many violations; the rest are counted.
+_DETAILS_SHOWN = 50
+
+
+def check_report(check: str, summary: str, details: list[str]) -> str:
+    """A check's verdict line and its violations, for logs and Locust's test stop."""
+    lines = [f"slotrush {check} check {summary}"]
+    lines += [f"  - {detail}" for detail in details[:_DETAILS_SHOWN]]
+    if len(details) > _DETAILS_SHOWN:
+        lines.append(f"  ... and {len(details) - _DETAILS_SHOWN} more")
+    return "\n".join(lines)
 
 
 def evaluate(

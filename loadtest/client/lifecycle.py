@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from core.queries import query
+from loadtest.client.invariants import check_report
 
 # Invariant 9's slack: a lapsed hold frees its number within its expiry plus 5 seconds.
 LAPSE_SLACK_SECONDS = 5.0
@@ -62,11 +63,7 @@ class LifecycleVerdict:
         return f"{'PASS' if self.ok else 'FAIL'}: {counts}; {money}"
 
     def report(self) -> str:
-        lines = [f"slotrush lifecycle check {self.summary()}"]
-        lines += [f"  - {detail}" for detail in self.details[:50]]
-        if len(self.details) > 50:
-            lines.append(f"  ... and {len(self.details) - 50} more")
-        return "\n".join(lines)
+        return check_report("lifecycle", self.summary(), self.details)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok, "money_error_cents": self.totals.error_cents}
