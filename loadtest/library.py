@@ -1,6 +1,7 @@
 """Locust as a library: one scenario, or a throughput probe, run inside this process.
 
     python -m loadtest.library scenario --host URL --secret S [--scenario smoke --crowd 200]
+        [--database-url DB] [--sandbox-url URL]   # pay-or-drop pays at the sandbox
     python -m loadtest.library probe --host URL [--seconds 3 --users 64]
 
 Each prints one JSON object as its last line of output. Locust monkey-patches the process
