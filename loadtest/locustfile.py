@@ -136,7 +136,10 @@ def _seed(environment: Environment, crowd: Crowd) -> None:
         fee_cents=shape.fee_cents,
     )
     admin = AdminClient(environment.host, crowd.secret)
-    hold_window = _prepare_payments(environment, admin, plan) if plan.fee_cents else 0.0
+    sandbox_url = options.sandbox_url.rstrip("/")
+    hold_window = (
+        _prepare_payments(environment, admin, plan, sandbox_url) if plan.fee_cents else 0.0
+    )
     seeded = admin.create_schedules(plan)
     crowd.adopt(
         {
@@ -146,6 +149,7 @@ def _seed(environment: Environment, crowd: Crowd) -> None:
             "opens_at": plan.opens_at.timestamp(),
             "arrival_window": shape.arrival_window,
             "hold_window": hold_window,
+            "sandbox_url": sandbox_url,
         }
     )
     crowd.verdict = crowd.lifecycle = None
@@ -157,11 +161,11 @@ def _seed(environment: Environment, crowd: Crowd) -> None:
     )
 
 
-def _prepare_payments(environment: Environment, admin: AdminClient, plan: SchedulePlan) -> float:
+def _prepare_payments(
+    environment: Environment, admin: AdminClient, plan: SchedulePlan, sandbox_url: str
+) -> float:
     """A paid run: the sandbox provider's notices go to this server, and the shape learns
     how long the server lets an unpaid hold live. Returns that hold window (seconds)."""
-    options = environment.parsed_options
-    sandbox_url = getattr(options, "sandbox_url", "") if options is not None else ""
     if not sandbox_url:
         raise RuntimeError(
             "paid scenarios need the server's sandbox provider: --sandbox-url (or "

@@ -67,7 +67,8 @@ class Crowd:
     arrival_window: float = 1.0
     # Seconds an unpaid hold lives (paid scenarios; the server said so at seeding).
     hold_window: float = 0.0
-    # Where patients pay: the sandbox provider the server uses (paid scenarios).
+    # Where patients pay: the sandbox provider the server uses (paid scenarios; the master's
+    # --sandbox-url, so workers need not be told).
     sandbox_url: str = ""
     ready: bool = False
     tally: Tally = field(default_factory=Tally)
@@ -86,6 +87,7 @@ class Crowd:
             "opens_at": self.opens_at,
             "arrival_window": self.arrival_window,
             "hold_window": self.hold_window,
+            "sandbox_url": self.sandbox_url,
         }
 
     def adopt(self, plan: dict[str, Any]) -> None:
@@ -95,6 +97,7 @@ class Crowd:
         self.opens_at = plan["opens_at"]
         self.arrival_window = plan["arrival_window"]
         self.hold_window = plan.get("hold_window", 0.0)
+        self.sandbox_url = plan.get("sandbox_url", "")
         self.ready = True
 
     @property
@@ -111,8 +114,7 @@ def crowd_of(environment: Environment) -> Crowd:
     if crowd is None:
         options = environment.parsed_options
         secret = getattr(options, "secret", "") or ""
-        sandbox_url = (getattr(options, "sandbox_url", "") or "").rstrip("/")
-        crowd = _crowds[environment] = Crowd(secret=secret, sandbox_url=sandbox_url)
+        crowd = _crowds[environment] = Crowd(secret=secret)
     return crowd
 
 
