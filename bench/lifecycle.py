@@ -88,6 +88,23 @@ def config_from(args: argparse.Namespace) -> LifecycleConfig:
     )
 
 
+def short_holds(database: str, seconds: float) -> None:
+    """Holds of this database lapse `seconds` after they are made (the dev/test knob
+    `slotrush.payment_window_seconds`); for the sessions opened from now on."""
+
+    async def alter() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            name = await conn.fetchval("SELECT current_database()")
+            await conn.execute(
+                f"ALTER DATABASE \"{name}\" SET slotrush.payment_window_seconds = '{seconds:g}'"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(alter())
+
+
 # --- the crowd -----------------------------------------------------------------------------
 
 
@@ -362,20 +379,6 @@ def run(args: argparse.Namespace) -> int:
     secret = new_secret()
     started = dt.datetime.now(dt.UTC)
 
-    def short_holds(database: str) -> None:
-        async def alter() -> None:
-            conn = await asyncpg.connect(database)
-            try:
-                name = await conn.fetchval("SELECT current_database()")
-                await conn.execute(
-                    f'ALTER DATABASE "{name}" SET slotrush.payment_window_seconds = '
-                    f"'{WINDOW_SECONDS}'"
-                )
-            finally:
-                await conn.close()
-
-        asyncio.run(alter())
-
     with (
         running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls,
         tempfile.TemporaryDirectory(prefix="slotrush-bench-") as workdir,
@@ -391,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
                 # A day of 100,000 settles in one admin call, past the default 60 s deadline.
                 "SLOTRUSH_ADMIN_REQUEST_TIMEOUT": str(SETTLE_DEADLINE_SECONDS),
             },
-            prepare=short_holds,
+            prepare=lambda database: short_holds(database, WINDOW_SECONDS),
         ) as (server, database),
     ):
         machine = describe_machine(urls.redis_url, urls.database_url)

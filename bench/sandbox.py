@@ -5,8 +5,10 @@ that slotrush, which knows it by URL, finds it where it was and it remembers wha
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from bench.stack import slotrush_command
@@ -63,3 +65,19 @@ class SandboxProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+    def control(self, faults: dict[str, object]) -> None:
+        """POST /control: the faults (or the webhook URL) the sandbox runs with from now."""
+        request = urllib.request.Request(
+            f"{self.url}/control",
+            data=json.dumps(faults).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=_START_SECONDS) as answer:
+            answer.read()
+
+    def notify(self, webhook_url: str) -> None:
+        """Send notices to `webhook_url`, now and after every restart."""
+        self.webhook_url = webhook_url
+        self.control({"webhook_url": webhook_url})
