@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,10 @@ import aiohttp
 
 from bench.history import BookingClient
 
-# Pause between two tries of one payment step.
-_RETRY_PAUSE = 0.2
+# Pauses between two tries of one payment step: doubling, as a patient's app would back off
+# (a crowd retrying at a fixed pace would be a load test of its own).
+_FIRST_PAUSE = 0.2
+_LONGEST_PAUSE = 1.0
 # How long a payer watches for the provider's notice to book the hold.
 _NOTICE_SECONDS = 10.0
 
@@ -62,20 +65,22 @@ async def pay(client: BookingClient, wallet: Wallet, patient_id: str, booking_id
         return False
     wallet.completed.add(booking_id)
     deadline = time.monotonic() + _NOTICE_SECONDS
-    while time.monotonic() < deadline:
+    for pause in _pauses():
         booking = await _read(client, patient_id, booking_id)
         if booking is not None and booking["status"] != "pending_payment":
             if booking["status"] == "booked" and booking["payment"]["status"] == "paid":
                 wallet.seen_paid.add(booking_id)
                 return True
             return False
-        await asyncio.sleep(_RETRY_PAUSE)
+        if time.monotonic() + pause > deadline:
+            return False
+        await asyncio.sleep(pause)
     return False
 
 
 async def _until(wallet: Wallet, step: str, deadline: float, attempt: Any) -> Any:
     """Try `attempt` until it answers something other than None, or the deadline."""
-    while time.monotonic() < deadline:
+    for pause in _pauses():
         try:
             status, value = await attempt()
             wallet.answers[f"{step} {status}"] += 1
@@ -85,8 +90,17 @@ async def _until(wallet: Wallet, step: str, deadline: float, attempt: Any) -> An
                 return None  # the hold lapsed, or is paid already: nothing left to do
         except (aiohttp.ClientError, TimeoutError) as exc:
             wallet.answers[f"{step} None {type(exc).__name__}"] += 1
-        await asyncio.sleep(_RETRY_PAUSE)
+        if time.monotonic() + pause > deadline:
+            return None
+        await asyncio.sleep(pause)
     return None
+
+
+def _pauses() -> Iterator[float]:
+    pause = _FIRST_PAUSE
+    while True:
+        yield pause
+        pause = min(2 * pause, _LONGEST_PAUSE)
 
 
 async def _checkout(
