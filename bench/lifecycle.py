@@ -38,13 +38,8 @@ import asyncpg
 
 from bench import report
 from bench.embedded import running_services
-from bench.stack import (
-    ServerProcess,
-    describe_machine,
-    sandbox_provider,
-    serving,
-    shorten_holds,
-)
+from bench.sandbox import SandboxProcess
+from bench.stack import ServerProcess, describe_machine, serving, shorten_holds
 from bench.summary import safe_name
 from core.queries import parse
 from loadtest.client.lifecycle import LAPSE_SLACK_SECONDS, check_lifecycle_at
@@ -370,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
     with (
         running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls,
         tempfile.TemporaryDirectory(prefix="slotrush-bench-") as workdir,
-        sandbox_provider(Path(workdir) / "sandbox.log") as sandbox,
+        SandboxProcess(Path(workdir)) as provider,
         serving(
             config.strategy,
             config.workers,
@@ -378,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
             secret,
             Path(workdir),
             env={
-                "SLOTRUSH_PAY_SANDBOX_URL": sandbox,
+                "SLOTRUSH_PAY_SANDBOX_URL": provider.url,
                 # A day of 100,000 settles in one admin call, past the default 60 s deadline.
                 "SLOTRUSH_ADMIN_REQUEST_TIMEOUT": str(SETTLE_DEADLINE_SECONDS),
             },
@@ -386,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
         ) as (server, database),
     ):
         machine = describe_machine(urls.redis_url, urls.database_url)
-        measured = measure(config, server, secret, database, sandbox)
+        measured = measure(config, server, secret, database, provider.url)
     ok, verdict = verdict_of(measured)
     stem = f"{started:%Y-%m-%d}-{safe_name(machine['host'])}-lifecycle"
     record = {

@@ -317,30 +317,6 @@ def shorten_holds(database: str, seconds: float) -> None:
     asyncio.run(alter())
 
 
-@contextlib.contextmanager
-def sandbox_provider(log: Path) -> Iterator[str]:
-    """`slotrush sandbox-pay --port 0` as a subprocess; its URL once it listens."""
-    with (
-        log.open("ab") as err,
-        # Leaving the Popen closes its stdout pipe, which warnings-as-errors tests insist on.
-        subprocess.Popen(
-            [*slotrush_command(), "sandbox-pay", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        ) as process,
-    ):
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            if not line.startswith("slotrush sandbox-pay: serving on "):
-                raise RuntimeError(f"slotrush sandbox-pay did not start: {line!r}")
-            yield line.rsplit(" ", 1)[1].strip()
-        finally:
-            process.terminate()
-            process.wait(20)
-
-
 def _tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)

@@ -25,7 +25,8 @@ import pytest
 
 from bench.embedded import ServiceUrls
 from bench.lifecycle import lapse_to_reuse
-from bench.stack import ServerProcess, sandbox_provider, shorten_holds
+from bench.sandbox import SandboxProcess
+from bench.stack import ServerProcess, shorten_holds
 from loadtest.client.invariants import evaluate
 from loadtest.client.lifecycle import check_lifecycle_at
 from loadtest.client.tally import Tally
@@ -161,10 +162,10 @@ def test_pay_or_drop_keeps_every_invariant_and_balances_the_money(
     strategy: str, serve: Any, secret: str, test_database_url: str, tmp_path: Path
 ) -> None:
     shorten_holds(test_database_url, HOLD_SECONDS)
-    with sandbox_provider(tmp_path / "sandbox.log") as sandbox:
-        server = serve(strategy, SLOTRUSH_PAY_SANDBOX_URL=sandbox)
+    with SandboxProcess(tmp_path) as sandbox:
+        server = serve(strategy, SLOTRUSH_PAY_SANDBOX_URL=sandbox.url)
         result = locust_run(
-            server, secret, PAY_OR_DROP, database_url=test_database_url, sandbox_url=sandbox
+            server, secret, PAY_OR_DROP, database_url=test_database_url, sandbox_url=sandbox.url
         )
 
     verdict, lifecycle, answers = result["verdict"], result["lifecycle"], result["answers"]
