@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench.database_supply import DatabaseSupply
 from bench.embedded import EmbeddedRedisCluster, ServiceUrls, running_services
 from bench.stack import database_at
 from core.db import create_pool, migrate
@@ -70,18 +71,18 @@ async def template_database(service_urls: ServiceUrls) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture(scope="session")
+def database_supply(service_urls: ServiceUrls, template_database: str) -> Iterator[DatabaseSupply]:
+    with DatabaseSupply(service_urls.database_url, template_database) as supply:
+        yield supply
+
+
 @pytest.fixture
-async def test_database_url(
-    service_urls: ServiceUrls, template_database: str
-) -> AsyncIterator[str]:
-    name = f"slotrush_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(service_urls.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield database_at(service_urls.database_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+def test_database_url(service_urls: ServiceUrls, database_supply: DatabaseSupply) -> Iterator[str]:
+    """A database of this test's own, cloned from the template, dropped afterwards."""
+    name = database_supply.take()
+    yield database_at(service_urls.database_url, name)
+    database_supply.give_back(name)
 
 
 @pytest.fixture
