@@ -501,9 +501,10 @@ async def test_a_worker_killed_mid_refund_refunds_exactly_once_after_restart(
 
     restarted = await worker(env, tmp_path)
     try:
-        # The dead worker's periodic tick is another's once its heartbeat is 30 s old.
+        # The dead worker's refund tick is another's once its heartbeat is 5 s old
+        # (stale_after; pgqueuer alone would wait 30 s), and the refund's claim has lapsed.
         done = await until(
-            stores, booking, lambda b: b.payment_status is PaymentStatus.REFUNDED, 90.0
+            stores, booking, lambda b: b.payment_status is PaymentStatus.REFUNDED, 20.0
         )
     finally:
         restarted.terminate()

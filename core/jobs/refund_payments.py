@@ -1,5 +1,6 @@
 """Every second: the refunds owed are asked of their providers, each until confirmed
-(core.payments.refunds)."""
+(core.payments.refunds). A tick left claimed by a process that died is run again after 5
+seconds; sweeps at once are safe (each claims its refunds with SKIP LOCKED)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,4 @@ async def _run(context: JobContext, payload: bytes | None) -> None:
     await refunds.refund_due(context.stores.pg, context.providers, claim_seconds=claim)
 
 
-JOB = Job("refund_payments", _run, every="* * * * * *")
+JOB = Job("refund_payments", _run, every="* * * * * *", stale_after=5.0)
