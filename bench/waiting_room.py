@@ -31,6 +31,7 @@ import uvloop
 from bench import report, room_figures
 from bench.embedded import running_services
 from bench.stack import CpuMeter, ServerProcess, describe_machine, fresh_stack
+from bench.stalls import Stalls
 from core.keys import room_keys
 from loadtest.client.seed import AdminClient, SchedulePlan, new_run_id, opening_in
 from loadtest.client.tokens import admin_token, new_secret, patient_token
@@ -80,6 +81,7 @@ class Crowd:
     ends: Counter[str] = field(default_factory=Counter)
     # Joins of a generator running late that straddled the opening (served all the same).
     joined_across_opening: int = 0
+    generator_stalls: dict[str, Any] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
     room: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -147,19 +149,22 @@ async def _rush(crowd: Crowd, users: int, rate: float) -> None:
     """Every patient on its own schedule, all sharing the generator's connections (the
     connector queues a request due while all are busy, first come first served)."""
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        monitor = asyncio.create_task(_monitor(crowd))
-        # Bounded: the drain at the configured rate, and a minute to spare.
-        deadline = crowd.opening + users / rate + 60
-        await asyncio.gather(
-            *(
-                _patient(session, crowd, f"w{i}", at, deadline)
-                for i, at in enumerate(_arrival_times(crowd, users))
+    with Stalls() as stalls:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            watchers = [asyncio.create_task(task) for task in (_monitor(crowd), stalls.watch())]
+            # Bounded: the drain at the configured rate, and a minute to spare.
+            deadline = crowd.opening + users / rate + 60
+            await asyncio.gather(
+                *(
+                    _patient(session, crowd, f"w{i}", at, deadline)
+                    for i, at in enumerate(_arrival_times(crowd, users))
+                )
             )
-        )
-        monitor.cancel()
-        await asyncio.gather(monitor, return_exceptions=True)
-        crowd.room = await _room(session, crowd)
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            crowd.room = await _room(session, crowd)
+    crowd.generator_stalls = stalls.figures()
 
 
 async def _patient(
@@ -317,6 +322,7 @@ def _report(
             "joined_across_the_opening": crowd.joined_across_opening,
         },
         "cores_busy": cpu,
+        "generator_stalls": crowd.generator_stalls,
         "requests": dict(crowd.requests),
     }
     results.mkdir(parents=True, exist_ok=True)
@@ -359,4 +365,5 @@ def _summary(record: dict[str, Any]) -> str:
         for key, value in record["booking"]["latency_ms"].items()
     ]
     rows += [(f"cores busy: {key}", value) for key, value in record["cores_busy"].items()]
+    rows += [(f"generator: {key}", value) for key, value in record["generator_stalls"].items()]
     return report.table(["figure", "value"], rows)
