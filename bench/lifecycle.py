@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import math
 import os
 import statistics
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -41,7 +38,8 @@ import asyncpg
 
 from bench import report
 from bench.embedded import running_services
-from bench.stack import ServerProcess, describe_machine, serving, slotrush_command
+from bench.sandbox import SandboxProcess
+from bench.stack import ServerProcess, describe_machine, serving, shorten_holds
 from bench.summary import safe_name
 from core.queries import parse
 from loadtest.client.lifecycle import LAPSE_SLACK_SECONDS, check_lifecycle_at
@@ -88,30 +86,6 @@ def config_from(args: argparse.Namespace) -> LifecycleConfig:
         settled=max(round(FULL_SETTLED * size), 100),
         results=args.results,
     )
-
-
-# --- the sandbox provider ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def sandbox_provider(log: Path) -> Iterator[str]:
-    """`slotrush sandbox-pay --port 0` as a subprocess; its URL once it listens."""
-    with log.open("ab") as err:
-        process = subprocess.Popen(
-            [*slotrush_command(), "sandbox-pay", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith("slotrush sandbox-pay: serving on "):
-            raise RuntimeError(f"slotrush sandbox-pay did not start: {line!r}")
-        yield line.rsplit(" ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.wait(20)
 
 
 # --- the crowd -----------------------------------------------------------------------------
@@ -388,24 +362,10 @@ def run(args: argparse.Namespace) -> int:
     secret = new_secret()
     started = dt.datetime.now(dt.UTC)
 
-    def short_holds(database: str) -> None:
-        async def alter() -> None:
-            conn = await asyncpg.connect(database)
-            try:
-                name = await conn.fetchval("SELECT current_database()")
-                await conn.execute(
-                    f'ALTER DATABASE "{name}" SET slotrush.payment_window_seconds = '
-                    f"'{WINDOW_SECONDS}'"
-                )
-            finally:
-                await conn.close()
-
-        asyncio.run(alter())
-
     with (
         running_services(os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")) as urls,
         tempfile.TemporaryDirectory(prefix="slotrush-bench-") as workdir,
-        sandbox_provider(Path(workdir) / "sandbox.log") as sandbox,
+        SandboxProcess(Path(workdir)) as provider,
         serving(
             config.strategy,
             config.workers,
@@ -413,15 +373,15 @@ def run(args: argparse.Namespace) -> int:
             secret,
             Path(workdir),
             env={
-                "SLOTRUSH_PAY_SANDBOX_URL": sandbox,
+                "SLOTRUSH_PAY_SANDBOX_URL": provider.url,
                 # A day of 100,000 settles in one admin call, past the default 60 s deadline.
                 "SLOTRUSH_ADMIN_REQUEST_TIMEOUT": str(SETTLE_DEADLINE_SECONDS),
             },
-            prepare=short_holds,
+            prepare=lambda database: shorten_holds(database, WINDOW_SECONDS),
         ) as (server, database),
     ):
         machine = describe_machine(urls.redis_url, urls.database_url)
-        measured = measure(config, server, secret, database, sandbox)
+        measured = measure(config, server, secret, database, provider.url)
     ok, verdict = verdict_of(measured)
     stem = f"{started:%Y-%m-%d}-{safe_name(machine['host'])}-lifecycle"
     record = {

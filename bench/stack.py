@@ -1,5 +1,6 @@
 """What a benchmark runs against: a fresh database and Redis key prefix per strategy, the
-server as a subprocess, the CPU meter, and the description of the machine and versions.
+server and the sandbox payment provider as subprocesses, the CPU meter, and the description of
+the machine and versions.
 
 Only what this module created is ever removed or stopped: its own database (dropped), the
 keys under its own prefix (deleted by SCAN, never FLUSHDB), its own server process group.
@@ -296,6 +297,24 @@ def serving(
             yield server, database
         finally:
             server.stop()
+
+
+def shorten_holds(database: str, seconds: float) -> None:
+    """Unpaid holds of `database` lapse after `seconds` instead of their hospital's minutes
+    (the dev/test knob `slotrush.payment_window_seconds`, README): a `prepare` for `serving`,
+    since the setting reaches only sessions opened after it."""
+
+    async def alter() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            name = await conn.fetchval("SELECT current_database()")
+            await conn.execute(
+                f"ALTER DATABASE \"{name}\" SET slotrush.payment_window_seconds = '{seconds:g}'"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(alter())
 
 
 def _tree(pid: int) -> list[psutil.Process]:

@@ -1,6 +1,7 @@
 """Locust as a library: one scenario, or a throughput probe, run inside this process.
 
     python -m loadtest.library scenario --host URL --secret S [--scenario smoke --crowd 200]
+        [--database-url DB] [--sandbox-url URL]   # pay-or-drop pays at the sandbox
     python -m loadtest.library probe --host URL [--seconds 3 --users 64]
 
 Each prints one JSON object as its last line of output. Locust monkey-patches the process
@@ -35,6 +36,7 @@ def run_scenario(
     schedules: int,
     capacity: int,
     database_url: str = "",
+    sandbox_url: str = "",
 ) -> dict[str, Any]:
     """The locustfile's users and shape, start to finish, and the invariant verdict (with
     the server's database, also the lifecycle's: invariants 8-10 and the money)."""
@@ -52,6 +54,7 @@ def run_scenario(
             str(capacity),
             f"--secret={secret}",
             f"--database-url={database_url}",
+            f"--sandbox-url={sandbox_url}",
         ]
     )
     env = Environment(
@@ -71,6 +74,7 @@ def run_scenario(
     verdict, lifecycle = crowd_of(env).verdict, crowd_of(env).lifecycle
     total = env.stats.total
     return {
+        "hospital_id": crowd_of(env).hospital_id,
         "ok": verdict is not None and verdict.ok and env.process_exit_code in (None, 0),
         "verdict": verdict.to_dict() if verdict else None,
         "lifecycle": lifecycle.to_dict() if lifecycle else None,
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("--schedules", type=int, default=2)
     scenario.add_argument("--capacity", type=int, default=20)
     scenario.add_argument("--database-url", default="")
+    scenario.add_argument("--sandbox-url", default="")
     probing = commands.add_parser("probe")
     probing.add_argument("--host", required=True)
     probing.add_argument("--seconds", type=float, default=3.0)
@@ -145,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         schedules=args.schedules,
         capacity=args.capacity,
         database_url=args.database_url,
+        sandbox_url=args.sandbox_url,
     )
     print(json.dumps(result), flush=True)
     return 0 if result["ok"] else 1

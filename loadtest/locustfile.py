@@ -8,7 +8,9 @@ through the admin API, opening a moment later so the crowd meets the opening; at
 gathers every worker's tally and checks the invariants against `GET /v1/admin/audit`; given
 the server's database (`--database-url`, default DATABASE_URL), it also checks invariants 8-10
 and the money totals of the run's hospital from the ledger. A violation prints the verdict and
-makes Locust exit with status 1.
+makes Locust exit with status 1. `--scenario pay-or-drop` seeds paid schedules and has its
+patients pay at the server's sandbox provider (`--sandbox-url`, default
+SLOTRUSH_PAY_SANDBOX_URL).
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest.client.invariants import Verdict, check
 from loadtest.client.lifecycle import check_lifecycle_at
-from loadtest.client.seed import AdminClient, SchedulePlan, new_run_id, opening_in
+from loadtest.client.seed import (
+    AdminClient,
+    SchedulePlan,
+    new_run_id,
+    opening_in,
+    point_sandbox_at,
+    probe_hold_window,
+)
 from loadtest.client.tally import Tally
 from loadtest.shapes import SHAPES, ScenarioShape
 from loadtest.users import Crowd, Patient, crowd_of
@@ -49,7 +58,8 @@ def _options(parser: Any) -> None:
         "--scenario",
         choices=sorted(SHAPES),
         default="flash",
-        help="slotrush: flash, hot (nine in ten on one schedule), churn, sustained, smoke",
+        help="slotrush: flash, hot (nine in ten on one schedule), churn, sustained, smoke, "
+        "pay-or-drop (paid schedules: most pay, some abandon, some cancel; a second wave)",
     )
     parser.add_argument("--crowd", type=int, default=1000, help="slotrush: patients at the peak")
     parser.add_argument("--schedules", type=int, default=10, help="slotrush: schedules to seed")
@@ -65,6 +75,12 @@ def _options(parser: Any) -> None:
         default=os.environ.get("DATABASE_URL", ""),
         is_secret=True,
         help="slotrush: the server's PostgreSQL, to check invariants 8-10 and the money",
+    )
+    parser.add_argument(
+        "--sandbox-url",
+        default=os.environ.get("SLOTRUSH_PAY_SANDBOX_URL", ""),
+        help="slotrush: where pay-or-drop's patients pay, the server's `slotrush sandbox-pay` "
+        "(default: SLOTRUSH_PAY_SANDBOX_URL); its notices are pointed at --host",
     )
 
 
@@ -113,9 +129,18 @@ def _seed(environment: Environment, crowd: Crowd) -> None:
         raise RuntimeError("slotrush load tests need --host and SLOTRUSH_SECRET (or --secret)")
     shape = SHAPES[options.scenario]
     plan = SchedulePlan(
-        new_run_id(), options.schedules, options.capacity, opening_in(shape.opens_after)
+        new_run_id(),
+        options.schedules,
+        options.capacity,
+        opening_in(shape.opens_after),
+        fee_cents=shape.fee_cents,
     )
-    seeded = AdminClient(environment.host, crowd.secret).create_schedules(plan)
+    admin = AdminClient(environment.host, crowd.secret)
+    sandbox_url = options.sandbox_url.rstrip("/")
+    hold_window = (
+        _prepare_payments(environment, admin, plan, sandbox_url) if plan.fee_cents else 0.0
+    )
+    seeded = admin.create_schedules(plan)
     crowd.adopt(
         {
             "scenario": options.scenario,
@@ -123,6 +148,8 @@ def _seed(environment: Environment, crowd: Crowd) -> None:
             "schedules": [[s.id, s.department_id] for s in seeded],
             "opens_at": plan.opens_at.timestamp(),
             "arrival_window": shape.arrival_window,
+            "hold_window": hold_window,
+            "sandbox_url": sandbox_url,
         }
     )
     crowd.verdict = crowd.lifecycle = None
@@ -132,6 +159,25 @@ def _seed(environment: Environment, crowd: Crowd) -> None:
         options.capacity,
         plan.opens_at.timestamp() - time.time(),
     )
+
+
+def _prepare_payments(
+    environment: Environment, admin: AdminClient, plan: SchedulePlan, sandbox_url: str
+) -> float:
+    """A paid run: the sandbox provider's notices go to this server, and the shape learns
+    how long the server lets an unpaid hold live. Returns that hold window (seconds)."""
+    if not sandbox_url:
+        raise RuntimeError(
+            "paid scenarios need the server's sandbox provider: --sandbox-url (or "
+            "SLOTRUSH_PAY_SANDBOX_URL), e.g. from `slotrush sandbox-pay`"
+        )
+    assert environment.host is not None
+    point_sandbox_at(sandbox_url, environment.host)
+    hold_window = probe_hold_window(admin, plan)
+    if isinstance(environment.shape_class, ScenarioShape):
+        environment.shape_class.chosen.hold_window = hold_window
+    log.info("unpaid holds live %.1fs on this server", hold_window)
+    return hold_window
 
 
 def _check(environment: Environment, crowd: Crowd, tally: Tally) -> Verdict:

@@ -8,10 +8,17 @@ users wait for it, so the crowd meets the opening minute the way a real one does
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from locust import LoadTestShape
+
+from loadtest.client.lifecycle import LAPSE_SLACK_SECONDS
+
+# pay-or-drop's second wave asks for freed numbers this long after the first wave's holds
+# expired: invariant 9 frees a lapsed hold within 5 s, and the last ones freed need askers.
+SECOND_WAVE_SECONDS = LAPSE_SLACK_SECONDS + 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +33,14 @@ class StagedShape(LoadTestShape):
     stages: ClassVar[tuple[Stage, ...]]
     opens_after: ClassVar[float]
     arrival_window: ClassVar[float]
+    # Above 0, the run's schedules are paid: bookings hold their number until paid.
+    fee_cents: ClassVar[int] = 0
 
     def __init__(self, crowd: int = 1000) -> None:
         super().__init__()
         self.crowd = crowd
+        # Seconds an unpaid hold lives, as the server said at seeding (paid scenarios).
+        self.hold_window: float | None = None
 
     @property
     def duration(self) -> float:
@@ -99,12 +110,52 @@ class SmokeFlash(FlashCrowd):
     )
 
 
+def second_wave_delay(arrival_window: float, hold_window: float) -> float:
+    """Seconds from the opening to pay-or-drop's second wave: when the holds of the first
+    wave's last presses expire."""
+    return arrival_window + hold_window
+
+
+class PayOrDrop(StagedShape):
+    """A flash crowd on paid schedules. The first wave holds every number at the opening:
+    most pay, some walk away, some pay and cancel. A second wave, a share of the crowd, comes
+    when the abandoned holds expire and books the numbers they free. The first wave stays
+    (checking its bookings now and then) until the end.
+
+    How long a hold lives is the server's to say (the hospital's payment window, or the
+    database's dev/test seconds): seeding asks it and sets `hold_window`; until then the
+    shape only gathers the first wave."""
+
+    abstract = False
+    opens_after = 3.0
+    arrival_window = 1.0
+    fee_cents = 2500
+    second_wave_share = 0.3
+    # The second wave arrives this long before it asks, like the first before the opening.
+    second_wave_gathers = 2.0
+
+    @property  # type: ignore[override]
+    def stages(self) -> tuple[Stage, ...]:
+        gathering = Stage(until=self.opens_after, users=1.0, rate=0.5)
+        if self.hold_window is None:
+            return (replace(gathering, until=math.inf),)
+        asks = self.opens_after + second_wave_delay(self.arrival_window, self.hold_window)
+        ends = asks + SECOND_WAVE_SECONDS
+        return (
+            gathering,
+            Stage(until=asks - self.second_wave_gathers, users=1.0, rate=0.5),
+            Stage(until=ends, users=1.0 + self.second_wave_share, rate=1.0),
+            Stage(until=ends + 1.0, users=0.0, rate=1.0),
+        )
+
+
 SHAPES: dict[str, type[StagedShape]] = {
     "flash": FlashCrowd,
     "hot": HotNumber,
     "churn": CancelRebookChurn,
     "sustained": SustainedMixed,
     "smoke": SmokeFlash,
+    "pay-or-drop": PayOrDrop,
 }
 
 

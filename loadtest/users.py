@@ -9,10 +9,13 @@ process's tally, which the invariant check holds against the server at test stop
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
@@ -24,9 +27,10 @@ from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 
 from loadtest.client.invariants import Verdict
-from loadtest.client.lifecycle import LifecycleVerdict
+from loadtest.client.lifecycle import LAPSE_SLACK_SECONDS, LifecycleVerdict
 from loadtest.client.tally import Tally
 from loadtest.client.tokens import patient_token
+from loadtest.shapes import SECOND_WAVE_SECONDS, second_wave_delay
 
 EXPECTED_BOOKING_REFUSALS = frozenset(
     {"sold_out", "already_booked", "daily_limit", "department_limit"}
@@ -37,6 +41,13 @@ MAX_RETRIES = 20
 HOT_SHARE = 0.9
 DOUBLE_CLICK_SHARE = 0.1
 BOOK_NAME = "/v1/schedules/[id]/bookings"
+# pay-or-drop: what the first wave does with its holds, in turn: of every ten, seven pay, two
+# walk away, one pays and cancels. In turn rather than by chance, so a small crowd shows all.
+CHOICES = ("pay",) * 7 + ("abandon",) * 2 + ("cancel",)
+# How often a patient looks at their booking while the provider's notice is on its way, and
+# how long a second-wave patient told sold_out waits before asking again.
+POLL_SECONDS = 0.25
+ASK_AGAIN_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +65,15 @@ class Crowd:
     schedules: list[Target] = field(default_factory=list)
     opens_at: float = 0.0  # epoch seconds
     arrival_window: float = 1.0
+    # Seconds an unpaid hold lives (paid scenarios; the server said so at seeding).
+    hold_window: float = 0.0
+    # Where patients pay: the sandbox provider the server uses (paid scenarios; the master's
+    # --sandbox-url, so workers need not be told).
+    sandbox_url: str = ""
     ready: bool = False
     tally: Tally = field(default_factory=Tally)
+    # How many holds the first wave has decided about (pay-or-drop).
+    decided: Iterator[int] = field(default_factory=itertools.count)
     verdict: Verdict | None = None
     # The run's own hospital (the lifecycle check reads its ledger rows) and that verdict.
     hospital_id: str | None = None
@@ -68,6 +86,8 @@ class Crowd:
             "schedules": [[t.id, t.department_id] for t in self.schedules],
             "opens_at": self.opens_at,
             "arrival_window": self.arrival_window,
+            "hold_window": self.hold_window,
+            "sandbox_url": self.sandbox_url,
         }
 
     def adopt(self, plan: dict[str, Any]) -> None:
@@ -76,7 +96,14 @@ class Crowd:
         self.schedules = [Target(sid, dept) for sid, dept in plan["schedules"]]
         self.opens_at = plan["opens_at"]
         self.arrival_window = plan["arrival_window"]
+        self.hold_window = plan.get("hold_window", 0.0)
+        self.sandbox_url = plan.get("sandbox_url", "")
         self.ready = True
+
+    @property
+    def second_wave_at(self) -> float:
+        """Epoch seconds when pay-or-drop's second wave asks for the freed numbers."""
+        return self.opens_at + second_wave_delay(self.arrival_window, self.hold_window)
 
 
 _crowds: WeakKeyDictionary[Environment, Crowd] = WeakKeyDictionary()
@@ -104,6 +131,7 @@ class Patient(FastHttpUser):
         "smoke": "crowd_step",
         "churn": "churn_step",
         "sustained": "sustained_step",
+        "pay-or-drop": "pay_or_drop_step",
     }
 
     def on_start(self) -> None:
@@ -113,6 +141,8 @@ class Patient(FastHttpUser):
         self.auth = {"Authorization": f"Bearer {patient_token(self.crowd.secret, self.patient_id)}"}
         self.held: list[dict[str, Any]] = []
         self.attempted = False
+        # Came after the opening: in pay-or-drop, one of the second wave.
+        self.late = time.time() > self.crowd.opens_at
         # The second press of a double-click runs beside the user's own greenlet; it must
         # stop with the user, or it would book after the tally has been checked.
         self.presses = Group()
@@ -134,12 +164,55 @@ class Patient(FastHttpUser):
         check "my bookings" now and then."""
         if not self.attempted:
             self.attempted = True
-            booked = self.book(self.pick(), double_click=random.random() < DOUBLE_CLICK_SHARE)
-            if booked is None and random.random() < 0.5:
-                self.book(self.pick())
+            self.book_or_try_another(double_click=random.random() < DOUBLE_CLICK_SHARE)
             self.my_bookings()
         gevent.sleep(random.uniform(5, 10))
         self.my_bookings()
+
+    def pay_or_drop_step(self) -> None:
+        """The first wave holds a number at the opening, then pays, walks away or pays and
+        cancels; the second wave books what the walkers freed. Then "my bookings" now and
+        then."""
+        if not self.attempted:
+            self.attempted = True
+            if self.late:
+                self.book_freed_number()
+            else:
+                self.hold_and_decide()
+        gevent.sleep(random.uniform(5, 10))
+        self.my_bookings()
+
+    def hold_and_decide(self) -> None:
+        held = self.book_or_try_another()
+        if held is None or held["status"] != "pending_payment":
+            return
+        choice = CHOICES[next(self.crowd.decided) % len(CHOICES)]
+        if choice == "pay":
+            self.pay(held)
+        elif choice == "abandon":
+            self.crowd.tally.abandoned()  # the hold lapses and its number is free again
+        elif self.pay(held):
+            # Cancelled once paid, so the fee goes back (API.md 1.1); a hold that lapsed
+            # first was refunded already (a late payment) and has nothing to cancel.
+            settled = self.await_settled(held)
+            if settled == "booked":
+                self.cancel(held)
+            else:
+                self.crowd.tally.payment_answered("cancel skipped", 0, settled or "unknown")
+
+    def book_freed_number(self) -> None:
+        """Second wave: from when the first wave's holds expire, ask until a number comes
+        (then pay for it) or the wave is over."""
+        crowd = self.crowd
+        arrive_at = crowd.second_wave_at + random.uniform(0, crowd.arrival_window)
+        gevent.sleep(max(arrive_at - time.time(), 0))
+        while time.time() < crowd.second_wave_at + SECOND_WAVE_SECONDS:
+            booked = self.book(self.pick())
+            if booked is not None:
+                if booked["status"] == "pending_payment":
+                    self.pay(booked)
+                return
+            gevent.sleep(ASK_AGAIN_SECONDS)
 
     def churn_step(self) -> None:
         """Hold a number briefly, give it back, try again: numbers keep changing hands."""
@@ -160,6 +233,13 @@ class Patient(FastHttpUser):
         else:
             self.cancel(self.held.pop(random.randrange(len(self.held))))
         gevent.sleep(random.uniform(0.5, 1.5))
+
+    def book_or_try_another(self, *, double_click: bool = False) -> dict[str, Any] | None:
+        """One press of "book"; half the losers try one other schedule."""
+        booked = self.book(self.pick(), double_click=double_click)
+        if booked is None and random.random() < 0.5:
+            booked = self.book(self.pick())
+        return booked
 
     def pick(self) -> Target:
         schedules = self.crowd.schedules
@@ -249,6 +329,64 @@ class Patient(FastHttpUser):
             else:
                 resp.failure(f"unexpected answer to a cancel: {status} {code}")
                 self.crowd.tally.cancel_answered(booking_id, status, code or str(status))
+
+    def pay(self, booking: dict[str, Any]) -> bool:
+        """The checkout, then the patient pays at the provider: True once the provider took
+        the money (the server hears of it by the provider's notice, a moment later)."""
+        with self.client.post(
+            f"/v1/bookings/{booking['id']}/payments",
+            data="{}",
+            headers={**self.auth, "Content-Type": "application/json"},
+            name="/v1/bookings/[id]/payments",
+            catch_response=True,
+        ) as resp:
+            status, code = resp.status_code, _code(resp)
+            self.crowd.tally.payment_answered("pay", status, code or "ok")
+            if status == 409 and code == "invalid_state":
+                resp.success()  # the hold lapsed before its patient got to pay
+                return False
+            if status != 201:
+                resp.failure(f"unexpected answer to a checkout: {status} {code}")
+                return False
+            resp.success()
+            ref = resp.json()["payment"]["provider_ref"]
+        with self.client.post(
+            f"{self.crowd.sandbox_url}/checkouts/{ref}/complete",
+            data=json.dumps({"outcome": "succeeded"}),
+            headers={"Content-Type": "application/json"},
+            name="sandbox /checkouts/[ref]/complete",
+            catch_response=True,
+        ) as resp:
+            self.crowd.tally.payment_answered("complete", resp.status_code, "succeeded")
+            if resp.status_code != 200:
+                resp.failure(f"the sandbox provider answered {resp.status_code}")
+                return False
+            resp.success()
+            return True
+
+    def await_settled(self, booking: dict[str, Any]) -> str:
+        """The booking's status once it leaves pending_payment (its payment's notice came,
+        or its hold lapsed), or as it is when invariant 9 says the lapse must have come; ""
+        when it cannot be read."""
+        expires = dt.datetime.fromisoformat(booking["hold_expires_at"]).timestamp()
+        while True:
+            status = self.status_of(booking)
+            if status != "pending_payment" or time.time() > expires + LAPSE_SLACK_SECONDS:
+                return status
+            gevent.sleep(POLL_SECONDS)
+
+    def status_of(self, booking: dict[str, Any]) -> str:
+        with self.client.get(
+            f"/v1/bookings/{booking['id']}",
+            headers=self.auth,
+            name="/v1/bookings/[id]",
+            catch_response=True,
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"unexpected answer: {resp.status_code} {_code(resp)}")
+                return ""
+            resp.success()
+            return str(resp.json()["booking"]["status"])
 
     def my_bookings(self) -> None:
         self._read("/v1/me/bookings", "/v1/me/bookings")

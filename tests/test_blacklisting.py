@@ -20,8 +20,8 @@ from core.keys import slot_tag
 from core.lifecycle import settlement
 from core.stores import Stores
 from strategies.redis_gate.gate import RedisGate
+from tests.polling import eventually
 from tests.scenarios import HOSPITAL, VISIT_DATE, create, schedule_in
-from tests.test_redis_promises import eventually
 
 TODAY = dt.datetime.now(dt.UTC).date()
 # Cancels of a visit a week ahead are never late with this.

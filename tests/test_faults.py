@@ -9,7 +9,8 @@ limit or booked once blacklisted (recounted from the ledger's rows), every numbe
 has free can be booked, Redis agrees with the ledger after the lease, the first booking after
 a restart succeeded within 10 s and no 5xx came outside a fault window. The last asserts make
 sure the fault really struck, and a strategy that loses bookings on purpose shows that the
-checks catch a loss.
+checks catch a loss. A paid crowd under job-runner-kill must also leave the money balanced
+(loadtest/client/lifecycle.py) once its refunds have drained.
 """
 
 from __future__ import annotations
@@ -69,6 +70,22 @@ async def test_no_confirmed_booking_is_lost(
     if fault != "worker-kill":
         assert result.unknown + result.refused > 0
     assert result.unknown_resolved_booked + result.unknown_resolved_none == result.uncertain
+
+
+async def test_no_money_goes_astray_when_the_job_runner_is_killed(
+    services: Services, tmp_path: Path
+) -> None:
+    """The paid crowd pays, lets holds lapse and cancels paid ones while a worker running
+    the jobs is killed mid-refund or mid-settlement (a day-end asked for meanwhile): after
+    the refunds drained, the lifecycle check finds the money balanced and each no-show
+    settled once, and the booking checks pass as under every fault."""
+    result = await run_scenario(services, "redis-lua", "job-runner-kill", QUICK, tmp_path)
+    assert not result.problems, "\n".join(result.problems)
+    assert result.money_errors == 0
+    assert result.struck_at and result.faults_injected == 1
+    # Money moved both ways, holds lapsed, and the day was settled, each no-show refunded.
+    assert result.charges and result.refunds and result.lapsed
+    assert result.no_shows == QUICK.payments.day_bookings
 
 
 class LosesEveryTenthBooking(PgPessimistic):

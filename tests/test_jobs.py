@@ -28,6 +28,7 @@ from server.courier import WebhookCourier
 from strategies.base import InventoryStrategy
 from strategies.pg_pessimistic import PgPessimistic
 from tests.conftest import StrategyFactory
+from tests.polling import eventually
 from tests.scenarios import HOSPITAL, create, schedule_in
 
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -78,6 +79,36 @@ async def test_the_migrations_install_the_schema_pgqueuer_expects(stores: Stores
 async def test_a_lapsed_hold_is_bookable_again_within_its_expiry_plus_five_seconds(
     service: BookingService, stores: Stores, runner: JobRunner
 ) -> None:
+    await _a_lapsed_hold_is_booked_again_in_time(service, stores)
+
+
+async def test_an_expiry_tick_left_by_a_dead_process_holds_expiry_back_seconds_only(
+    plain_service: BookingService, stores: Stores, one_strategy: InventoryStrategy
+) -> None:
+    # A runner registers the tick; then a process dies in the middle of one: pgqueuer's
+    # table says it is claimed, and its heartbeat stopped 10 s ago (pgqueuer alone would
+    # wait 20 s more, past invariant 9's bound).
+    async with running(stores, one_strategy):
+
+        async def registered() -> bool:
+            return bool(
+                await stores.pg.fetchval(
+                    "SELECT count(*) FROM pgqueuer_schedules WHERE entrypoint = 'expire_holds'"
+                )
+            )
+
+        await eventually(registered, 30, "the runner registers the expiry tick")
+    await stores.pg.execute(
+        "UPDATE pgqueuer_schedules SET status = 'picked', heartbeat = now() - interval '10 s'"
+        " WHERE entrypoint = 'expire_holds'"
+    )
+    async with running(stores, one_strategy):
+        await _a_lapsed_hold_is_booked_again_in_time(plain_service, stores)
+
+
+async def _a_lapsed_hold_is_booked_again_in_time(service: BookingService, stores: Stores) -> None:
+    """A paid schedule's one number held, its hold lapsed now: another patient books that
+    number within invariant 9's bound, and the hold reads expired."""
     (paid,) = await create(service, schedule_in(capacity=1, fee_cents=2500))
     hold = (await service.book("alice", paid)).booking
     with pytest.raises(SlotrushError) as refused:

@@ -1,6 +1,8 @@
 """A bounded flash crowd through Locust (as a library) against every strategy's real server:
 the invariant check at test stop must pass. And it must be able to fail: the racy strategy,
-on a ledger without its last-line constraints, is caught overselling.
+on a ledger without its last-line constraints, is caught overselling. pay-or-drop, the
+paid crowd, runs against a real sandbox provider: its lifecycle check (invariants 8-10, the
+money) must pass too.
 
 Locust monkey-patches the process for gevent when imported, so each run is a subprocess
 (`python -m loadtest.library`); the server is one too, on this test's own database and
@@ -9,6 +11,7 @@ Redis prefix.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -21,8 +24,11 @@ import asyncpg
 import pytest
 
 from bench.embedded import ServiceUrls
-from bench.stack import ServerProcess
+from bench.lifecycle import lapse_to_reuse
+from bench.sandbox import SandboxProcess
+from bench.stack import ServerProcess, shorten_holds
 from loadtest.client.invariants import evaluate
+from loadtest.client.lifecycle import check_lifecycle_at
 from loadtest.client.tally import Tally
 from loadtest.client.tokens import new_secret
 from strategies import STRATEGIES
@@ -33,6 +39,19 @@ RACY = "tests.racy_strategy:RacyStrategy"
 LAST_LINE_INDEXES = ("bookings_held_number", "bookings_held_patient")
 # 150 patients on 2 schedules of 20 numbers, all pressing within a second of the opening.
 SMOKE = ["--scenario", "smoke", "--crowd", "150", "--schedules", "2", "--capacity", "20"]
+# 100 patients on 2 paid schedules of 20 numbers whose unpaid holds lapse after 5 s, and a
+# second wave of 30: about 25 s.
+PAY_OR_DROP = [
+    "--scenario",
+    "pay-or-drop",
+    "--crowd",
+    "100",
+    "--schedules",
+    "2",
+    "--capacity",
+    "20",
+]
+HOLD_SECONDS = 5
 
 
 @pytest.fixture
@@ -50,8 +69,9 @@ def serve(
 ) -> Iterator[Any]:
     started: list[ServerProcess] = []
 
-    def start(strategy: str) -> ServerProcess:
+    def start(strategy: str, **more_env: str) -> ServerProcess:
         env = {
+            **more_env,
             "REDIS_URL": service_urls.redis_url,
             "DATABASE_URL": test_database_url,
             "SLOTRUSH_SECRET": secret,
@@ -69,7 +89,14 @@ def serve(
         server.stop()
 
 
-def locust_smoke(server: ServerProcess, secret: str, database_url: str = "") -> dict[str, Any]:
+def locust_run(
+    server: ServerProcess,
+    secret: str,
+    scenario: list[str],
+    *,
+    database_url: str = "",
+    sandbox_url: str = "",
+) -> dict[str, Any]:
     done = subprocess.run(
         [
             sys.executable,
@@ -80,7 +107,8 @@ def locust_smoke(server: ServerProcess, secret: str, database_url: str = "") -> 
             server.url,
             f"--secret={secret}",
             f"--database-url={database_url}",
-            *SMOKE,
+            f"--sandbox-url={sandbox_url}",
+            *scenario,
         ],
         capture_output=True,
         text=True,
@@ -99,7 +127,7 @@ def locust_smoke(server: ServerProcess, secret: str, database_url: str = "") -> 
 def test_flash_crowd_keeps_every_invariant(
     strategy: str, serve: Any, secret: str, test_database_url: str
 ) -> None:
-    result = locust_smoke(serve(strategy), secret, test_database_url)
+    result = locust_run(serve(strategy), secret, SMOKE, database_url=test_database_url)
 
     verdict = result["verdict"]
     assert result["ok"], (verdict["details"], result["lifecycle"])
@@ -122,11 +150,56 @@ async def test_the_check_catches_the_racy_strategy(
     finally:
         await conn.close()
 
-    result = locust_smoke(serve(RACY), secret)
+    result = locust_run(serve(RACY), secret, SMOKE)
 
     verdict = result["verdict"]
     assert not result["ok"]
     assert verdict["oversold"] > 0 and verdict["duplicate_numbers"] > 0, verdict
+
+
+@pytest.mark.parametrize("strategy", ["pg-pessimistic", "redis-lua"])
+def test_pay_or_drop_keeps_every_invariant_and_balances_the_money(
+    strategy: str, serve: Any, secret: str, test_database_url: str, tmp_path: Path
+) -> None:
+    shorten_holds(test_database_url, HOLD_SECONDS)
+    with SandboxProcess(tmp_path) as sandbox:
+        server = serve(strategy, SLOTRUSH_PAY_SANDBOX_URL=sandbox.url)
+        result = locust_run(
+            server, secret, PAY_OR_DROP, database_url=test_database_url, sandbox_url=sandbox.url
+        )
+
+    verdict, lifecycle, answers = result["verdict"], result["lifecycle"], result["answers"]
+    assert result["ok"], (verdict["details"], lifecycle)
+    assert lifecycle["ok"], lifecycle["details"]
+    assert result["failures"] == 0, result["errors"]
+    # Patients paid, walked away, and paid then cancelled: charges, and refunds for them.
+    assert answers.get("complete 200 succeeded", 0) > 0 and answers.get("abandon", 0) > 0
+    assert answers.get("cancel 200 ok", 0) > 0, answers
+    totals = lifecycle["totals"]
+    assert totals["charges"] > 0 and totals["refunds"] > 0, totals
+    # The abandoned holds lapsed, and the second wave booked their numbers again.
+    hospital = result["hospital_id"]
+    reuse = asyncio.run(lapse_to_reuse(test_database_url, hospital))
+    assert len(reuse) >= answers["abandon"], reuse
+    assert sum(seconds is not None for seconds in reuse) >= answers["abandon"], reuse
+
+    # The check read this run's money: a refund gone from its ledger is caught.
+    asyncio.run(_drop_one_refund(test_database_url, hospital))
+    corrupted = check_lifecycle_at(test_database_url, hospital)
+    assert corrupted.money_violations == 1 and not corrupted.ok, corrupted.report()
+
+
+async def _drop_one_refund(database_url: str, hospital: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "DELETE FROM money_movements WHERE hospital_id = $1 AND kind = 'refund' "
+            "AND payment_id = (SELECT min(payment_id) FROM money_movements "
+            "WHERE hospital_id = $1 AND kind = 'refund')",
+            hospital,
+        )
+    finally:
+        await conn.close()
 
 
 # --- the check itself, on hand-made evidence ----------------------------------------------

@@ -8,16 +8,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 
 from bench.embedded import ServiceUrls
+from bench.sandbox import SandboxProcess
 from core.booking import BookingService
 from core.domain import Booking, BookingStatus, Code, PaymentStatus
 from core.errors import SlotrushError
@@ -526,3 +529,63 @@ async def worker(env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.Proc
             env=env,
             cwd=REPO,
         )
+
+
+async def test_a_sandbox_killed_and_started_again_remembers_and_notifies(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The fault suite's pay-provider-kill relies on it: a provider forgets nothing it
+    answered, and delivers a notice it never got answered after a restart."""
+    answered: list[str] = []
+    notified = asyncio.Event()
+    receiver = web.Application()
+
+    async def webhook(request: web.Request) -> web.Response:
+        event_id = orjson.loads(await request.read())["id"]
+        if not receiver_up:
+            return web.json_response({}, status=503)
+        answered.append(event_id)
+        notified.set()
+        return web.json_response({})
+
+    receiver_up = False
+    receiver.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(receiver)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    provider = SandboxProcess(tmp_path)
+    provider.webhook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhook"
+    try:
+        await asyncio.to_thread(provider.start)
+        async with session.post(
+            f"{provider.url}/checkouts", json={"reference": "r1", "amount_cents": FEE}
+        ) as opened:
+            ref = (await opened.json())["ref"]
+        await complete(session, provider.url, ref, "succeeded")
+        refund_path = f"{provider.url}/checkouts/{ref}/refunds"
+        async with session.post(
+            refund_path, json={"amount_cents": FEE}, headers={"Idempotency-Key": "k1"}
+        ) as refunded:
+            first_refund = (await refunded.json())["refund_ref"]
+        port = provider.port
+
+        await asyncio.to_thread(provider.kill, signal.SIGKILL)
+        receiver_up = True
+        await asyncio.to_thread(provider.start)
+
+        assert provider.port == port
+        async with session.get(f"{provider.url}/checkouts/{ref}") as read:
+            checkout = await read.json()
+        assert (checkout["status"], [r["refund_ref"] for r in checkout["refunds"]]) == (
+            "succeeded",
+            [first_refund],
+        )
+        async with session.post(
+            refund_path, json={"amount_cents": FEE}, headers={"Idempotency-Key": "k2"}
+        ) as again:
+            assert (again.status, (await again.json())["refund_ref"]) == (200, first_refund)
+        await asyncio.wait_for(notified.wait(), WAIT_SECONDS)
+    finally:
+        await asyncio.to_thread(provider.kill)
+        await runner.cleanup()
+    assert len(answered) == 1

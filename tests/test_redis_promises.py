@@ -10,7 +10,7 @@ import datetime as dt
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from strategies.redis_gate.gate import RedisGate
 from strategies.redis_gate.lease import Lease
 from strategies.redis_lua import RedisLua
 from tests.conftest import StrategyFactory, open_test_stores
+from tests.polling import eventually
 from tests.scenarios import HOSPITAL, VISIT_DATE, schedule_in
 from tests.test_redis_recovery import forget_redis_state
 
@@ -98,13 +99,6 @@ async def three_schedules(service: BookingService) -> list[Schedule]:
 
 def attempt(schedule: Schedule, patient_id: str) -> BookingRequest:
     return BookingRequest(schedule, patient_id, str(uuid.uuid4()))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, f"not within {within:.1f}s: {what}"
-        await asyncio.sleep(0.05)
 
 
 async def free_in_redis(gate: RedisGate, schedule: Schedule) -> int:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from strategies.redis_gate.gate import RedisGate
 from strategies.redis_gate.lease import Lease
 from tests.conftest import StrategyFactory, open_test_stores
 from tests.invariants import Observed, violations
+from tests.polling import eventually
 from tests.scenarios import HOSPITAL, numbers, schedule_in
 
 
@@ -43,15 +43,6 @@ def attempt(schedule: Schedule, patient_id: str, key: str | None = None) -> Book
 def reconciler_actions(gate: RedisGate, action: str) -> float:
     labels = {"strategy": gate.name, "action": action}
     return REGISTRY.get_sample_value("slotrush_reconciler_actions_total", labels) or 0.0
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within: float, what: str, *, poll: float = 0.05
-) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, f"not within {within:.1f}s: {what}"
-        await asyncio.sleep(poll)
 
 
 async def confirmed(observed: Observed, count: int) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.faults.config import keeps_counters_in_redis, uses_redis_state
+from bench.faults import money
+from bench.faults.config import keeps_counters_in_redis, lease_settle_seconds, uses_redis_state
 from bench.faults.result import FIRST_SUCCESS_LIMIT, ScenarioResult, Strike
 from bench.faults.workload import Run, bounded
 from bench.history import Action, Attempt, BookingClient, History, Intent, Outcome
@@ -23,6 +24,7 @@ from core.stores import RedisClient, open_redis
 from loadtest.client.seed import AdminClient, SeededSchedule
 
 _EXAMPLES_LISTED = 25
+_HELD = frozenset({"pending_payment", "booked", "attended", "no_show"})
 
 
 def count_outcomes(result: ScenarioResult, run: Run) -> None:
@@ -63,7 +65,9 @@ class Row:
     hospital_id: str
     department_id: str
     number: int
+    # Holds its number (API.md 1.1: pending_payment, booked, attended or no_show).
     active: bool
+    status: str
     key: str | None
     created_at: float
     request_id: str
@@ -104,6 +108,14 @@ class Checker:
         audit = await asyncio.to_thread(admin.audit)
         self.check_audit(audit, rows)
         await self.check_fill_up()
+        if self.run.wallet is not None:
+            # The fill-up's bookings are holds: Redis is compared once they have lapsed.
+            still_open = await money.await_settled(
+                self.run.database_url, self.run.config.payments.settle_seconds
+            )
+            if still_open is not None:
+                self.problem(f"after the fill-up: {still_open}")
+            await asyncio.sleep(lease_settle_seconds(self.run.config))
         if uses_redis_state(self.run.strategy):
             await self.check_redis(await self.ledger_rows())
         self.check_server_errors(windows)
@@ -132,7 +144,8 @@ class Checker:
                 r["hospital_id"],
                 r["department_id"],
                 r["number"],
-                r["status"] == "booked",
+                r["status"] in _HELD,
+                r["status"],
                 r["idempotency_key"],
                 float(r["created_at"]),
                 str(r["request_id"]),
@@ -166,12 +179,14 @@ class Checker:
                 self.example(f"{intent.patient_id}: one key, 201s for {sorted(confirmed)}")
             for booking_id in confirmed:
                 view = views.get(booking_id)
-                expected = "cancelled" if history.cancelled(intent) else "booked"
+                paid = view is not None and bool(view.get("fee_cents"))
+                expected = self.endings(booking_id, history.cancelled(intent), paid)
                 status = view.get("status") if view is not None else None
-                if row is None or row.id != booking_id or status != expected:
+                if row is None or row.id != booking_id or status not in expected:
                     result.lost += 1
                     self.example(
-                        f"LOST: 201 {booking_id} to {intent.patient_id} ({expected} since), "
+                        f"LOST: 201 {booking_id} to {intent.patient_id} "
+                        f"({' or '.join(sorted(expected))} since), "
                         f"ledger: {row}, owner: {view}"
                     )
             last = history.last(intent)
@@ -181,6 +196,14 @@ class Checker:
                     f"{intent.patient_id} was last answered {last.status} {last.detail} "
                     f"({last.phase}) but holds {row}; its requests: {_timeline(history, intent)}"
                 )
+
+    def endings(self, booking_id: str, cancelled: bool, paid: bool) -> frozenset[str]:
+        """The statuses a booking a client was confirmed may have now (`paid`: of a schedule
+        with a fee, a hold until paid)."""
+        wallet = self.run.wallet
+        if paid and wallet is not None:
+            return wallet.endings(booking_id, cancelled)
+        return frozenset({"cancelled" if cancelled else "booked"})
 
     def check_rows(self, rows: Sequence[Row], rules: tuple[int, int]) -> None:
         """Invariants 1-5 recounted from the active rows: capacity, numbers, one booking per
@@ -292,7 +315,8 @@ class Checker:
         the client the server uses: a cluster's, when it names a cluster node."""
         keys = KeySpace(self.run.prefix, self.run.strategy)
         slot = keys.slot(slot_tag(self.run.hospital_id, self.run.visit_date))
-        active = [r for r in rows if r.active]
+        # The crowd's slot only: a paid day of another hospital may be in the ledger too.
+        active = [r for r in rows if r.active and r.hospital_id == self.run.hospital_id]
         held = Counter(r.schedule_id for r in active)
         client = await open_redis(self.run.redis_url)
         self.result.redis_mismatches = 0

@@ -31,6 +31,23 @@ class CrowdPlan:
 
 
 @dataclass(frozen=True)
+class PaymentPlan:
+    """The paid crowd of the payment faults: its schedules cost `fee_cents`, a hold lapses
+    `window_seconds` after it is made (the database's `slotrush.payment_window_seconds`, so
+    that lapses come while the fault strikes). Every `lapse_every`-th patient (counted from
+    half of it, apart from those who cancel) lets its holds lapse, the others pay; those who
+    cancel are refunded. After the crowd, the refunds and lapses are waited for, at most
+    `settle_seconds` (a killed job runner's claims lapse after pgqueuer's 30 s heartbeat).
+    With a day-end fault, `day_bookings` paid bookings of today are settled mid-strike."""
+
+    fee_cents: int = 2500
+    window_seconds: float = 3.0
+    lapse_every: int = 4
+    settle_seconds: float = 120.0
+    day_bookings: int = 10
+
+
+@dataclass(frozen=True)
 class SuiteConfig:
     strategies: tuple[str, ...]
     faults: tuple[str, ...]
@@ -41,6 +58,7 @@ class SuiteConfig:
     lease_seconds: float = 2.0
     reconcile_interval: float = 0.2
     seed: int = 0
+    payments: PaymentPlan = PaymentPlan()
 
 
 def uses_redis_state(strategy: str) -> bool:
@@ -51,3 +69,9 @@ def uses_redis_state(strategy: str) -> bool:
 def keeps_counters_in_redis(strategy: str) -> bool:
     """redis-lua keeps the patients' counters (and the rules) in Redis beside the numbers."""
     return strategy == "redis-lua"
+
+
+def lease_settle_seconds(config: SuiteConfig) -> float:
+    """How long after its last request every lease a Redis strategy took has run out and
+    been reconciled."""
+    return config.lease_seconds + 5 * config.reconcile_interval + 0.5

@@ -9,17 +9,18 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from bench.embedded import EmbeddedRedis
 from bench.faults.config import CrowdPlan, uses_redis_state
 from bench.faults.services import Services, running_workers, worker_pids
 from bench.history import BookingClient, Intent
+from bench.sandbox import SandboxProcess
 from bench.stack import ServerProcess
-from core.failpoints import CANCEL_AFTER_COMMIT
+from core.failpoints import CANCEL_AFTER_COMMIT, REFUND_AFTER_PROVIDER, SETTLE_AFTER_BATCH
 
 
 @dataclass
@@ -37,6 +38,11 @@ class Stage:
     # A Redis key of the crowd's slot (hospital and date): a Redis Cluster fault strikes the
     # node that serves it.
     crowd_key: str
+    # The sandbox payment provider of a paid run (a payment fault's), else None.
+    sandbox: SandboxProcess | None = None
+    # Asks for the day-end settlement of the paid day (a fault that settles_day), until the
+    # server answers it.
+    day_end: Callable[[], Coroutine[Any, Any, None]] | None = None
 
     async def restart_server(self) -> None:
         """What a process manager would do: start `serve` again."""
@@ -44,6 +50,19 @@ class Stage:
         await asyncio.to_thread(self.server.start, self.secret)
         for client in self.clients:
             client.base_url = self.server.url
+        if self.sandbox is not None:
+            await asyncio.to_thread(self.sandbox.notify, webhook_url(self.server.url))
+
+    @property
+    def provider(self) -> SandboxProcess:
+        if self.sandbox is None:
+            raise RuntimeError("a payment fault needs the run's sandbox provider")
+        return self.sandbox
+
+
+def webhook_url(server_url: str) -> str:
+    """Where the sandbox provider's notices reach slotrush."""
+    return f"{server_url}/v1/payments/sandbox/webhook"
 
 
 class Fault(ABC):
@@ -56,6 +75,14 @@ class Fault(ABC):
     # Struck at the suite's Redis Cluster, which the server then uses instead of its Redis.
     redis_cluster: ClassVar[bool] = False
     min_workers: ClassVar[int] = 1
+    # Struck at payments: the crowd's schedules are paid, and a sandbox provider serves them.
+    paid: ClassVar[bool] = False
+    # Asks for a day-end settlement of paid bookings while it strikes.
+    settles_day: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        # Where each strike fell, when it can fall in several places (the report shows it).
+        self.struck_at: list[str] = []
 
     def outage(self, crowd: CrowdPlan) -> float:
         return 0.5
@@ -97,6 +124,7 @@ class RedisPrimaryKill(Fault):
     redis_cluster = True
 
     def __init__(self) -> None:
+        super().__init__()
         self._killed: EmbeddedRedis | None = None
 
     def server_env(self, workdir: Path) -> dict[str, str]:
@@ -135,6 +163,7 @@ class WorkerPause(Fault):
     name = "worker-pause"
 
     def __init__(self) -> None:
+        super().__init__()
         self._paused: int | None = None
 
     def outage(self, crowd: CrowdPlan) -> float:
@@ -157,6 +186,7 @@ class WorkerKill(Fault):
     min_workers = 2
 
     def __init__(self) -> None:
+        super().__init__()
         self._workers: list[int] = []
 
     async def inject(self, stage: Stage) -> None:
@@ -177,6 +207,7 @@ class CancelCrash(Fault):
     name = "cancel-crash"
 
     def __init__(self) -> None:
+        super().__init__()
         self._workers: list[int] = []
         self._switch: Path | None = None
 
@@ -197,6 +228,116 @@ class CancelCrash(Fault):
 
     async def recover(self, stage: Stage) -> None:
         await _after_a_worker_died(stage, self._workers)
+
+
+class PaymentFault(Fault):
+    """A fault of the payment provider: struck while the paid crowd checks out, completes
+    and is refunded."""
+
+    paid = True
+
+
+class PayProviderDown(PaymentFault):
+    """The provider answers every checkout, refund and query 503 for the outage."""
+
+    name = "pay-provider-down"
+
+    def outage(self, crowd: CrowdPlan) -> float:
+        return _PROVIDER_OUTAGE_SECONDS
+
+    async def inject(self, stage: Stage) -> None:
+        await asyncio.to_thread(stage.provider.control, {"fail": True})
+
+    async def recover(self, stage: Stage) -> None:
+        await asyncio.to_thread(stage.provider.control, {"fail": False})
+
+
+class PayProviderSlow(PaymentFault):
+    """The provider answers every call later than slotrush waits for it: each call times out
+    at slotrush, and is carried out at the provider all the same (a refund slotrush then
+    asks for again gets that one back)."""
+
+    name = "pay-provider-slow"
+
+    def server_env(self, workdir: Path) -> dict[str, str]:
+        # Shorter than the crowd's own timeout, so the crowd hears slotrush's answer.
+        return {"SLOTRUSH_PAY_TIMEOUT": str(_PAY_TIMEOUT_SECONDS)}
+
+    def outage(self, crowd: CrowdPlan) -> float:
+        return _PROVIDER_OUTAGE_SECONDS
+
+    async def inject(self, stage: Stage) -> None:
+        await asyncio.to_thread(stage.provider.control, {"timeout": 2 * _PAY_TIMEOUT_SECONDS})
+
+    async def recover(self, stage: Stage) -> None:
+        await asyncio.to_thread(stage.provider.control, {"timeout": 0.0})
+
+
+class PayProviderKill(PaymentFault):
+    """SIGKILL the provider's process, then start it again on the same port (slotrush knows
+    it by URL); it remembers what it answered and notifies again what it had not delivered
+    (its journal, as a real provider's database)."""
+
+    name = "pay-provider-kill"
+
+    def outage(self, crowd: CrowdPlan) -> float:
+        return 1.0
+
+    async def inject(self, stage: Stage) -> None:
+        await asyncio.to_thread(stage.provider.kill, signal.SIGKILL)
+
+    async def recover(self, stage: Stage) -> None:
+        await asyncio.to_thread(stage.provider.start)
+
+
+class JobRunnerKill(PaymentFault):
+    """SIGKILL a process running the durable jobs mid-work. serve's workers run them, so it
+    is a worker: the first to reach a refund's failpoint (the provider refunded, the ledger
+    not yet) or a day-end settlement's (a batch settled, the settlement not finished), armed
+    while a day-end is asked for; if none reaches one within a few seconds, a worker is
+    killed wherever it is (mid-expiry, mid-request). Then serve replaces it, or is restarted,
+    and the day-end is asked for again until it answers."""
+
+    name = "job-runner-kill"
+    settles_day = True
+    min_workers = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._workers: list[int] = []
+        self._switch: Path | None = None
+        self._day_end: asyncio.Task[None] | None = None
+
+    def server_env(self, workdir: Path) -> dict[str, str]:
+        self._switch = workdir / f"failpoint-{os.getpid()}-{id(self)}"
+        points = (REFUND_AFTER_PROVIDER, SETTLE_AFTER_BATCH)
+        return {"SLOTRUSH_FAILPOINTS": ",".join(f"{p}:{self._switch}" for p in points)}
+
+    def outage(self, crowd: CrowdPlan) -> float:
+        return 0.0  # recover() waits for serve's verdict on the dead worker
+
+    async def inject(self, stage: Stage) -> None:
+        if self._switch is None or stage.day_end is None:
+            raise RuntimeError("job-runner-kill needs its failpoints armed and a day to settle")
+        self._workers = worker_pids(stage.server)
+        self._switch.touch()
+        try:
+            self._day_end = asyncio.create_task(stage.day_end())
+            deadline = time.monotonic() + _MID_WORK_SECONDS
+            while time.monotonic() < deadline:
+                if not set(self._workers) <= set(running_workers(stage.server)):
+                    self.struck_at.append("at a failpoint")
+                    return
+                await asyncio.sleep(0.02)
+            os.kill(self._workers[0], signal.SIGKILL)
+            self.struck_at.append("anywhere")
+        finally:
+            self._switch.unlink()
+
+    async def recover(self, stage: Stage) -> None:
+        await _after_a_worker_died(stage, self._workers)
+        if self._day_end is not None:
+            await self._day_end
 
 
 async def _after_a_worker_died(stage: Stage, workers: list[int]) -> None:
@@ -220,6 +361,12 @@ async def _after_a_worker_died(stage: Stage, workers: list[int]) -> None:
 # Long enough for a replica on a busy machine; what a primary without one (just promoted,
 # its old primary not back yet) adds to each batch.
 _REPLICA_WAIT_MS = 200
+
+# How long the payment provider stays down or slow, and how long slotrush waits for it then.
+_PROVIDER_OUTAGE_SECONDS = 2.0
+_PAY_TIMEOUT_SECONDS = 1.0
+# How long job-runner-kill waits for a worker to reach a failpoint before killing one itself.
+_MID_WORK_SECONDS = 3.0
 
 # A supervisor gives its other workers this long to finish their requests (server.runner's
 # shutdown timeout is 30 s) before it exits.
@@ -272,12 +419,21 @@ TIMED_FAULTS: dict[str, type[Fault]] = {
         WorkerPause,
         WorkerKill,
         CancelCrash,
+        PayProviderDown,
+        PayProviderSlow,
+        PayProviderKill,
+        JobRunnerKill,
     )
 }
 PROXY_FAULTS: dict[str, ProxyFault] = {
     f.name: f for f in (RESPONSE_DROP, REDIS_REPLY_DROP, POSTGRES_REPLY_DROP)
 }
 FAULT_NAMES: tuple[str, ...] = (*TIMED_FAULTS, *PROXY_FAULTS)
+
+
+def is_paid(fault: str) -> bool:
+    """Whether the fault strikes at payments, so that its crowd pays."""
+    return fault in TIMED_FAULTS and TIMED_FAULTS[fault].paid
 
 
 def applies(fault: str, strategy: str) -> bool:

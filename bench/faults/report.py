@@ -38,6 +38,11 @@ _COLUMNS = (
     ("unbookable", "unbookable"),
     ("Redis off", "redis_mismatches"),
     ("counters off", "counter_mismatches"),
+    ("money errors", "money_errors"),
+    ("charges", "charges"),
+    ("refunds", "refunds"),
+    ("lapsed", "lapsed"),
+    ("no-shows", "no_shows"),
     ("5xx outside", "server_errors_outside_windows"),
     ("busy, gave up", "gave_up_outside_windows"),
     ("outage (s)", "outage_seconds"),
@@ -76,6 +81,7 @@ _VIOLATIONS = frozenset(
         "unbookable",
         "redis_mismatches",
         "counter_mismatches",
+        "money_errors",
     }
 )
 

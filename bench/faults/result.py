@@ -72,6 +72,17 @@ class ScenarioResult:
     # that differ (redis-lua keeps them); None where Redis keeps no such state.
     redis_mismatches: int | None = None
     counter_mismatches: int | None = None
+    # A paid run's (None in a free one): the lifecycle check's violations (invariants 8-10,
+    # the money totals off), the money movements, the holds that lapsed, the day's no-shows.
+    money_errors: int | None = None
+    charges: int | None = None
+    refunds: int | None = None
+    lapsed: int | None = None
+    no_shows: int | None = None
+    # How the paid crowd's payment steps were answered: {"checkout 503": 12, ...}.
+    payment_answers: dict[str, int] = field(default_factory=dict)
+    # Where the strikes fell, for a fault that can strike in several places.
+    struck_at: list[str] = field(default_factory=list)
     server_errors_outside_windows: int = 0
     # 503 busy answers outside the windows from a strategy that gave up under contention.
     gave_up_outside_windows: int = 0

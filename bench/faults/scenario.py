@@ -7,26 +7,30 @@ import asyncio
 import contextlib
 import time
 import traceback
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from bench.chaos_proxy import ChaosProxy
 from bench.child_server import LOOPBACK
+from bench.faults import money
 from bench.faults.checker import Checker, count_outcomes
-from bench.faults.config import SuiteConfig, uses_redis_state
-from bench.faults.injectors import TIMED_FAULTS, Fault, ReplyLoss, Stage
+from bench.faults.config import SuiteConfig, lease_settle_seconds, uses_redis_state
+from bench.faults.injectors import TIMED_FAULTS, Fault, ReplyLoss, Stage, webhook_url
+from bench.faults.paying import Wallet
 from bench.faults.result import FIRST_SUCCESS_LIMIT, WINDOW_GRACE, ScenarioResult, Strike
 from bench.faults.services import Services
-from bench.faults.workload import Run, resolve, run_crowd, seed_run
+from bench.faults.workload import RESOLVE_SECONDS, Run, resolve, run_crowd, seed_paid_day, seed_run
 from bench.history import Attempt, BookingClient, Intent, Outcome
-from bench.stack import ServerProcess, fresh_database, fresh_prefix
+from bench.sandbox import SandboxProcess
+from bench.stack import ServerProcess, fresh_database, fresh_prefix, shorten_holds
 from core.keys import KeySpace, slot_tag
-from loadtest.client.seed import AdminClient
+from loadtest.client.seed import AdminClient, ApiError
 
 _T = TypeVar("_T")
 
@@ -39,6 +43,8 @@ class _Wiring:
     server: ServerProcess
     crowd_url: str
     proxy: ChaosProxy | None
+    # The payment provider of a paid run.
+    sandbox: SandboxProcess | None = None
 
 
 async def run_scenario(
@@ -94,8 +100,13 @@ async def _play(
         at_server,
         probe_booking,
         crowd_key=_crowd_key(run),
+        sandbox=wiring.sandbox,
     )
+    if timed is not None and timed.settles_day:
+        stage.day_end = await _paid_day(run, direct, stage)
     strikes, windows = await _crowd_under_fault(stage, wiring, run, crowd, timed)
+    if timed is not None:
+        result.struck_at = timed.struck_at
     result.outage_seconds = [s.outage for s in strikes]
     result.first_success_seconds = [s.first_success for s in strikes]
     dropped = wiring.proxy.stats.dropped if wiring.proxy is not None else 0
@@ -104,10 +115,43 @@ async def _play(
     await resolve(direct, run)
     await _await_leases(run)
     count_outcomes(result, run)
+    if run.wallet is not None:
+        result.payment_answers = dict(run.wallet.answers)
+        still_open = await money.await_settled(run.database_url, run.config.payments.settle_seconds)
+        if still_open is not None:
+            result.problems.append(still_open)
+        await money.check_money(result, run.database_url)
     # The server's address may have changed with a restart.
     admin = AdminClient(wiring.server.url, run.secret)
     checker = Checker(result, run, session, wiring.server.url)
     await checker.check(admin, windows, strikes)
+
+
+async def _paid_day(
+    run: Run, client: BookingClient, stage: Stage
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Paid bookings of today, for a fault to settle at day-end while it strikes; returns
+    what asks for that settlement until the server answers it."""
+    admin = AdminClient(stage.server.url, run.secret)
+    day, visit_date = await seed_paid_day(run, admin, client)
+
+    async def day_end() -> None:
+        deadline = time.monotonic() + RESOLVE_SECONDS
+        path = f"/v1/admin/hospitals/{day.hospital_id}/day-end"
+        while True:
+            # The server's address may change with a restart.
+            admin = AdminClient(stage.server.url, run.secret, timeout=RESOLVE_SECONDS)
+            try:
+                await asyncio.to_thread(
+                    admin.request, "POST", path, {"date": visit_date.isoformat()}
+                )
+                return
+            except (OSError, ApiError):
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.2)
+
+    return day_end
 
 
 async def _crowd_under_fault(
@@ -179,6 +223,14 @@ async def _wire(
     run.prefix = await _enter_in_thread(stack, fresh_prefix(run.redis_url, run.fault))
     proxy = None
     redis_url, database_url = run.redis_url, run.database_url
+    sandbox = None
+    paid = timed is not None and timed.paid
+    if paid:
+        name = f"sandbox-{run.strategy.replace(':', '.')}-{run.fault}"
+        sandbox = await _enter_in_thread(stack, SandboxProcess(workdir, name))
+        payments = config.payments
+        run.wallet = Wallet(sandbox.url, payments.window_seconds)
+        await asyncio.to_thread(shorten_holds, run.database_url, payments.window_seconds)
     site = run.proxy_fault.site if run.proxy_fault is not None else None
     if site is not None:
         # Quiet until the crowd comes. A proxy in front of the server learns the server's
@@ -198,6 +250,8 @@ async def _wire(
         "SLOTRUSH_LEASE_SECONDS": str(config.lease_seconds),
         "SLOTRUSH_RECONCILE_INTERVAL": str(config.reconcile_interval),
     }
+    if sandbox is not None:
+        env["SLOTRUSH_PAY_SANDBOX_URL"] = sandbox.url
     if cluster:
         # Named, not asked: the node REDIS_URL names may be the one a fault kills.
         env["SLOTRUSH_REDIS_CLUSTER"] = "1"
@@ -208,11 +262,13 @@ async def _wire(
     server = ServerProcess(run.strategy, workers, env, log)
     stack.push_async_callback(asyncio.to_thread, server.stop)
     await asyncio.to_thread(server.start, run.secret)
+    if sandbox is not None:
+        await asyncio.to_thread(sandbox.notify, webhook_url(server.url))
     crowd_url = server.url
     if proxy is not None and site == "server":
         proxy.upstream = (LOOPBACK, server.port)
         crowd_url = f"http://{LOOPBACK}:{proxy.port}"
-    return _Wiring(server, crowd_url, proxy)
+    return _Wiring(server, crowd_url, proxy, sandbox)
 
 
 def _crowd_key(run: Run) -> str:
@@ -274,5 +330,4 @@ async def _await_leases(run: Run) -> None:
         return
     config = run.config
     last = max((a.ended for a in run.history.attempts), default=time.monotonic())
-    settle = config.lease_seconds + 5 * config.reconcile_interval + 0.5
-    await asyncio.sleep(max(0.0, last + settle - time.monotonic()))
+    await asyncio.sleep(max(0.0, last + lease_settle_seconds(config) - time.monotonic()))

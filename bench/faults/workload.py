@@ -16,6 +16,7 @@ import aiohttp
 
 from bench.faults.config import CrowdPlan, SuiteConfig
 from bench.faults.injectors import PROXY_FAULTS, ProxyFault
+from bench.faults.paying import Wallet, pay
 from bench.history import Action, BookingClient, History, Intent, Outcome
 from loadtest.client.seed import AdminClient, SchedulePlan, SeededSchedule, new_run_id, opening_in
 from loadtest.client.tokens import admin_token, new_secret, patient_token
@@ -50,6 +51,8 @@ class Run:
     visit_date: dt.date = field(default_factory=dt.date.today)
     # Patients blacklisted during the crowd -> when the ledger had it for sure (time.time()).
     blacklisted: dict[str, float] = field(default_factory=dict)
+    # What the crowd paid, when its schedules are paid (a payment fault's); None: free.
+    wallet: Wallet | None = None
     _tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -94,6 +97,7 @@ async def seed_run(run: Run, admin: AdminClient) -> SeededSchedule:
         opens_at,
         departments=crowd.departments,
         label="crowd",
+        fee_cents=run.config.payments.fee_cents if run.wallet is not None else 0,
     )
     probe_plan = SchedulePlan(run_id, 1, PROBE_CAPACITY, opens_at, label="probe")
     run.schedules = await asyncio.to_thread(admin.create_schedules, crowd_plan)
@@ -101,6 +105,32 @@ async def seed_run(run: Run, admin: AdminClient) -> SeededSchedule:
     run.probe_schedule = probe
     run.visit_date = dt.date.fromisoformat(crowd_plan.bodies()[0]["visit_date"])
     return probe
+
+
+async def seed_paid_day(
+    run: Run, admin: AdminClient, client: BookingClient
+) -> tuple[SeededSchedule, dt.date]:
+    """A paid schedule of today (in a hospital of its own), booked and paid for by
+    `day_bookings` patients: what a day-end fault settles, each booking a no-show refunded.
+    Their requests are in the run's history, their intents are not the crowd's. Returns the
+    schedule and its visit date."""
+    payments = run.config.payments
+    plan = SchedulePlan(
+        new_run_id(),
+        1,
+        payments.day_bookings,
+        opening_in(-86_400),  # opened yesterday: the visit date is today
+        label="day",
+        fee_cents=payments.fee_cents,
+    )
+    [day] = await asyncio.to_thread(admin.create_schedules, plan)
+    intents = [Intent(f"day-{k}", day.id, uuid.uuid4().hex) for k in range(payments.day_bookings)]
+    deadline = time.monotonic() + RESOLVE_SECONDS
+    await asyncio.gather(
+        *(client.send_until_settled(i, "day", attempts=None, deadline=deadline) for i in intents)
+    )
+    await pay_holds(client, run, intents)
+    return day, plan.visit_date
 
 
 async def run_crowd(client: BookingClient, run: Run) -> None:
@@ -122,6 +152,8 @@ async def run_crowd(client: BookingClient, run: Run) -> None:
             ),
             *([blacklist(client, run, patient_id, deadline)] if blacklisting else []),
         )
+        if run.wallet is not None and not lets_lapse(run.config, n):
+            await pay_holds(client, run, intents)
         if n % crowd.rebook_every == 0:
             await cancel_and_rebook(client, run, intents, deadline)
 
@@ -143,7 +175,30 @@ async def cancel_and_rebook(
                 await client.send_until_settled(
                     again, "crowd", attempts=run.config.crowd.attempts, deadline=deadline
                 )
+                if run.wallet is not None:
+                    await pay_holds(client, run, [again])
             return
+
+
+def lets_lapse(config: SuiteConfig, n: int) -> bool:
+    """Whether patient n lets its holds lapse (none of those who cancel and book again)."""
+    every = config.payments.lapse_every
+    return n % every == every // 2 and n % config.crowd.rebook_every != 0
+
+
+async def pay_holds(client: BookingClient, run: Run, intents: Sequence[Intent]) -> None:
+    """Pay for every hold these intents got."""
+    assert run.wallet is not None
+    wallet = run.wallet
+    await asyncio.gather(
+        *(
+            pay(client, wallet, intent.patient_id, last.booking_id)
+            for intent in intents
+            if (last := run.history.last(intent)) is not None
+            and last.outcome is Outcome.OK
+            and last.booking_id is not None
+        )
+    )
 
 
 async def blacklist(client: BookingClient, run: Run, patient_id: str, deadline: float) -> None:

@@ -35,6 +35,10 @@ class Job:
     # A cron expression, six fields with the seconds last ("* * * * * *": every second):
     # the job runs by itself on it. None: the job runs once per item enqueued.
     every: str | None = None
+    # A periodic job whose lateness breaks a promise: a tick claimed by a process that died
+    # is run again after this many seconds without its heartbeat (pgqueuer waits 30). Only
+    # for a job that is safe to run twice at once (a stalled, not dead, process resumes).
+    stale_after: float | None = None
 
 
 async def enqueue(conn: asyncpg.Connection, job: Job, payload: bytes, *, item: str) -> bool:

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loadtest.client.tokens import admin_token, patient_token
@@ -144,23 +144,60 @@ class AdminClient:
         self, method: str, path: str, body: object = None, *, token: str | None = ""
     ) -> dict[str, Any]:
         """One JSON call; token "" means the admin token, None means no Authorization."""
-        headers = {"Accept": "application/json"}
+        headers: dict[str, str] = {}
         bearer = self._admin if token == "" else token
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(
-            self.base_url + path, data=data, headers=headers, method=method
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                payload: dict[str, Any] = json.loads(answer.read() or b"{}")
-                return payload
-        except urllib.error.HTTPError as exc:
-            raise ApiError(method, path, exc.code, exc.read().decode(errors="replace")) from None
+        return call_json(self.base_url, method, path, body, headers, timeout=self.timeout)
+
+
+def call_json(
+    base_url: str,
+    method: str,
+    path: str,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    *,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """One blocking JSON call; an error status raises ApiError."""
+    headers = {"Accept": "application/json", **(headers or {})}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(base_url + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            payload: dict[str, Any] = json.loads(answer.read() or b"{}")
+            return payload
+    except urllib.error.HTTPError as exc:
+        raise ApiError(method, path, exc.code, exc.read().decode(errors="replace")) from None
+
+
+def point_sandbox_at(sandbox_url: str, server_url: str) -> None:
+    """Have the sandbox payment provider send its notices to this server (its POST /control),
+    so a paid run needs only `slotrush sandbox-pay` beside the server."""
+    webhook = f"{server_url.rstrip('/')}/v1/payments/sandbox/webhook"
+    call_json(sandbox_url.rstrip("/"), "POST", "/control", {"webhook_url": webhook})
+
+
+def probe_hold_window(client: AdminClient, plan: SchedulePlan) -> float:
+    """How long the server lets an unpaid hold of the plan's hospital live, in seconds: one
+    probe patient holds the number of a one-number paid schedule of its own (already open,
+    outside the plan, so no tally sees it) and cancels it. The server decides the window (the
+    hospital's minutes, or the database's dev/test seconds, README), not the client."""
+    # Opened a minute ago, so a server whose clock runs behind ours does not answer not_open.
+    probe = replace(plan, count=1, capacity=1, opens_at=opening_in(-60), label="probe")
+    (schedule,) = client.create_schedules(probe)
+    token = patient_token(client.secret, f"probe-{plan.run_id}")
+    booking = client.request("POST", f"/v1/schedules/{schedule.id}/bookings", {}, token=token)
+    held = booking["booking"]
+    client.request("POST", f"/v1/bookings/{held['id']}/cancel", {}, token=token)
+    expires, created = (
+        dt.datetime.fromisoformat(held[k]) for k in ("hold_expires_at", "created_at")
+    )
+    return (expires - created).total_seconds()
 
 
 def opening_in(seconds: float) -> dt.datetime:

@@ -99,6 +99,16 @@ class Tally:
             self.cancel_unknown.add(booking_id)
         self.answers[f"cancel 0 {reason}"] += 1
 
+    def payment_answered(self, step: str, status: int, code: str) -> None:
+        """A checkout, or its completion at the provider. Money is not the invariant check's
+        business (the lifecycle check reads it from the ledger): counted to describe the run."""
+        self.answers[f"{step} {status} {code}"] += 1
+
+    def abandoned(self) -> None:
+        """A hold its patient walked away from: the server lapses it, and its booking then
+        reads `expired` (released by the server, not lost)."""
+        self.answers["abandon"] += 1
+
     def _settle(self, schedule_id: str, kind: str, status: int, code: str) -> None:
         self.settled[schedule_id] += 1
         self.answers[f"{kind} {status} {code}"] += 1

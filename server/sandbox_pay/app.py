@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -37,9 +38,13 @@ OUTCOMES: Final = frozenset({"succeeded", "declined"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(secret: str, faults: Faults | None = None) -> web.Application:
+def create_app(
+    secret: str, faults: Faults | None = None, journal: Path | None = None
+) -> web.Application:
+    """The sandbox; with a `journal`, it remembers its checkouts, refunds and undelivered
+    notices across a restart (state.Ledger)."""
     app = web.Application()
-    app[LEDGER] = Ledger()
+    app[LEDGER] = Ledger(journal)
     app[FAULTS] = faults or Faults()
     app.add_routes(
         [
@@ -54,9 +59,11 @@ def create_app(secret: str, faults: Faults | None = None) -> web.Application:
     )
 
     async def deliverer(app: web.Application) -> AsyncIterator[None]:
-        app[DELIVERER] = Deliverer(app[FAULTS], secret)
+        app[DELIVERER] = Deliverer(app[FAULTS], secret, app[LEDGER])
+        app[DELIVERER].resend_undelivered()
         yield
         await app[DELIVERER].close()
+        app[LEDGER].close()
 
     app.cleanup_ctx.append(deliverer)
     return app
@@ -140,6 +147,7 @@ async def complete(request: web.Request) -> web.Response:
     checkout.status = outcome
     if outcome == "succeeded":
         checkout.charge_ref = new_ref("ch")
+    request.app[LEDGER].changed(checkout)
     request.app[DELIVERER].send(
         {
             "id": new_ref("evt"),

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 from aiohttp import web
 
@@ -34,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=0.0, help="answer every API call this late (s)"
     )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        help="a journal file: checkouts, refunds and undelivered notices survive a restart "
+        "(default: kept in memory only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         reorder=args.reorder,
         webhook_url=args.webhook_url,
     )
-    asyncio.run(_serve(create_app(secret, faults), args.host, args.port))
+    asyncio.run(_serve(create_app(secret, faults, args.state), args.host, args.port))
     return 0
 
 

@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 
 from core.payments import signing
+from server.sandbox_pay.state import Ledger
 
 log = logging.getLogger("slotrush.sandbox_pay")
 
@@ -54,9 +55,11 @@ class Delivery:
 
 
 class Deliverer:
-    def __init__(self, faults: Faults, secret: str) -> None:
+    def __init__(self, faults: Faults, secret: str, ledger: Ledger) -> None:
         self._faults = faults
         self._secret = secret
+        # Remembers each notice until it is answered 2xx (across a restart, if journalled).
+        self._ledger = ledger
         self._held: dict[str, Any] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -64,6 +67,15 @@ class Deliverer:
 
     def send(self, event: dict[str, Any]) -> None:
         """Deliver `event` in the background, with the faults in force now."""
+        self._ledger.notice_queued(event)
+        self._start(event)
+
+    def resend_undelivered(self) -> None:
+        """Deliver again what an earlier run of the sandbox never got answered."""
+        for event in list(self._ledger.undelivered.values()):
+            self._start(event)
+
+    def _start(self, event: dict[str, Any]) -> None:
         task = asyncio.create_task(self._dispatch(event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -108,6 +120,7 @@ class Deliverer:
                 )
             )
             if outcome.startswith("2"):
+                self._ledger.notice_delivered(event["id"])
                 return
             await asyncio.sleep(pause)
             pause = min(pause * 2, _LONGEST_PAUSE)
