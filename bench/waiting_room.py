@@ -15,12 +15,14 @@ admission log (read from Redis) gives the fairness figures. Default 5,000 patien
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import os
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,15 +40,20 @@ from loadtest.client.seed import AdminClient, SchedulePlan, new_run_id, opening_
 from loadtest.client.tokens import admin_token, new_secret, patient_token
 
 LATE_SHARE = 0.1
-# Admissions per second, whatever the crowd: what the booking phase of a shared two-core
-# machine takes unhurried, polling crowd and all (a room admits what the stores can book).
-ADMIT_PER_SECOND = 500.0
+# Admissions per second, whatever the crowd: what one generator process keeps up with on a
+# shared two-core machine, asking and booking for every admitted patient (at 500/s it fell
+# minutes behind whenever other work took the CPU).
+ADMIT_PER_SECOND = 300.0
 ABANDON_EVERY = 50
 # The room's abandon_seconds for this crowd: a patient asks at least every half of it, and
 # the other half is the generator's slack. On a shared two-core machine one generator asks
 # a few hundred times a second, so 90,000 patients standing before the opening need minutes
 # between questions (a 30 s setting dropped nearly all of them unasked: issue 13).
 ABANDON_SECONDS = 600
+# How long an admission lets its patient book: longer than a real room's two minutes, as
+# the generator shares two cores with the server and everyone else's work and may fall
+# behind by minutes when they take the CPU (a 120 s setting lost 63,000 admissions so).
+ADMISSION_SECONDS = 600
 CONNECTIONS = 64
 # The pace at which the crowd arrives, early arrivals before the opening and later ones
 # after it: what one generator process joins on a shared two-core machine while it also
@@ -126,7 +133,11 @@ def _open_room(url: str, secret: str, users: int, rate: float) -> Crowd:
     # A number for every patient: whoever is admitted can book.
     plan = SchedulePlan(new_run_id(), 1, users, opens_at, departments=1)
     (schedule,) = admin.create_schedules(plan)
-    room = {"admit_per_second": rate, "abandon_seconds": ABANDON_SECONDS}
+    room = {
+        "admit_per_second": rate,
+        "abandon_seconds": ABANDON_SECONDS,
+        "admission_seconds": ADMISSION_SECONDS,
+    }
     admin.request("PUT", f"/v1/admin/schedules/{schedule.id}/waiting-room", room)
     return Crowd(url, schedule.id, secret, opens_at.timestamp())
 
@@ -159,17 +170,28 @@ async def _rush(crowd: Crowd, users: int, rate: float) -> None:
                 asyncio.create_task(_patient(session, crowd, f"w{i}", at, deadline))
                 for i, at in enumerate(_arrival_times(crowd, users))
             ]
-            # The crowd's 100,000 tasks live for the whole rush: left to the collector, each
-            # full collection walked them all and held the generator up to 4.5 s (figures
-            # in generator_stalls), stalling the room and the bookings with it.
-            gc.freeze()
-            await asyncio.gather(*patients)
-            gc.unfreeze()
+            with _no_full_collections():
+                await asyncio.gather(*patients)
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
             crowd.room = await _room(session, crowd)
     crowd.generator_stalls = stalls.figures()
+
+
+@contextlib.contextmanager
+def _no_full_collections() -> Iterator[None]:
+    """Young collections only while the crowd waits: its 100,000 tasks and their places live
+    for the whole rush, and each full collection walked them all, holding a CPU-starved
+    generator up to 6.7 s (25 times a run; figures in generator_stalls) and the room and
+    the bookings with it. What reaches the old generation is collected afterwards."""
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, 2**30)
+    try:
+        yield
+    finally:
+        gc.set_threshold(young, middle, old)
+        gc.collect()
 
 
 async def _patient(
@@ -310,7 +332,7 @@ def _report(
             "abandoning": f"1 in {ABANDON_EVERY} early arrivals",
             "admit_per_second": rate,
             "abandon_seconds": ABANDON_SECONDS,
-            "admission_seconds": crowd.room.get("admission_seconds"),
+            "admission_seconds": ADMISSION_SECONDS,
             "joins_per_second": JOINS_PER_SECOND,
             "asks": f"{ASK_AFTER_ESTIMATE:g} s after the room's estimate, "
             "at most abandon_seconds / 2 apart",
