@@ -102,7 +102,10 @@ def _sessions() -> list[dict[str, Any]]:
 
 def _crowd(client: AdminClient, schedules: list[dict[str, Any]], crowd: int) -> None:
     """A crowd of patients, each booking a few sessions (the hospital's limits refuse some),
-    with profiles for the analytics; some cancel and some of today's come in."""
+    with profiles for the analytics; some cancel and some of today's come in. Only a later
+    day's booking is cancelled: today's may be past its cancel window (it closes an hour
+    before the session, and the demo runs at any hour)."""
+    today = _today().isoformat()
     for k in range(crowd):
         patient = f"demo-p-{k:03d}"
         birth = dt.date(1940 + (k * 7) % 70, 1 + k % 12, 1 + k % 28)
@@ -117,18 +120,14 @@ def _crowd(client: AdminClient, schedules: list[dict[str, Any]], crowd: int) -> 
             booking = _book(client, patient, schedule["id"])
             if booking is None:
                 continue
-            if k % 9 == 0:
+            if k % 9 == 0 and booking["visit_date"] > today:
                 client.request(
                     "POST",
                     f"/v1/bookings/{booking['id']}/cancel",
                     {},
                     token=_patient(client, patient),
                 )
-            elif (
-                k % 4 == 0
-                and booking["status"] == "booked"
-                and booking["visit_date"] == _today().isoformat()
-            ):
+            elif k % 4 == 0 and booking["status"] == "booked" and booking["visit_date"] == today:
                 path = f"/v1/hospitals/{booking['hospital_id']}/check-ins"
                 client.request("POST", path, {"verification_code": booking["verification_code"]})
 

@@ -30,6 +30,7 @@ from loadtest.client.seed import AdminClient, SchedulePlan, new_run_id, opening_
 
 ROUND = 5_000
 SCHEDULES = 100
+NUMBERS_PER_CALL = 1_000_000
 PROJECTED_PATIENTS = 1_000_000
 ALLOWANCE_MIB = 100.0
 PER = 100_000
@@ -128,10 +129,17 @@ def measure_memory(
 ) -> MemoryRun:
     run = MemoryRun(server.strategy, config.memory_patients)
     admin = AdminClient(server.url, secret)
-    # Patients pick schedules at random: three times the even share, so none runs out.
-    per_schedule = -(-3 * config.memory_patients // SCHEDULES) + 10
-    plan = SchedulePlan(new_run_id(), SCHEDULES, per_schedule, opening_in(0), label="memory")
-    schedules = [s.id for s in admin.create_schedules(plan)]
+    # Patients pick schedules at random: three times the even share, so none runs out. The
+    # numbers are created at most NUMBERS_PER_CALL per admin request: the 3,000,000 of a
+    # 1,000,000-patient run in one request were answered 503 busy.
+    numbers = 3 * config.memory_patients
+    calls = -(-numbers // NUMBERS_PER_CALL)
+    per_schedule = -(-numbers // (SCHEDULES * calls)) + 10
+    plans = [
+        SchedulePlan(new_run_id(), SCHEDULES, per_schedule, opening_in(0), label="memory")
+        for _ in range(calls)
+    ]
+    schedules = [s.id for plan in plans for s in admin.create_schedules(plan)]
     started = time.monotonic()
     run.samples.append(_sample(server, 0, 0, started))
     booked, round_number = 0, 0

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple
-
-import jwt
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from core.domain import ID_PATTERN
-from core.hs256 import ALGORITHM as HS256_ALGORITHM
 from core.hs256 import HS256
 from core.jwt_claims import ClaimRules, invalid, parse_payload
 from core.keyed import LruCache
 from core.settings import Settings
-from core.token_keys import PublicKeys, SigningKey, public_keys
+
+if TYPE_CHECKING:
+    # PyJWT and `cryptography` (about 10 MiB of each serving process) load only for the
+    # public keys that need them: HS256 is core.hs256's.
+    from core.token_keys import PublicKeys, SigningKey
 
 # RFC 7518 3.2: an HS256 key must be at least as long as the hash.
 MIN_SECRET_BYTES: Final = 32
@@ -87,7 +88,9 @@ def issue_token(
         claims["role"] = HOSPITAL_ADMIN_ROLE
     if isinstance(key, str):
         check_secret(key)
-        return jwt.encode(claims, key, algorithm=HS256_ALGORITHM)
+        return HS256(key).sign(claims)
+    import jwt
+
     headers = None if key.kid is None else {"kid": key.kid}
     return jwt.encode(claims, key.key, algorithm=key.algorithm, headers=headers)
 
@@ -161,7 +164,11 @@ class TokenVerifier:
 def token_verifier(settings: Settings) -> TokenVerifier:
     """The verifier the settings ask for: by the public keys they name, else by the HS256
     secret. ValueError if a key file does not load, or if they name no key at all."""
-    keys = public_keys(settings)
+    keys: PublicKeys | None = None
+    if settings.jwt_public_key or settings.jwt_jwks:
+        from core.token_keys import public_keys
+
+        keys = public_keys(settings)
     key = keys if keys is not None else settings.secret
     if key is None:
         raise ValueError("tokens need SLOTRUSH_SECRET, or a public key or JWKS to verify them")

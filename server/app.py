@@ -15,7 +15,6 @@ from aiohttp import web
 from core.booking import BookingService
 from core.his_sync.service import HisSync
 from core.inventory import InventoryFactory
-from core.jobs.runner import JobRunner
 from core.operations import HospitalOperations
 from core.payments.providers import Providers
 from core.payments.service import Payments
@@ -145,6 +144,10 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     if not app[SETTINGS].run_jobs:
         yield
         return
+    # Here, not at the top: pgqueuer and the pydantic it brings are about 13 MiB of a
+    # process, which `serve --no-jobs` (jobs left to `slotrush worker`) then never holds.
+    from core.jobs.runner import JobRunner
+
     async with WebhookCourier(app[SETTINGS].webhook_timeout) as courier:
         runner = JobRunner(app[STORES], app[STRATEGY], courier)
         runner.start()

@@ -5,9 +5,11 @@ record keeps statistics, not samples."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 
 from bench.config import BenchConfig
+from bench.curves import _record
 from bench.harness import add_arguments, config_from
 from bench.memory import MemoryRun
 from bench.microsummary import summarise
@@ -86,3 +88,13 @@ def test_memory_projects_each_worker_from_the_second_half() -> None:
     assert round(run.slope("worker-1") or 0, 6) == 1.0
     assert round(run.projected("worker-1") or 0, 6) == 81.0 + 9.0
     assert run.ok
+
+
+def test_a_memory_run_too_short_for_a_slope_projects_nothing() -> None:
+    run = MemoryRun("redis-lua", 10_000)
+    for k in range(3):
+        run.samples.append({"patients": 5_000 * k, "booked": 0, "rss_mib": {"worker-1": 70.0}})
+    record = _record(
+        config("--scenario", "memory"), {"host": "vm"}, dt.datetime.now(), [run.to_dict()]
+    )
+    assert record["verdict"] == "10,000 patients; too few rounds to project (allowance 100): FAIL"

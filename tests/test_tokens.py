@@ -13,6 +13,7 @@ import jwt
 import pytest
 
 from core.errors import SlotrushError
+from core.hs256 import HS256
 from core.jwt_claims import ClaimRules
 from core.settings import Settings
 from core.token_keys import load_signing_key
@@ -153,6 +154,17 @@ def test_secrets_of_every_length_verify_as_pyjwt_signs(secret_bytes: int) -> Non
     secret = "k" * secret_bytes
     token = jwt.encode({"sub": "p1", "exp": in_a_minute()}, secret, algorithm="HS256")
     assert TokenVerifier(secret).verify(token).subject == "p1"
+    assert "signature" in refused(TokenVerifier(secret + "x"), token)
+
+
+@pytest.mark.parametrize("secret_bytes", [32, 64, 65, 200])
+def test_our_hs256_signer_writes_pyjwts_bytes(secret_bytes: int) -> None:
+    # Tokens and room tickets are signed by core.hs256, so that serving never loads PyJWT.
+    secret = "k" * secret_bytes
+    claims = {"iat": 1, "exp": in_a_minute(), "sub": "p-1.x_Y", "role": "admin", "arr": 7}
+    token = HS256(secret).sign(claims)
+    assert token == jwt.encode(claims, secret, algorithm="HS256")
+    assert jwt.decode(token, secret, algorithms=["HS256"]) == claims
     assert "signature" in refused(TokenVerifier(secret + "x"), token)
 
 

@@ -16,12 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-import jwt
 import orjson
 
 from core.domain import Code
 from core.errors import SlotrushError
-from core.hs256 import ALGORITHM, HS256
+from core.hs256 import HS256
 
 POSITION: Final = "slotrush-room-position"
 ADMISSION: Final = "slotrush-room-admission"
@@ -44,7 +43,7 @@ class RoomTickets:
     def __init__(self, secret: str) -> None:
         # Hex of an HMAC: 64 characters, never the secret itself.
         self._key = hmac.new(secret.encode(), _KEY_LABEL, hashlib.sha256).hexdigest()
-        self._verify = HS256(self._key)
+        self._hs256 = HS256(self._key)
 
     def sign(self, ticket: Ticket) -> str:
         claims: dict[str, Any] = {
@@ -55,14 +54,14 @@ class RoomTickets:
         }
         if ticket.arrival:
             claims["arr"] = ticket.arrival
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return self._hs256.sign(claims)
 
     def check(self, token: str, kind: str, schedule_id: int, patient_id: str) -> Ticket:
         """The ticket if `token` is a valid, unexpired `kind` token of this patient for this
         schedule; SlotrushError with the kind's code otherwise."""
         code = Code.ADMISSION_REQUIRED if kind == ADMISSION else Code.ROOM_TOKEN_INVALID
         try:
-            claims = orjson.loads(self._verify(token))
+            claims = orjson.loads(self._hs256(token))
             ticket = Ticket(
                 kind=claims["typ"],
                 schedule_id=int(claims["sch"]),
