@@ -127,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--admit-rate",
         type=float,
-        help="waiting-room: admissions per second (default 500; 2000 past 10,000 patients)",
+        help="waiting-room: admissions per second (default 300)",
     )
     parser.add_argument(
         "--users",
