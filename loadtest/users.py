@@ -309,13 +309,7 @@ class Patient(FastHttpUser):
 
     def cancel(self, booking: dict[str, Any]) -> None:
         booking_id = str(booking["id"])
-        with self.client.post(
-            f"/v1/bookings/{booking_id}/cancel",
-            data="{}",
-            headers={**self.auth, "Content-Type": "application/json"},
-            name="/v1/bookings/[id]/cancel",
-            catch_response=True,
-        ) as resp:
+        with self._post(f"/v1/bookings/{booking_id}/cancel", "/v1/bookings/[id]/cancel") as resp:
             status, code = resp.status_code, _code(resp)
             if status == 200:
                 resp.success()
@@ -333,12 +327,8 @@ class Patient(FastHttpUser):
     def pay(self, booking: dict[str, Any]) -> bool:
         """The checkout, then the patient pays at the provider: True once the provider took
         the money (the server hears of it by the provider's notice, a moment later)."""
-        with self.client.post(
-            f"/v1/bookings/{booking['id']}/payments",
-            data="{}",
-            headers={**self.auth, "Content-Type": "application/json"},
-            name="/v1/bookings/[id]/payments",
-            catch_response=True,
+        with self._post(
+            f"/v1/bookings/{booking['id']}/payments", "/v1/bookings/[id]/payments"
         ) as resp:
             status, code = resp.status_code, _code(resp)
             self.crowd.tally.payment_answered("pay", status, code or "ok")
@@ -387,6 +377,16 @@ class Patient(FastHttpUser):
                 return ""
             resp.success()
             return str(resp.json()["booking"]["status"])
+
+    def _post(self, path: str, name: str) -> ResponseContextManager:
+        """The patient's POST of an empty JSON body; the caller judges the answer."""
+        return self.client.post(
+            path,
+            data="{}",
+            headers={**self.auth, "Content-Type": "application/json"},
+            name=name,
+            catch_response=True,
+        )
 
     def my_bookings(self) -> None:
         self._read("/v1/me/bookings", "/v1/me/bookings")
