@@ -105,7 +105,7 @@ function showSessions(body) {
   }
   replace($("sessions"), body.schedules.map((s) => {
     const label = `${s.visit_date} ${PERIODS[s.period]}`;
-    return h("li", { className: `session ${s.status}`, "data-schedule": s.id },
+    return h("li", { className: `session ${s.status}`, "data-schedule": s.id, "data-doctor": s.doctor_id },
       h("span", { className: "when" }, label),
       h("span", { className: "fee" }, money(s.fee_cents)),
       h("span", { className: "left" }, AVAILABILITY[s.status](s)),

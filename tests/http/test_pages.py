@@ -145,8 +145,16 @@ def staff_token(hospital: str) -> str:
     return issue_token(SECRET, subject=f"staff-{hospital}", hospital_id=hospital)
 
 
-def hospital_today() -> str:
-    return dt.datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
+def hospital_today(days: int = 0) -> str:
+    """The demo hospital's date, `days` after today."""
+    return (dt.datetime.now(ZoneInfo(TIMEZONE)).date() + dt.timedelta(days=days)).isoformat()
+
+
+def tomorrows_session(page: Any) -> Any:
+    """An open session of the hospital's tomorrow: today's may be past its cancel window
+    (an hour before it starts), and the tests run at any hour."""
+    tomorrow = page.get_by_role("button", name=f"Book {hospital_today(1)}", exact=False)
+    return page.locator("#sessions li.session.open").filter(has=tomorrow).first
 
 
 async def new_session(api: Client, doctor: str, **fields: Any) -> dict[str, Any]:
@@ -168,6 +176,10 @@ async def choose(page: Any, department: str, doctor: str) -> None:
     await page.select_option("#hospital", "riverside")
     await page.select_option("#department", department)
     await page.select_option("#doctor", doctor)
+    # The list follows the choice by a request: until it came, it shows the doctor before.
+    await page.locator(f'#sessions li.session[data-doctor="{doctor}"]').first.wait_for(
+        timeout=WAIT_MS
+    )
 
 
 # --- the patient ---------------------------------------------------------------------------
@@ -176,7 +188,7 @@ async def choose(page: Any, department: str, doctor: str) -> None:
 async def test_a_patient_browses_books_sees_the_code_and_cancels(open_page: Any) -> None:
     page = await open_page("/book", patient_token(unique("p")), PHONE)
     await choose(page, "cardiology", "dr-li")
-    session = page.locator("#sessions li.session.open").first
+    session = tomorrows_session(page)
     before = await session.locator(".left").text_content()
     await session.get_by_role("button").click()
 
@@ -189,9 +201,12 @@ async def test_a_patient_browses_books_sees_the_code_and_cancels(open_page: Any)
     # The result takes the focus, so a screen reader reads the booking out.
     assert await page.evaluate("document.activeElement.id") == "result"
     # Live remaining: the session now shows one number fewer.
+    # (found again by its schedule: each poll draws the list anew)
+    booked = await session.get_attribute("data-schedule")
     await page.wait_for_function(
-        "(before) => document.querySelector('#sessions li.session .left').textContent !== before",
-        arg=before,
+        "([id, before]) => document.querySelector(`#sessions li[data-schedule='${id}'] .left`)"
+        ".textContent !== before",
+        arg=[booked, before],
         timeout=WAIT_MS,
     )
     await screenshot(page, "book-phone")
@@ -230,7 +245,7 @@ async def test_a_paid_booking_is_paid_at_checkout_and_refunded_on_cancel(
 ) -> None:
     page = await open_page("/book", patient_token(unique("p")))
     await choose(page, "cardiology", "dr-chen")
-    await page.locator("#sessions li.session.open").first.get_by_role("button").click()
+    await tomorrows_session(page).get_by_role("button").click()
     await page.locator("#booking-status").filter(has_text="pending payment").wait_for()
     await page.get_by_role("button", name="Pay").click()
     link = page.locator("#checkout-link")
