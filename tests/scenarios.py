@@ -20,6 +20,14 @@ T = TypeVar("T")
 
 # A week ahead, so no cancel cutoff and no opening time gets in the way unless a test wants it.
 VISIT_DATE = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)
+
+
+def utc_today() -> dt.date:
+    """The UTC date now, asked at each use: a date taken when the module loads is yesterday
+    for the tests that run after midnight (the suite takes minutes)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 HOSPITAL = "h1"
 
 # Strategies whose design gives up under contention and answers busy (DESIGN.md: pg-optimistic

@@ -21,9 +21,8 @@ from core.lifecycle import settlement
 from core.stores import Stores
 from strategies.redis_gate.gate import RedisGate
 from tests.polling import eventually
-from tests.scenarios import HOSPITAL, VISIT_DATE, create, schedule_in
+from tests.scenarios import HOSPITAL, VISIT_DATE, create, schedule_in, utc_today
 
-TODAY = dt.datetime.now(dt.UTC).date()
 # Cancels of a visit a week ahead are never late with this.
 NEVER_LATE = 0
 
@@ -103,10 +102,12 @@ async def test_no_shows_reaching_the_rule_blacklist_at_settlement(
     service: BookingService, stores: Stores
 ) -> None:
     await rules(stores, max_no_shows=1)
-    (sid,) = await create(service, schedule_in(visit_date=TODAY, period=Period.NIGHT, capacity=5))
+    (sid,) = await create(
+        service, schedule_in(visit_date=utc_today(), period=Period.NIGHT, capacity=5)
+    )
     booking = (await service.book("alice", sid)).booking
 
-    await settlement.settle_day(stores.pg, service.strategy, HOSPITAL, TODAY)
+    await settlement.settle_day(stores.pg, service.strategy, HOSPITAL, utc_today())
 
     entry = (await entries(stores))["alice"]
     assert [(e.booking_id, e.kind) for e in entry.events] == [(booking.id, "no_show")]
@@ -121,15 +122,20 @@ async def test_settlement_twice_and_at_once_blacklists_once(
     await stores.pg.execute(
         "UPDATE hospitals SET webhook_url = 'http://127.0.0.1:9/' WHERE id = $1", HOSPITAL
     )
-    (sid,) = await create(service, schedule_in(visit_date=TODAY, period=Period.NIGHT, capacity=30))
+    (sid,) = await create(
+        service, schedule_in(visit_date=utc_today(), period=Period.NIGHT, capacity=30)
+    )
     for i in range(30):
         await service.book(f"p{i}", sid)
 
     strategy = service.strategy
     await asyncio.gather(
-        *(settlement.settle_day(stores.pg, strategy, HOSPITAL, TODAY, batch=7) for _ in range(2))
+        *(
+            settlement.settle_day(stores.pg, strategy, HOSPITAL, utc_today(), batch=7)
+            for _ in range(2)
+        )
     )
-    await settlement.settle_day(stores.pg, strategy, HOSPITAL, TODAY)
+    await settlement.settle_day(stores.pg, strategy, HOSPITAL, utc_today())
 
     listed = await entries(stores)
     assert sorted(listed) == sorted(f"p{i}" for i in range(30))

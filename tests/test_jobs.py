@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import time
 from collections.abc import AsyncIterator
 
@@ -29,9 +28,8 @@ from strategies.base import InventoryStrategy
 from strategies.pg_pessimistic import PgPessimistic
 from tests.conftest import StrategyFactory
 from tests.polling import eventually
-from tests.scenarios import HOSPITAL, create, schedule_in
+from tests.scenarios import HOSPITAL, create, schedule_in, utc_today
 
-TODAY = dt.datetime.now(dt.UTC).date()
 # Invariant 9: a lapsed hold's number is free again within its expiry plus this.
 EXPIRY_BOUND = 5.0
 
@@ -142,8 +140,8 @@ async def test_settle_due_queues_the_dates_whose_settle_time_passed(
     service = plain_service
     due, not_yet = await create(
         service,
-        schedule_in(capacity=3, visit_date=TODAY),
-        schedule_in(capacity=3, visit_date=TODAY, hospital_id="h-later", doctor_id="doc2"),
+        schedule_in(capacity=3, visit_date=utc_today()),
+        schedule_in(capacity=3, visit_date=utc_today(), hospital_id="h-later", doctor_id="doc2"),
     )
     await service.book("alice", due)
     await service.book("bob", not_yet)
@@ -164,31 +162,34 @@ async def test_settle_due_queues_the_dates_whose_settle_time_passed(
     queued = await stores.pg.fetch(
         "SELECT entrypoint, dedupe_key FROM pgqueuer WHERE status = 'queued'"
     )
-    assert [tuple(row) for row in queued] == [("settle_day", f"settle_day/{HOSPITAL}/{TODAY}")]
+    assert [tuple(row) for row in queued] == [
+        ("settle_day", f"settle_day/{HOSPITAL}/{utc_today()}")
+    ]
 
 
 async def test_a_queued_settlement_runs_once_in_the_runner(
     plain_service: BookingService, stores: Stores, plain_runner: JobRunner
 ) -> None:
     service = plain_service
-    (sid,) = await create(service, schedule_in(capacity=3, visit_date=TODAY))
+    (sid,) = await create(service, schedule_in(capacity=3, visit_date=utc_today()))
     booking = (await service.book("alice", sid)).booking
-    item = Due(HOSPITAL, TODAY)
+    item = Due(HOSPITAL, utc_today())
     async with stores.pg.acquire() as conn, conn.transaction():
         assert await enqueue(conn, settle_day.JOB, settle_day.payload(item), item="one")
         assert not await enqueue(conn, settle_day.JOB, settle_day.payload(item), item="one")
 
-    for _ in range(100):
-        if await stores.pg.fetchval("SELECT settled_at FROM bookings WHERE id = $1", booking.id):
-            break
-        await asyncio.sleep(0.1)
+    async def finished() -> bool:
+        return bool(await stores.pg.fetchval("SELECT finished_at FROM settlements"))
+
+    await eventually(finished, 10, "the queued settlement finishes")
     row = await stores.pg.fetchrow("SELECT * FROM settlements")
-    assert (row["hospital_id"], row["visit_date"], row["no_shows"]) == (HOSPITAL, TODAY, 1)
-    assert row["finished_at"] is not None
+    assert (row["hospital_id"], row["visit_date"], row["no_shows"]) == (HOSPITAL, utc_today(), 1)
+    settled = await stores.pg.fetchval("SELECT settled_at FROM bookings WHERE id = $1", booking.id)
+    assert settled is not None
 
 
 async def test_an_item_enqueued_in_a_transaction_rolled_back_never_runs(stores: Stores) -> None:
-    item = Due(HOSPITAL, TODAY)
+    item = Due(HOSPITAL, utc_today())
     with pytest.raises(RuntimeError):
         async with stores.pg.acquire() as conn, conn.transaction():
             await enqueue(conn, settle_day.JOB, settle_day.payload(item), item="gone")

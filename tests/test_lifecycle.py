@@ -18,10 +18,9 @@ from core.operations import HospitalOperations
 from core.stores import Stores
 from strategies.base import InventoryStrategy
 from tests.invariants import audit_violations
-from tests.scenarios import HOSPITAL, create, schedule_in
+from tests.scenarios import HOSPITAL, create, schedule_in, utc_today
 
 FEE = 2500
-TODAY = dt.datetime.now(dt.UTC).date()
 
 
 async def refusal(call: object) -> Code:
@@ -204,7 +203,7 @@ async def test_transitions_the_table_does_not_have_are_invalid_state(
     paid, today = await create(
         service,
         schedule_in(capacity=2, fee_cents=FEE),
-        schedule_in(capacity=3, doctor_id="doc2", department_id="d2", visit_date=TODAY),
+        schedule_in(capacity=3, doctor_id="doc2", department_id="d2", visit_date=utc_today()),
     )
     expired = await book(service, "alice", paid)
     await lapse(stores.pg, expired)
@@ -212,7 +211,7 @@ async def test_transitions_the_table_does_not_have_are_invalid_state(
     attended = await book(service, "bob", today)
     await operations.check_in(HOSPITAL, "staff", attended.verification_code)
     no_show = await book(service, "carol", today)
-    await operations.day_end(HOSPITAL, TODAY)
+    await operations.day_end(HOSPITAL, utc_today())
 
     for ended in (expired, attended, no_show):
         assert await refusal(service.cancel(ended.patient_id, ended.id)) is Code.INVALID_STATE
@@ -305,7 +304,7 @@ async def test_check_in_attends_a_booking_of_today_once(
 ) -> None:
     today, later = await create(
         service,
-        schedule_in(capacity=3, visit_date=TODAY),
+        schedule_in(capacity=3, visit_date=utc_today()),
         schedule_in(capacity=3, doctor_id="doc2"),
     )
     booking = await book(service, "alice", today)
@@ -326,7 +325,7 @@ async def test_check_in_attends_a_booking_of_today_once(
 async def test_two_check_ins_of_one_code_at_once_attend_it_once(
     service: BookingService, operations: HospitalOperations
 ) -> None:
-    (today,) = await create(service, schedule_in(visit_date=TODAY))
+    (today,) = await create(service, schedule_in(visit_date=utc_today()))
     booking = await book(service, "alice", today)
 
     results = await asyncio.gather(
@@ -347,7 +346,7 @@ async def check_in_or_code(operations: HospitalOperations, code: str) -> Booking
 async def test_repeated_wrong_codes_are_rate_limited_per_staff_member(
     service: BookingService, operations: HospitalOperations
 ) -> None:
-    (today,) = await create(service, schedule_in(visit_date=TODAY))
+    (today,) = await create(service, schedule_in(visit_date=utc_today()))
     booking = await book(service, "alice", today)
     for _ in range(10):
         assert await refusal(operations.check_in(HOSPITAL, "guesser", "WRONG234")) is (
@@ -371,8 +370,8 @@ async def test_day_end_settles_what_is_still_booked_as_no_shows(
 ) -> None:
     free, paid, later = await create(
         service,
-        schedule_in(capacity=5, visit_date=TODAY),
-        schedule_in(capacity=5, visit_date=TODAY, doctor_id="doc2", fee_cents=FEE),
+        schedule_in(capacity=5, visit_date=utc_today()),
+        schedule_in(capacity=5, visit_date=utc_today(), doctor_id="doc2", fee_cents=FEE),
         schedule_in(capacity=5, doctor_id="doc3"),
     )
     missed = [await book(service, f"p{i}", free) for i in range(3)]
@@ -381,9 +380,9 @@ async def test_day_end_settles_what_is_still_booked_as_no_shows(
     hold = await book(service, "q1", paid)
     future = await book(service, "q2", later)
 
-    settled = await operations.day_end(HOSPITAL, TODAY)
+    settled = await operations.day_end(HOSPITAL, utc_today())
 
-    assert (settled.hospital_id, settled.visit_date, settled.no_shows) == (HOSPITAL, TODAY, 3)
+    assert (settled.hospital_id, settled.visit_date, settled.no_shows) == (HOSPITAL, utc_today(), 3)
     assert settled.finished_at is not None
     for booking in missed:
         ended = await status_of(stores, booking)
@@ -393,7 +392,7 @@ async def test_day_end_settles_what_is_still_booked_as_no_shows(
     assert (await status_of(stores, hold)).status is BookingStatus.PENDING_PAYMENT
     assert (await status_of(stores, future)).status is BookingStatus.BOOKED
     # Settling again changes nothing and answers the same count.
-    again = await operations.day_end(HOSPITAL, TODAY)
+    again = await operations.day_end(HOSPITAL, utc_today())
     assert again.no_shows == 3
     assert [(await status_of(stores, b)).settled_at for b in missed] == [
         (await status_of(stores, b)).settled_at for b in missed
@@ -404,9 +403,9 @@ async def test_day_end_refuses_a_date_the_hospital_has_not_reached(
     service: BookingService, operations: HospitalOperations
 ) -> None:
     await create(service, schedule_in())
-    tomorrow = TODAY + dt.timedelta(days=2)
+    tomorrow = utc_today() + dt.timedelta(days=2)
     assert await refusal(operations.day_end(HOSPITAL, tomorrow)) is Code.INVALID_STATE
-    assert await refusal(operations.day_end("h-unknown", TODAY)) is Code.HOSPITAL_NOT_FOUND
+    assert await refusal(operations.day_end("h-unknown", utc_today())) is Code.HOSPITAL_NOT_FOUND
 
 
 async def test_two_settlements_at_once_settle_each_booking_once(
@@ -415,13 +414,13 @@ async def test_two_settlements_at_once_settle_each_booking_once(
     strategy = service.strategy
     from core.lifecycle import settlement
 
-    (today,) = await create(service, schedule_in(capacity=40, visit_date=TODAY))
+    (today,) = await create(service, schedule_in(capacity=40, visit_date=utc_today()))
     for i in range(40):
         await book(service, f"p{i}", today)
 
     first, second = await asyncio.gather(
-        settlement.settle_day(stores.pg, strategy, HOSPITAL, TODAY, batch=7),
-        settlement.settle_day(stores.pg, strategy, HOSPITAL, TODAY, batch=7),
+        settlement.settle_day(stores.pg, strategy, HOSPITAL, utc_today(), batch=7),
+        settlement.settle_day(stores.pg, strategy, HOSPITAL, utc_today(), batch=7),
     )
 
     assert first.no_shows == second.no_shows == 40
@@ -432,11 +431,11 @@ async def test_two_settlements_at_once_settle_each_booking_once(
 async def test_cancels_racing_day_end_end_each_booking_once(
     service: BookingService, operations: HospitalOperations, stores: Stores
 ) -> None:
-    (today,) = await create(service, schedule_in(capacity=30, visit_date=TODAY))
+    (today,) = await create(service, schedule_in(capacity=30, visit_date=utc_today()))
     bookings = [await book(service, f"p{i}", today) for i in range(30)]
 
     results = await asyncio.gather(
-        operations.day_end(HOSPITAL, TODAY), *(cancel_or_code(service, b) for b in bookings)
+        operations.day_end(HOSPITAL, utc_today()), *(cancel_or_code(service, b) for b in bookings)
     )
 
     ended = [await status_of(stores, b) for b in bookings]

@@ -23,29 +23,31 @@ from core.lifecycle import expiry
 from core.operations import HospitalOperations
 from core.stores import Stores
 from tests.invariants import Observed, violations
-from tests.scenarios import VISIT_DATE, create, schedule_in
+from tests.scenarios import create, schedule_in, utc_today
 
 
 @dataclass(frozen=True)
 class Slot:
     department: str
-    # Days after VISIT_DATE; TODAY_SLOT is the visit date of check-ins and settlement.
+    # Days after the run's today (its schedules are made then); TODAY is the visit date of
+    # check-ins and settlement, AHEAD a week later like tests.scenarios.VISIT_DATE.
     day: int
     capacity: int
     fee_cents: int = 0
 
 
-TODAY_SLOT = (dt.datetime.now(dt.UTC).date() - VISIT_DATE).days
+TODAY = 0
+AHEAD = 7
 # Three departments, three dates, small capacities: every rule is reachable in a few steps;
 # one paid schedule (its bookings are holds) and one of today (check-in, settlement).
 SLOTS = (
-    Slot("dA", 0, 1),
-    Slot("dA", 0, 2),
-    Slot("dA", 0, 1),
-    Slot("dB", 0, 1),
-    Slot("dA", 1, 2),
-    Slot("dB", 1, 2, fee_cents=900),
-    Slot("dC", TODAY_SLOT, 2),
+    Slot("dA", AHEAD, 1),
+    Slot("dA", AHEAD, 2),
+    Slot("dA", AHEAD, 1),
+    Slot("dB", AHEAD, 1),
+    Slot("dA", AHEAD + 1, 2),
+    Slot("dB", AHEAD + 1, 2, fee_cents=900),
+    Slot("dC", TODAY, 2),
 )
 PATIENTS = 3
 
@@ -188,6 +190,7 @@ class Run:
         self.schedule_ids: list[int] = []
 
     async def open(self) -> None:
+        self.today = utc_today()
         await self.service.put_rules(self.hospital, self.model.rules)
         self.schedule_ids = await create(
             self.service,
@@ -196,7 +199,7 @@ class Run:
                     hospital_id=self.hospital,
                     department_id=slot.department,
                     doctor_id=f"doc{i}",
-                    visit_date=VISIT_DATE + dt.timedelta(days=slot.day),
+                    visit_date=self.today + dt.timedelta(days=slot.day),
                     capacity=slot.capacity,
                     fee_cents=slot.fee_cents,
                 )
@@ -316,21 +319,19 @@ class Run:
         except SlotrushError as exc:
             answer = exc.code
         status = self.model.status[target.id]
-        if status is BookingStatus.BOOKED and slot is not None and SLOTS[slot].day == TODAY_SLOT:
+        if status is BookingStatus.BOOKED and slot is not None and SLOTS[slot].day == TODAY:
             assert isinstance(answer, Booking) and answer.status is BookingStatus.ATTENDED
             self.model.end(target.id, BookingStatus.ATTENDED)
         else:
             assert answer is Code.BOOKING_NOT_FOUND, f"checking in a booking {status}: {answer}"
 
     async def settle(self) -> None:
-        today = VISIT_DATE + dt.timedelta(days=TODAY_SLOT)
         due = [
             booking_id
             for booking_id, (_, slot, _) in self.model.active.items()
-            if SLOTS[slot].day == TODAY_SLOT
-            and self.model.status[booking_id] is BookingStatus.BOOKED
+            if SLOTS[slot].day == TODAY and self.model.status[booking_id] is BookingStatus.BOOKED
         ]
-        settled = await self.operations.day_end(self.hospital, today)
+        settled = await self.operations.day_end(self.hospital, self.today)
         assert settled.no_shows == self.settled + len(due)
         self.settled += len(due)
         for booking_id in due:

@@ -28,8 +28,7 @@ from tests.http.conftest import (
     start_server,
     unique,
 )
-
-TODAY = dt.datetime.now(dt.UTC).date().isoformat()
+from tests.scenarios import utc_today
 
 
 async def booked(api: Client, schedule_id: str, patient: str) -> dict[str, object]:
@@ -82,7 +81,7 @@ async def test_a_lapsed_hold_is_bookable_again_through_the_sold_out_memory(
 
 
 async def test_check_in_at_the_counter(api: Client) -> None:
-    schedule = await api.create_schedule(visit_date=TODAY)
+    schedule = await api.create_schedule(visit_date=utc_today().isoformat())
     hospital = schedule["hospital_id"]
     booking = await booked(api, schedule["id"], unique("p"))
     path = f"/v1/hospitals/{hospital}/check-ins"
@@ -104,7 +103,7 @@ async def test_check_in_at_the_counter(api: Client) -> None:
 
 
 async def test_wrong_codes_are_rate_limited(api: Client) -> None:
-    schedule = await api.create_schedule(visit_date=TODAY)
+    schedule = await api.create_schedule(visit_date=utc_today().isoformat())
     path = f"/v1/hospitals/{schedule['hospital_id']}/check-ins"
     for _ in range(10):
         wrong = await api.call(
@@ -121,18 +120,20 @@ async def test_wrong_codes_are_rate_limited(api: Client) -> None:
 
 
 async def test_day_end_settles_the_date_and_answers_its_counts(api: Client) -> None:
-    schedule = await api.create_schedule(visit_date=TODAY, capacity=5)
+    schedule = await api.create_schedule(visit_date=utc_today().isoformat(), capacity=5)
     hospital = schedule["hospital_id"]
     missed = [await booked(api, schedule["id"], unique("p")) for _ in range(3)]
     path = f"/v1/admin/hospitals/{hospital}/day-end"
 
-    answer = await api.call("POST", path, token=admin_token(), json={"date": TODAY})
+    answer = await api.call(
+        "POST", path, token=admin_token(), json={"date": utc_today().isoformat()}
+    )
 
     assert answer.status == 200, answer.body
     settled = answer.shaped(lifecycle_shapes.Settlement)
     assert (settled.hospital_id, settled.date.isoformat(), settled.no_shows) == (
         hospital,
-        TODAY,
+        utc_today().isoformat(),
         3,
     )
     first = missed[0]
@@ -140,9 +141,11 @@ async def test_day_end_settles_the_date_and_answers_its_counts(api: Client) -> N
         "GET", f"/v1/bookings/{first['id']}", token=patient_token(str(first["patient_id"]))
     )
     assert seen.json["booking"]["status"] == "no_show"
-    again = await api.call("POST", path, token=admin_token(), json={"date": TODAY})
+    again = await api.call(
+        "POST", path, token=admin_token(), json={"date": utc_today().isoformat()}
+    )
     assert again.json == answer.json
-    later = (dt.date.fromisoformat(TODAY) + dt.timedelta(days=2)).isoformat()
+    later = (utc_today() + dt.timedelta(days=2)).isoformat()
     (await api.call("POST", path, token=admin_token(), json={"date": later})).problem(
         409, "invalid_state", frozenset({"detail"})
     )
@@ -190,14 +193,16 @@ async def test_a_server_killed_mid_settlement_settles_each_booking_once_after_re
     try:
         api = Client(session, doomed.url)
         total = 2 * BATCH + 100
-        schedule = await api.create_schedule(visit_date=TODAY, capacity=total)
+        schedule = await api.create_schedule(visit_date=utc_today().isoformat(), capacity=total)
         conn = await asyncpg.connect(test_database_url)
         try:
             await fill(conn, schedule["id"])
             switch.touch()
             path = f"/v1/admin/hospitals/{schedule['hospital_id']}/day-end"
             with pytest.raises(aiohttp.ClientError):
-                await api.call("POST", path, token=admin_token(), json={"date": TODAY})
+                await api.call(
+                    "POST", path, token=admin_token(), json={"date": utc_today().isoformat()}
+                )
             assert await doomed.process.wait() != 0
             after_crash = await conn.fetchval("SELECT no_shows FROM settlements")
             assert after_crash == BATCH
@@ -207,7 +212,7 @@ async def test_a_server_killed_mid_settlement_settles_each_booking_once_after_re
 
             restarted = await serve("--strategy", strategy)
             answer = await Client(session, restarted.url).call(
-                "POST", path, token=admin_token(), json={"date": TODAY}
+                "POST", path, token=admin_token(), json={"date": utc_today().isoformat()}
             )
 
             assert answer.status == 200, answer.body
