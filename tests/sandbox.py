@@ -4,7 +4,6 @@ the `slotrush sandbox-pay` command; both are the real HTTP service."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from bench.sandbox import SandboxProcess
 from core.payments import signing
 from core.settings import Settings
 from server.sandbox_pay.app import DELIVERER, FAULTS, LEDGER, create_app
@@ -73,28 +73,12 @@ def signed(event: dict[str, Any], *, at: float | None = None) -> tuple[bytes, st
 
 
 @asynccontextmanager
-async def sandbox_process(log: Path, *args: str) -> AsyncIterator[str]:
-    """`slotrush sandbox-pay --port 0 ARGS`; its URL once it listens."""
-    with log.open("ab") as err:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "server.cli",
-            "sandbox-pay",
-            "--port",
-            "0",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=err,
-            cwd=REPO,
-        )
-    assert process.stdout is not None
+async def sandbox_process(workdir: Path) -> AsyncIterator[str]:
+    """`slotrush sandbox-pay` as its own process (bench.sandbox), its log and journal in
+    `workdir`; its URL once it listens."""
+    sandbox = SandboxProcess(workdir)
+    await asyncio.to_thread(sandbox.start)
     try:
-        async with asyncio.timeout(60):
-            line = (await process.stdout.readline()).decode()
-        assert line.startswith("slotrush sandbox-pay: serving on "), line
-        yield line.rsplit(" ", 1)[1].strip()
+        yield sandbox.url
     finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
+        await asyncio.to_thread(sandbox.kill)

@@ -182,7 +182,7 @@ def shared_stores(service_urls: ServiceUrls) -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="package")
 async def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """The package's payment provider: `slotrush sandbox-pay`, notifying the package's server."""
-    async with sandbox_process(tmp_path_factory.mktemp("sandbox") / "sandbox.log") as url:
+    async with sandbox_process(tmp_path_factory.mktemp("sandbox")) as url:
         yield url
 
 

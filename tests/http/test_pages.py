@@ -76,7 +76,7 @@ async def site(
 ) -> AsyncIterator[Site]:
     logs = tmp_path_factory.mktemp("pages")
     # A provider of its own: the package's sandbox notifies the package's server.
-    async with sandbox_process(logs / "sandbox.log") as sandbox_url:
+    async with sandbox_process(logs) as sandbox_url:
         env = server_env(
             service_urls.redis_url, *pages_stores, SLOTRUSH_PAY_SANDBOX_URL=sandbox_url
         )
