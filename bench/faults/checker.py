@@ -4,6 +4,7 @@ rows (and, for Redis strategies, against Redis)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -349,7 +350,7 @@ class Checker:
             expected[f"{r.patient_id}:s:{r.schedule_id}"] = r.request_id
         expected.update((field, str(n)) for field, n in counts.items())
         in_redis = {
-            field.decode(): value.decode()
+            os.fsdecode(field): os.fsdecode(value)  # bytes (or str, as redis-py types it)
             for field, value in (await client.hgetall(slot.counters)).items()
         }
         off = {
