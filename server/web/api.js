@@ -119,11 +119,15 @@ export class Poller {
     if (!document.hidden) {
       try {
         const answer = await call("GET", this.path, { token: this.token, etag: this.etag });
+        // Stopped meanwhile (the page asks for something else now): a late answer to the
+        // old question must not overwrite the new one's.
+        if (this.stopped) return;
         if (!answer.notModified) {
           this.etag = answer.etag;
           this.onChange(answer.body);
         }
       } catch (error) {
+        if (this.stopped) return;
         wait = Math.max(wait, error.retryAfter || wait * 2);
         if (this.onError) this.onError(error);
       }

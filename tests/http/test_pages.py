@@ -240,6 +240,28 @@ async def test_a_sold_out_answer_is_shown_as_sold_out_not_as_an_error(
     await screenshot(page, "book-sold-out")
 
 
+async def test_a_late_answer_about_the_doctor_before_leaves_the_chosen_ones_sessions(
+    open_page: Any, api: Client
+) -> None:
+    doctor = unique("dr")
+    await new_session(api, doctor)
+    page = await open_page("/book", patient_token(unique("p")))
+
+    async def others_late(route: Any) -> None:
+        if f"doctor_id={doctor}" not in route.request.url:
+            await asyncio.sleep(2)
+        await route.continue_()
+
+    # The department's first doctor is asked for first, and answered after the choice.
+    await page.route("**/v1/schedules?*", others_late)
+    await choose(page, "pediatrics", doctor)
+    await page.wait_for_timeout(3000)
+    shown = await page.locator("#sessions li.session").evaluate_all(
+        "items => items.map((li) => li.dataset.doctor)"
+    )
+    assert shown and set(shown) == {doctor}, shown
+
+
 async def test_a_paid_booking_is_paid_at_checkout_and_refunded_on_cancel(
     open_page: Any, site: Site
 ) -> None:
