@@ -147,8 +147,11 @@ WITH rules AS (
     ON CONFLICT DO NOTHING
     RETURNING *
 ), held AS (
+    -- Joined on the written rows' own key, not on $1 and $2: those let a generic plan scan
+    -- every number of the schedule for each row written (a crowd's statistics are stale).
     UPDATE schedule_numbers n SET booking_id = w.id FROM written w
-    WHERE n.hospital_id = $2 AND n.schedule_id = $1 AND n.number = w.number
+    WHERE n.hospital_id = w.hospital_id AND n.schedule_id = w.schedule_id
+      AND n.number = w.number
 )
 SELECT o.refusal, o.number AS offered, w.*
 FROM offered o
