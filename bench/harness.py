@@ -60,7 +60,14 @@ from bench.phases import Call, Encoder, PhaseResult, Workload
 from bench.progress import Progress, run_progress
 from bench.reference import measure_references
 from bench.rss import rss_by_process
-from bench.stack import CpuMeter, ServerProcess, describe_machine, redis_client, serving
+from bench.stack import (
+    CpuMeter,
+    ServerProcess,
+    describe_machine,
+    redis_client,
+    serving,
+    settle,
+)
 from bench.summary import StrategyResult, build_record, render_tables, write_results
 from core.settings import Settings
 from loadtest.client.invariants import evaluate
@@ -211,6 +218,7 @@ class StrategyBench:
         self,
         config: BenchConfig,
         server: ServerProcess,
+        database: str,
         secret: str,
         meter: CpuMeter,
         advance: Callable[[str], None],
@@ -218,6 +226,7 @@ class StrategyBench:
     ) -> None:
         self.config = config
         self.server = server
+        self.database = database
         self.meter = meter
         self.admin = AdminClient(server.url, secret)
         self.encoder = Encoder("127.0.0.1", server.port, secret)
@@ -245,8 +254,6 @@ class StrategyBench:
         spread = self.seed("spread", 10, share)
         hot = self.seed("hot", 1, count) + self.seed("hot-rest", 9, share)
         for name, plan, hot_share in (("spread", spread, 0.0), ("hot", hot, HOT_SHARE)):
-            # One booking per schedule first: the phase then measures bookings, not the
-            # first touch of each schedule (caches, loading it into Redis).
             self.book_one_each(name, plan)
             workload = phases.crowd(
                 self.encoder, name, _ids(plan), count, loadgen.burst(count), hot_share=hot_share
@@ -266,12 +273,14 @@ class StrategyBench:
         config = self.config
         if config.scenario == "sustained":
             plan = self.seed("crowd", config.schedules, config.capacity)
+            settle(self.database)
             workload = phases.sustained(self.encoder, _ids(plan), config.users, config.duration)
             self.measure(workload, book=True)
             return
         # The crowd gathers before the opening and arrives within `duration` after it.
         opens_at = opening_in(1.0)
         plan = self.seed("crowd", config.schedules, config.capacity, opens_at=opens_at)
+        settle(self.database)
         hot_share = HOT_SHARE if config.scenario == "hot" else 0.0
         workload = phases.crowd(
             self.encoder,
@@ -362,12 +371,15 @@ class StrategyBench:
             client.close()
 
     def book_one_each(self, name: str, plan: list[SeededSchedule]) -> None:
+        """One booking per schedule, then the ledger settled (bench.stack.settle): the phase
+        that follows measures bookings, not the first touch of each schedule."""
         workload = Workload(f"{name}-first")
         for i, schedule in enumerate(plan):
             patient = f"{name}-first-{i}"
             call = Call(phases.BOOK, schedule.id, patient)
             workload.add(self.encoder.book(schedule.id, patient), 0.0, call)
         self.run_shot(workload, book=True)
+        settle(self.database)
 
     def verify(self) -> None:
         self._advance("verify")
@@ -523,7 +535,9 @@ def bench_strategy(
     try:
         with serving(strategy, config.workers, urls, secret, workdir) as (server, database):
             meter = CpuMeter.for_stack(server, urls.redis_url, database)
-            bench = StrategyBench(config, server, secret, meter, steps.advance, steps.progress)
+            bench = StrategyBench(
+                config, server, database, secret, meter, steps.advance, steps.progress
+            )
             bench.probe_driver = first
             result = bench.run()
             result.ledger = ledger_footprint(database)

@@ -270,7 +270,25 @@ class Ledger:
         self, items: Sequence[ScheduleIn], now: dt.datetime
     ) -> list[Schedule]:
         async with self.pool.acquire() as conn, conn.transaction():
-            return await insert_schedules(conn, items, now)
+            schedules = await insert_schedules(conn, items, now)
+        await self.refresh_statistics(sum(s.capacity for s in schedules))
+        return schedules
+
+    async def refresh_statistics(self, numbers_added: int) -> None:
+        """After numbers landed, and outside the transaction that wrote them: ANALYZE the
+        booking tables whose statistics no longer describe them. The crowd's statements are
+        planned from these statistics; autovacuum refreshes them a minute later at best, and
+        never where it is off. Planned from statistics that knew no numbers of a new schedule,
+        a Redis strategy's ledger write read all 10,000 numbers of its schedule per batch and
+        a patient's rule check read every booking of the hospital that day: redis-queue booked
+        a hot schedule at 360/s instead of 1,200/s."""
+        if not numbers_added:
+            return
+        async with self.pool.acquire() as conn:
+            stale = [r["name"] for r in await conn.fetch(q("stale_statistics"), numbers_added)]
+            if stale:
+                # SKIP_LOCKED: an ANALYZE already running on a table does the job.
+                await conn.execute(f"ANALYZE (SKIP_LOCKED) {', '.join(stale)}")
 
     async def get_schedule(self, schedule_id: int) -> Schedule | None:
         row = await self.pool.fetchrow(q("get_schedule"), schedule_id)

@@ -303,3 +303,27 @@ async def test_other_tables_refuse_a_broken_row(
         await stores.pg.execute(sql)
 
     assert refused.value.constraint_name == constraint
+
+
+async def test_numbers_landing_in_bulk_refresh_the_planner_statistics(stores: Stores) -> None:
+    """A crowd's statements are planned from these statistics (Ledger.refresh_statistics):
+    numbers that land in bulk are counted at once, a few more are left to the next batch."""
+
+    async def create(capacity: int) -> None:
+        item = ScheduleIn("h1", "d1", "doc1", NOW.date(), Period.AM, capacity=capacity)
+        await stores.ledger.create_schedules([item], NOW)
+
+    async def analyzed() -> tuple[int, float]:
+        # analyze_count counts ANALYZE commands only, never autovacuum's.
+        row = await stores.pg.fetchrow(
+            "SELECT t.analyze_count, c.reltuples FROM pg_stat_user_tables t"
+            " JOIN pg_class c ON c.oid = t.relid WHERE t.relid = 'schedule_numbers'::regclass"
+        )
+        return int(row["analyze_count"]), float(row["reltuples"])
+
+    await create(1000)
+    assert await analyzed() == (1, 1000)
+    await create(10)  # 10 more on 1,000 known: under 50 + 10%
+    assert (await analyzed())[0] == 1
+    await create(500)
+    assert await analyzed() == (2, 1510)

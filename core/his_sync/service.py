@@ -206,6 +206,10 @@ class HisSync:
     ) -> None:
         """After the commit: the inventory learns, this process forgets what it kept."""
         service = self._service
+        grown = (r.schedule.capacity - r.before for r in resizes)
+        await service.ledger.refresh_statistics(
+            sum(s.capacity for s in created) + sum(n for n in grown if n > 0)
+        )
         for hospital_id in {s.hospital_id for s in created}:
             service.terms.forget(hospital_id)
         if created:

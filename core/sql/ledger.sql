@@ -54,6 +54,18 @@ WHERE ($1::text IS NULL OR s.hospital_id = $1)
 ORDER BY s.id
 LIMIT $9;
 
+-- name: stale_statistics
+-- The booking tables whose planner statistics no longer describe them, by autovacuum's own
+-- default rule (changed by more than 50 rows and 10% since the last ANALYZE, or never
+-- analyzed). $1: numbers just added, which the cumulative statistics may not count yet.
+SELECT c.oid::regclass::text AS name
+FROM pg_class c JOIN pg_stat_user_tables t ON t.relid = c.oid
+WHERE c.oid IN (to_regclass('schedule_numbers'), to_regclass('bookings'))
+  AND (c.reltuples < 0
+       OR t.n_mod_since_analyze + CASE WHEN c.oid = to_regclass('schedule_numbers')
+                                       THEN $1 ELSE 0 END
+          > 50 + 0.1 * c.reltuples);
+
 -- name: remaining
 SELECT count(*) FROM schedule_numbers
 WHERE hospital_id = $1 AND schedule_id = $2 AND booking_id IS NULL;
