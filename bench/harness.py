@@ -245,7 +245,7 @@ class StrategyBench:
         self.measure(phases.ceiling(self.encoder, config.throughput_requests), flat_out=True)
         if self.probe_driver:
             self.result.driver = compare_drivers(self.server.url, self.result.phases["ceiling"])
-        self.measure_against_ceiling(self.sold_out_workload())
+        self.measure_against_ceiling(self.sold_out_workload(), like_booking=True)
         self.measure_free_number_memory()
         count = config.booking_requests
         # Capacity to spare everywhere, so every answer is a booking: 1/10 of the bookings
@@ -423,16 +423,22 @@ class StrategyBench:
         self.result.phases[workload.name] = result
         return shot
 
-    def measure_against_ceiling(self, workload: Workload) -> None:
+    def measure_against_ceiling(self, workload: Workload, *, like_booking: bool = False) -> None:
         """A flat-out phase in slices, each right after a slice of GET /ceiling: other load on
         the machine then weighs on both sides of each ratio alike. The phase's ratio is the
-        median of its slices' ratios."""
+        median of its slices' ratios. `like_booking` adds a slice of the ceiling asked with a
+        booking's headers and body, and the ratio to that: what the phase costs beyond the
+        HTTP parsing of its requests."""
         self._advance(workload.name)
-        ceiling = phases.ceiling(self.encoder, self.config.throughput_requests)
+        count = self.config.throughput_requests
+        ceiling = phases.ceiling(self.encoder, count)
+        shaped = phases.ceiling(self.encoder, count, like_booking=True) if like_booking else None
         seconds = self.config.slice_seconds
         shots: list[loadgen.Shot] = []
         ceilings: list[float] = []
         ratios: list[float] = []
+        shaped_ceilings: list[float] = []
+        shaped_ratios: list[float] = []
         cpu: Counter[str] = Counter()
         # Each slice gets its share of the requests: a slice that ran faster than planned
         # must not leave the next ones with nothing to send.
@@ -440,6 +446,10 @@ class StrategyBench:
         start = 0
         for _ in range(self.config.slices):
             ceilings.append(self.run_shot(ceiling, book=False, send_for=seconds).throughput)
+            if shaped is not None:
+                shaped_ceilings.append(
+                    self.run_shot(shaped, book=False, send_for=seconds).throughput
+                )
             before = self.meter.sample()
             shot = self.run_shot(workload.tail(start, share), book=True, send_for=seconds)
             cpu.update(CpuMeter.delta(before, self.meter.sample()))
@@ -447,10 +457,15 @@ class StrategyBench:
             shots.append(shot)
             if ceilings[-1]:
                 ratios.append(shot.throughput / ceilings[-1])
+            if shaped_ceilings and shaped_ceilings[-1]:
+                shaped_ratios.append(shot.throughput / shaped_ceilings[-1])
         result = phases.summarise(workload.name, loadgen.Shot.joined(shots))
         result.cpu_seconds = dict(cpu)
         result.ceiling_slices = ceilings
         result.ratio_to_ceiling = statistics.median(ratios) if ratios else None
+        result.booking_shaped_ceiling_slices = shaped_ceilings
+        if shaped_ratios:
+            result.ratio_to_booking_shaped_ceiling = statistics.median(shaped_ratios)
         self.result.phases[workload.name] = result
 
     def run_shot(
