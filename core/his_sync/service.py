@@ -206,10 +206,6 @@ class HisSync:
     ) -> None:
         """After the commit: the inventory learns, this process forgets what it kept."""
         service = self._service
-        grown = (r.schedule.capacity - r.before for r in resizes)
-        await service.ledger.refresh_statistics(
-            sum(s.capacity for s in created) + sum(n for n in grown if n > 0)
-        )
         for hospital_id in {s.hospital_id for s in created}:
             service.terms.forget(hospital_id)
         if created:
@@ -218,6 +214,10 @@ class HisSync:
             await service.strategy.capacity_changed(resizes)
         for schedule in updated:
             service.schedule_changed(schedule)
+        grown = (r.schedule.capacity - r.before for r in resizes)
+        await service.ledger.refresh_statistics(
+            sum(s.capacity for s in created) + sum(n for n in grown if n > 0)
+        )
 
 
 def _no_repeats(items: Sequence[ScheduleIn]) -> None:
