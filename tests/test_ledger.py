@@ -12,6 +12,7 @@ import pytest
 
 from core.domain import Period, Schedule, ScheduleIn
 from core.stores import Stores
+from tests.planner_statistics import numbers_analyzed
 
 CAPACITY = 2
 NOW = dt.datetime.now(dt.UTC)
@@ -313,17 +314,9 @@ async def test_numbers_landing_in_bulk_refresh_the_planner_statistics(stores: St
         item = ScheduleIn("h1", "d1", "doc1", NOW.date(), Period.AM, capacity=capacity)
         await stores.ledger.create_schedules([item], NOW)
 
-    async def analyzed() -> tuple[int, float]:
-        # analyze_count counts ANALYZE commands only, never autovacuum's.
-        row = await stores.pg.fetchrow(
-            "SELECT t.analyze_count, c.reltuples FROM pg_stat_user_tables t"
-            " JOIN pg_class c ON c.oid = t.relid WHERE t.relid = 'schedule_numbers'::regclass"
-        )
-        return int(row["analyze_count"]), float(row["reltuples"])
-
     await create(1000)
-    assert await analyzed() == (1, 1000)
+    assert await numbers_analyzed(stores.pg) == (1, 1000)
     await create(10)  # 10 more on 1,000 known: under 50 + 10%
-    assert (await analyzed())[0] == 1
+    assert (await numbers_analyzed(stores.pg))[0] == 1
     await create(500)
-    assert await analyzed() == (2, 1510)
+    assert await numbers_analyzed(stores.pg) == (2, 1510)
