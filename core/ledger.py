@@ -278,17 +278,16 @@ class Ledger:
         await self.refresh_statistics(sum(s.capacity for s in schedules))
         return schedules
 
-    async def refresh_statistics(self, numbers_added: int) -> None:
-        """After numbers landed, and outside the transaction that wrote them: ANALYZE the
-        booking tables whose statistics no longer describe them. The crowd's statements are
+    async def refresh_statistics(self, numbers_added: int = 0) -> None:
+        """ANALYZE the booking tables whose statistics no longer describe them: after numbers
+        landed (outside the transaction that wrote them), and on the refresh_statistics
+        job's tick while a crowd fills the bookings. The crowd's statements are
         planned from these statistics; autovacuum refreshes them a minute later at best, and
         never where it is off. Planned from statistics that knew no numbers of a new schedule,
         a Redis strategy's ledger write read all 10,000 numbers of its schedule per batch and
         a patient's rule check read every booking of the hospital that day: redis-queue booked
         a hot schedule at 360/s instead of 790/s. Best effort: the schedules are written, and
         a failure here must not tell their creator otherwise."""
-        if not numbers_added:
-            return
         try:
             async with self.pool.acquire() as conn:
                 rows = await conn.fetch(q("stale_statistics"), numbers_added)

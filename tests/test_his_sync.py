@@ -25,7 +25,7 @@ from core.stores import Stores
 from strategies import STRATEGIES
 from strategies.base import InventoryStrategy
 from tests.conftest import StrategyFactory
-from tests.planner_statistics import numbers_analyzed
+from tests.planner_statistics import analyzed
 from tests.scenarios import VISIT_DATE, schedule_in
 
 _hospitals = itertools.count()
@@ -290,9 +290,9 @@ async def test_numbers_created_or_added_in_bulk_refresh_the_planner_statistics(
     his: HisSync, stores: Stores
 ) -> None:
     await his.upsert([schedule_in(hospital_id="bulk1", capacity=1000, external_id="b1")])
-    assert await numbers_analyzed(stores.pg) == (1, 1000)
+    assert await analyzed(stores.pg, "schedule_numbers") == (1, 1000)
     await his.upsert([schedule_in(hospital_id="bulk1", capacity=1300, external_id="b1")])
-    assert await numbers_analyzed(stores.pg) == (2, 1300)
+    assert await analyzed(stores.pg, "schedule_numbers") == (2, 1300)
 
 
 # --- convergence ----------------------------------------------------------------------------

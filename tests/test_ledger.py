@@ -12,7 +12,7 @@ import pytest
 
 from core.domain import Period, Schedule, ScheduleIn
 from core.stores import Stores
-from tests.planner_statistics import numbers_analyzed
+from tests.planner_statistics import analyzed
 
 CAPACITY = 2
 NOW = dt.datetime.now(dt.UTC)
@@ -50,7 +50,7 @@ def booking_row(schedule: Schedule, **overrides: Any) -> dict[str, Any]:
     return row | overrides
 
 
-async def insert_booking(pool: asyncpg.Pool, row: dict[str, Any]) -> int:
+async def insert_booking(pool: asyncpg.Pool | asyncpg.Connection, row: dict[str, Any]) -> int:
     columns = ", ".join(row)
     params = ", ".join(f"${i}" for i in range(1, len(row) + 1))
     sql = f"INSERT INTO bookings ({columns}) VALUES ({params}) RETURNING id"
@@ -315,8 +315,23 @@ async def test_numbers_landing_in_bulk_refresh_the_planner_statistics(stores: St
         await stores.ledger.create_schedules([item], NOW)
 
     await create(1000)
-    assert await numbers_analyzed(stores.pg) == (1, 1000)
+    assert await analyzed(stores.pg, "schedule_numbers") == (1, 1000)
     await create(10)  # 10 more on 1,000 known: under 50 + 10%
-    assert (await numbers_analyzed(stores.pg))[0] == 1
+    assert (await analyzed(stores.pg, "schedule_numbers"))[0] == 1
     await create(500)
-    assert await numbers_analyzed(stores.pg) == (2, 1510)
+    assert await analyzed(stores.pg, "schedule_numbers") == (2, 1510)
+
+
+async def test_a_day_filling_with_bookings_refreshes_their_statistics(stores: Stores) -> None:
+    """The refresh_statistics job's tick: the bookings are analyzed once a crowd has changed
+    them by more than autovacuum's rule allows."""
+    item = ScheduleIn("h1", "d1", "doc1", NOW.date(), Period.AM, capacity=100)
+    (schedule,) = await stores.ledger.create_schedules([item], NOW)
+    before, _ = await analyzed(stores.pg, "bookings")
+    async with stores.pg.acquire() as conn:
+        for n in range(1, 61):
+            await insert_booking(conn, booking_row(schedule, number=n, patient_id=f"p{n}"))
+        # Counted in the cumulative statistics once this backend flushes them.
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    await stores.ledger.refresh_statistics()
+    assert await analyzed(stores.pg, "bookings") == (before + 1, 60)

@@ -16,6 +16,7 @@ from typing import Final
 from core.jobs import (
     deliver_notifications,
     expire_holds,
+    refresh_statistics,
     refund_payments,
     send_reminders,
     settle_day,
@@ -30,4 +31,5 @@ JOBS: Final[tuple[Job, ...]] = (
     refund_payments.JOB,
     deliver_notifications.JOB,
     send_reminders.JOB,
+    refresh_statistics.JOB,
 )
