@@ -5,12 +5,12 @@ run wrote."""
 
 from __future__ import annotations
 
-import asyncio
 from importlib.resources import files
 from typing import Any
 
 import asyncpg
 
+from bench.stack import on_database
 from core.queries import parse
 
 _SQL = parse(files("bench").joinpath("sql", "footprint.sql").read_text())["ledger_footprint"]
@@ -20,15 +20,7 @@ def ledger_footprint(database_url: str) -> dict[str, Any]:
     """Booking rows, the bytes of their table (indexes and TOAST included) and of the whole
     database, and each per row."""
 
-    async def read() -> asyncpg.Record:
-        conn = await asyncpg.connect(database_url)
-        try:
-            row: asyncpg.Record = await conn.fetchrow(_SQL)
-            return row
-        finally:
-            await conn.close()
-
-    row = asyncio.run(read())
+    row: asyncpg.Record = on_database(database_url, lambda conn: conn.fetchrow(_SQL))
     rows = int(row["rows"])
     return {
         "booking_rows": rows,

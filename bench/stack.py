@@ -20,10 +20,10 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -56,23 +56,33 @@ def database_at(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+T = TypeVar("T")
+
+
+def on_database(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """`work` on a connection of its own to `url`, from the harness's synchronous code."""
+
+    async def run() -> T:
+        conn = await asyncpg.connect(url)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 @contextlib.contextmanager
 def fresh_database(server_url: str, label: str) -> Iterator[str]:
     """A new, empty database on the server of `server_url`, dropped afterwards."""
     name = f"slotrush_bench_{label.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(server_url)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    on_database(server_url, lambda conn: conn.execute(f'CREATE DATABASE "{name}"'))
     try:
         yield database_at(server_url, name)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        on_database(
+            server_url, lambda conn: conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
 
 
 @contextlib.contextmanager
@@ -304,17 +314,13 @@ def shorten_holds(database: str, seconds: float) -> None:
     (the dev/test knob `slotrush.payment_window_seconds`, README): a `prepare` for `serving`,
     since the setting reaches only sessions opened after it."""
 
-    async def alter() -> None:
-        conn = await asyncpg.connect(database)
-        try:
-            name = await conn.fetchval("SELECT current_database()")
-            await conn.execute(
-                f"ALTER DATABASE \"{name}\" SET slotrush.payment_window_seconds = '{seconds:g}'"
-            )
-        finally:
-            await conn.close()
+    async def alter(conn: asyncpg.Connection) -> None:
+        name = await conn.fetchval("SELECT current_database()")
+        await conn.execute(
+            f"ALTER DATABASE \"{name}\" SET slotrush.payment_window_seconds = '{seconds:g}'"
+        )
 
-    asyncio.run(alter())
+    on_database(database, alter)
 
 
 def settle(database: str) -> None:
@@ -323,15 +329,7 @@ def settle(database: str) -> None:
     those of a database that has been running, not of one created seconds ago (where every
     plan is made from empty tables' statistics, and autovacuum may be off, as on this
     project's shared machines)."""
-
-    async def vacuum() -> None:
-        conn = await asyncpg.connect(database)
-        try:
-            await conn.execute("VACUUM ANALYZE")
-        finally:
-            await conn.close()
-
-    asyncio.run(vacuum())
+    on_database(database, lambda conn: conn.execute("VACUUM ANALYZE"))
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -444,15 +442,8 @@ def _redis_version(url: str) -> str | None:
 
 
 def _postgres_version(url: str) -> str | None:
-    async def version() -> str:
-        conn = await asyncpg.connect(url)
-        try:
-            return str(await conn.fetchval("SHOW server_version"))
-        finally:
-            await conn.close()
-
     try:
-        return asyncio.run(version())
+        return str(on_database(url, lambda conn: conn.fetchval("SHOW server_version")))
     except (OSError, asyncpg.PostgresError):
         return None
 
