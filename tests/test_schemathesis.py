@@ -2,8 +2,9 @@
 pg-pessimistic server and sends every operation generated requests, schema-valid and not,
 validating each answer with every check it has (all are on by default in schemathesis 4),
 one test per operation.
-A birth date must not be after today, which no JSON Schema can say: generated profiles get
-birth dates moved into the past (a hook), so their positive cases stay valid.
+A birth date must not be after today and a visit date not before it, which no JSON Schema
+can say: a hook moves generated birth dates into the past and visit dates that have passed
+into the years to come, so positive cases stay valid.
 
 The schema is loaded from a fixture, since the server starts there; schemathesis' lazy pytest
 loader (`from_fixture`) does not run under pytest 9, so each operation gets its Hypothesis
@@ -136,22 +137,49 @@ def api_schema(served: Served) -> BaseSchema:
 
 
 def map_body(ctx: HookContext, body: Any) -> Any:
-    """A profile's future birth date moved to a day from 1900 to today, the same each time."""
+    """A profile's future birth date moved to a day from 1900 to today; a schedule's visit
+    date that has passed moved to one of the next ten years; the same each time."""
     operation = ctx.operation
-    if operation is None or operation.label != "PUT /v1/me/profile":
+    if operation is None:
         return body
-    if not isinstance(body, dict) or not isinstance(body.get("birth_date"), str):
-        return body
-    try:
-        born = dt.date.fromisoformat(body["birth_date"])
-    except ValueError:
-        return body
+    if operation.label == "PUT /v1/me/profile":
+        return _birth_date_in_the_past(body)
+    if operation.label == "POST /v1/admin/schedules":
+        if isinstance(body, dict) and isinstance(body.get("schedules"), list):
+            return {**body, "schedules": [_visit_to_come(item) for item in body["schedules"]]}
+        return _visit_to_come(body)
+    return body
+
+
+def _birth_date_in_the_past(body: Any) -> Any:
+    born = _date_field(body, "birth_date")
     latest = latest_birth_date(dt.datetime.now(dt.UTC))
-    if born <= latest:
+    if born is None or born <= latest:
         return body
     days = (latest - EARLIEST_BIRTH_DATE).days + 1
     past = EARLIEST_BIRTH_DATE + dt.timedelta(days=born.toordinal() % days)
     return {**body, "birth_date": past.isoformat()}
+
+
+def _visit_to_come(item: Any) -> Any:
+    """Most generated visit dates have passed (and are rightly refused): without this, a
+    run could see no schedule created at all and check only refusals."""
+    visit = _date_field(item, "visit_date")
+    # Two days ahead: today in UTC may be yesterday in a hospital's time zone.
+    soonest = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=2)
+    if visit is None or visit >= soonest:
+        return item
+    to_come = soonest + dt.timedelta(days=visit.toordinal() % 3650)
+    return {**item, "visit_date": to_come.isoformat()}
+
+
+def _date_field(body: Any, name: str) -> dt.date | None:
+    if not isinstance(body, dict) or not isinstance(body.get(name), str):
+        return None
+    try:
+        return dt.date.fromisoformat(body[name])
+    except ValueError:
+        return None
 
 
 def map_query(ctx: HookContext, query: Any) -> Any:
